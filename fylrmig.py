@@ -1,0 +1,2204 @@
+"""fylrmig -- move a whole easydb 5 or fylr instance into fylr, over the instances' HTTP JSON APIs.
+
+    fylrmig backup  --server URL --login L --password P --dir DIR     read a source into a backup folder
+    fylrmig restore --manifest DIR/manifest.json --server URL ...     write a backup folder into a fylr
+    fylrmig serve   [--host 127.0.0.1] [--port 8080] [--data DIR]     the /inspect/migration/ web page
+
+One engine behind the command line and the page. Every unit of work is a row in a SQLite ledger
+(jobs.sqlite.sql), so any run can be continued after any interruption with nothing missing and nothing
+duplicated. Formats and parameters follow fylr's own `fylr backup` / `fylr restore`.
+"""
+__version__ = "0.1.0"
+
+import argparse
+import contextlib
+import dataclasses
+import gzip
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def resource(name):
+    """jobs.sqlite.sql and views/ sit beside the module (checkout, editable install) or under
+    <prefix>/share/fylrmig (regular install)."""
+    for base in (HERE, os.path.join(sys.prefix, "share", "fylrmig")):
+        if os.path.exists(os.path.join(base, name)):
+            return os.path.join(base, name)
+    return os.path.join(HERE, name)
+
+
+LEDGER_SCHEMA_FILE = resource("jobs.sqlite.sql")
+LEDGER_SCHEMA_VERSION = 1
+DEFAULT_DATA_DIR = os.environ.get("FYLRMIG_DATA", "fylrmig-data")
+API_BASE = "/api/v1"
+MASK = "***"
+
+log = logging.getLogger("fylrmig")
+
+
+############################################################################## Settings and errors
+
+class FylrmigError(Exception):
+    """An error the user can act on: printed as one line, never with a traceback."""
+
+
+class ApiError(FylrmigError):
+    """A server answered with an error; `code` is the server's error code (fylr "UserRequired",
+    easydb 5 "error.user.login_failed", OAuth2 "invalid_grant")."""
+
+    def __init__(self, method, path, status, code, text="", body=None):
+        self.method, self.path, self.status, self.code, self.body = method, path, status, code, body
+        detail = f": {text}" if text and text != code else ""
+        super().__init__(f"{method} {path} failed with HTTP {status} {code}{detail}")
+
+
+class Cancelled(FylrmigError):
+    """The job was cancelled (web page Cancel button); its chunks stay as they are for a later continue."""
+
+
+# Events fylr backup never writes, even when asked for explicitly (parameters.md 6.2).
+EVENTS_NEVER_BACKED_UP = frozenset({"OBJECT_INDEX", "SESSION_INVALID", "FRONTEND_ERROR",
+                                    "COLLECTION_OWNER_RIGHTS_ERROR"})
+
+# easydb 5 event type -> fylr event type (parameters.md 6.1); E5 types not listed are never migrated.
+E5_EVENT_TYPES = {
+    "ASSET_DOWNLOAD_CONFIRMATION_MESSAGE": "ASSET_DOWNLOAD_CONFIRMATION_MESSAGE",
+    "CUSTOM_TYPE_UPDATER_RESPONSE": "CUSTOM_DATA_TYPE_UPDATER",
+    "CUSTOM_TYPE_UPDATER_START": "CUSTOM_DATA_TYPE_UPDATER",
+    "CUSTOM_TYPE_UPDATER_RESPONSE_ERROR": "CUSTOM_DATA_TYPE_UPDATER_ERROR",
+    "CUSTOM_TYPE_UPDATER_RESPONSE_FAILED": "CUSTOM_DATA_TYPE_UPDATER_ERROR",
+    "SCHEMA_COMMIT": "DATAMODEL_COMMIT",
+    "DETAIL_VIEW": "DETAIL_VIEW",
+    "EMAIL_SENT": "EMAIL_SENT",
+    "DOWNLOAD_EXPORT": "EXPORT_DOWNLOAD",
+    "ASSET_DOWNLOAD": "FILE_DOWNLOAD",
+    "ASSET_EXPORT_DOWNLOAD": "FILE_DOWNLOAD",
+    "OBJECT_DELETE": "OBJECT_DELETE",
+    "OBJECT_INSERT": "OBJECT_INSERT",
+    "OBJECT_UPDATE": "OBJECT_UPDATE",
+    "SEARCH": "SEARCH",
+    "USER_CREATED": "USER_INSERT",
+    "USER_LOGIN": "USER_LOGIN",
+    "USER_LOGOUT": "USER_LOGOUT",
+    "WEBHOOK_OK": "WEBHOOK",
+    "WEBHOOK_ERROR": "WEBHOOK_ERROR",
+}
+
+E5_MAX_CHUNK = 1000   # easydb 5 answers at most 1000 objects per page
+
+
+def now():
+    return time.time()
+
+
+def iso(ts):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)) if ts else ""
+
+
+def sha256_bytes(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_atomic(path, data):
+    """Write bytes so that `path` either does not exist or is complete (temp file, fsync, rename)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json_atomic(path, value, pretty=True):
+    write_atomic(path, json_bytes(value, pretty))
+
+
+def json_bytes(value, pretty=False):
+    text = json.dumps(value, ensure_ascii=False, indent=2 if pretty else None,
+                      separators=None if pretty else (",", ":"))
+    return text.encode("utf-8")
+
+
+def read_json(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        return json.loads(fh.read().decode("utf-8"))
+
+
+############################################################################## Parameters
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One command line parameter; the same table drives argparse, log masking and the web forms."""
+    flag: str
+    kind: str                      # "str", "int", "bool", "choice"
+    default: object
+    help: str
+    aliases: tuple = ()
+    short: str = ""
+    choices: tuple = ()
+    secret: bool = False
+    required: bool = False
+    lo: int = None
+    hi: int = None
+
+    @property
+    def dest(self):
+        return self.flag[2:].replace("-", "_")
+
+
+COMMON_PARAMS = (
+    Param("--verbose", "bool", False, "debug logging", short="-v"),
+    Param("--log-network", "bool", False, "log every request and response (secrets masked)", short="-n"),
+    Param("--server", "str", "", "API URL of the instance, with or without /api/v1", required=True),
+    Param("--login", "str", "", "login of the user (root, or a user with enough rights)", short="-l", required=True),
+    Param("--password", "str", "", "password of the user", short="-p", secret=True, required=True),
+    Param("--client-id", "str", "", "OAuth2 client id (fylr); default fylr-web-frontend"),
+    Param("--client-secret", "str", "", "OAuth2 client secret; empty for public clients", secret=True),
+    Param("--client-token-url", "str", "", "OAuth2 token URL; derived from --server when empty"),
+    Param("--insecure", "bool", False, "skip TLS certificate verification"),
+    Param("--log", "str", "", "log file (default: standard output)"),
+    Param("--purge", "bool", False, "start over: delete what exists (exclusive with --continue)"),
+    Param("--continue", "bool", False, "resume an interrupted run from the ledger (exclusive with --purge)"),
+    Param("--verify", "bool", False, "check the payloads of an existing backup against the ledger and exit"),
+    Param("--chunk-size", "int", 100, "objects per request (1..1000)", aliases=("--chunk",), lo=1, hi=10000),
+    Param("--max-count", "int", 0, "at most this many records per objecttype (0 = all)",
+          aliases=("--maximum-count", "--limit"), lo=0),
+    Param("--max-parallel", "int", 1, "parallel workers (0 = number of CPUs)", lo=0),
+    Param("--include-events", "str", "", "'' = all event types, '-' = none, 'A,B' = only these"),
+    Param("--retry-max-count", "int", 10, "retries of HTTP 502/503/504 and dropped connections", lo=0),
+    Param("--retry-sleep-between", "int", 30, "seconds between retries", lo=0),
+    Param("--data", "str", DEFAULT_DATA_DIR, "data folder holding the ledger jobs.sqlite (and the page's backups)"),
+)
+
+BACKUP_PARAMS = (
+    Param("--dir", "str", "", "backup folder (created if missing)", short="-d", required=True),
+    Param("--compression", "int", 0, "0 = plain .json payloads, 1..9 = gzip level (.json.gz)", lo=0, hi=9),
+    Param("--all-versions", "bool", False, "back up all history versions of every record"),
+    Param("--include-deleted", "bool", False, "also back up soft-deleted records"),
+    Param("--include", "str", "", "only objecttypes whose internal name matches this regular expression"),
+    Param("--include-files", "choice", "", "pack file bytes under files/: '' (URLs only), original, with-versions",
+          choices=("", "original", "with-versions")),
+    Param("--pretty", "bool", False, "indented JSON payloads"),
+)
+
+RESTORE_PARAMS = (
+    Param("--manifest", "str", "", "path to the backup's manifest.json", required=True),
+    Param("--base-config", "str", "", "base config file to upload ('-' = none; default the backup's)"),
+    Param("--datamodel", "str", "", "datamodel file to upload ('-' = none; default the backup's)"),
+    Param("--skip-constraints", "bool", False, "send skip_constraints with record and user posts"),
+    Param("--skip-reindex", "bool", False, "do not start a reindex at the end"),
+    Param("--include-password", "bool", False, "restore users' password hashes (needs has_passwords)"),
+    Param("--include-deleted-linked", "bool", False, "keep links to soft-deleted or purged records"),
+    Param("--file-api", "choice", "", "how files are transferred: '', put, rput, rput_leave, rput_bulk, "
+          "rput_bulk_leave", choices=("", "put", "rput", "rput_leave", "rput_bulk", "rput_bulk_leave")),
+    Param("--file-api-access-token", "str", "", "source access token that replaces x-fylr-signature in file URLs",
+          secret=True),
+    Param("--file-version", "str", "original", "source rendition uploaded as the target's original"),
+    Param("--upload-versions", "bool", False, "upload the source's renditions instead of producing them"),
+    Param("--rename-versions", "str", "", "rename renditions: <class>.<version>:<new>[,...]; empty new drops it"),
+    Param("--upload-ignore-files-with-errors", "bool", False, "strip a failing file from its record and go on"),
+    Param("--max-parallel-upload-files", "int", 4, "parallel file uploads", lo=0, hi=100),
+    Param("--timeout-min", "int", 10, "HTTP timeout towards the target, minutes", lo=1),
+)
+
+SERVE_PARAMS = (
+    Param("--host", "str", "127.0.0.1", "address to bind (other than loopback needs --access-token)"),
+    Param("--port", "int", 8080, "port to bind", lo=0, hi=65535),
+    Param("--data", "str", DEFAULT_DATA_DIR, "data folder: jobs.sqlite and backups/"),
+    Param("--access-token", "str", "", "token required from browsers when binding a non-loopback address",
+          secret=True),
+)
+
+SECRET_FLAGS = frozenset(f for p in COMMON_PARAMS + BACKUP_PARAMS + RESTORE_PARAMS + SERVE_PARAMS
+                         if p.secret for f in (p.flag,) + p.aliases)
+
+
+def params_for(kind):
+    own = BACKUP_PARAMS if kind == "backup" else RESTORE_PARAMS
+    return COMMON_PARAMS + own
+
+
+def parse_bool(text):
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on", "y", "t"):
+        return True
+    if value in ("0", "false", "no", "off", "n", "f", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def masked_argv(argv):
+    """The command line with every secret value replaced by ***, for logs and the ledger."""
+    out, hide_next = [], False
+    for arg in argv:
+        if hide_next:
+            out.append(MASK)
+            hide_next = False
+            continue
+        flag, eq, _ = arg.partition("=")
+        if flag in SECRET_FLAGS or flag in ("-p",):
+            out.append(f"{flag}={MASK}" if eq else arg)
+            hide_next = not eq
+            continue
+        out.append(mask_url_credentials(arg))
+    return out
+
+
+def mask_url_credentials(text):
+    """http://user:secret@host -> http://user:***@host; access_token / token query values -> ***."""
+    text = re.sub(r"(https?://[^/:@\s]+:)[^@/\s]+@", rf"\1{MASK}@", text)
+    return re.sub(r"((?:access_token|token|password|client_secret|refresh_token|x-fylr-signature)=)[^&\s]+",
+                  rf"\1{MASK}", text)
+
+
+def public_params(args, kind):
+    """Parameters as stored in the ledger and the manifest: every secret is ***."""
+    out = {}
+    for p in params_for(kind):
+        value = getattr(args, p.dest)
+        out[p.dest] = MASK if (p.secret and value) else value
+    return out
+
+
+############################################################################## Ledger (SQLite: jobs, chunks, files, ids)
+
+def process_owner():
+    """Identity of this process on claimed rows; a job whose owner process is gone is an orphan."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_alive(owner):
+    host, _, pid = owner.rpartition(":")
+    if not pid.isdigit() or host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Ledger:
+    """The SQLite ledger of one data folder. One write connection behind a lock (BEGIN IMMEDIATE); every
+    reader thread opens its own connection, so the web page never waits on a job."""
+
+    def __init__(self, path):
+        self.path = os.path.abspath(path)
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        try:
+            self._db = self._connect()
+            self._apply_schema()
+        except sqlite3.Error as exc:
+            raise FylrmigError(f"cannot open ledger {self.path}: {exc}") from None
+
+    def _connect(self):
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False,
+                             cached_statements=0)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA busy_timeout = 30000")
+        db.execute("PRAGMA synchronous = NORMAL")
+        return db
+
+    def _apply_schema(self):
+        with open(LEDGER_SCHEMA_FILE, encoding="utf-8") as fh:
+            self._db.executescript(fh.read())
+        with self.write() as db:
+            row = db.execute("SELECT version FROM schema_version").fetchone()
+            if row is None:
+                db.execute("INSERT INTO schema_version (version) VALUES (?)", (LEDGER_SCHEMA_VERSION,))
+            elif row[0] > LEDGER_SCHEMA_VERSION:
+                raise FylrmigError(f"ledger {self.path} was written by a newer fylrmig (schema {row[0]})")
+
+    @contextlib.contextmanager
+    def write(self):
+        """One writing transaction: BEGIN IMMEDIATE so a read-then-write never fails with SQLITE_BUSY."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def read(self):
+        """A connection of the calling thread for reads."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect()
+        return db
+
+    def close(self):
+        with self._lock:
+            self._db.close()
+
+    # -- jobs
+
+    def create_job(self, name, kind, folder, params, setup):
+        with self.write() as db:
+            cur = db.execute(
+                "INSERT INTO jobs (name, kind, dir, params, setup, state, owner, heartbeat, started_at) "
+                "VALUES (?, ?, ?, ?, ?, 'queued', '', 0, ?)",
+                (name, kind, os.path.abspath(folder), json.dumps(params), json.dumps(setup), now()))
+            return cur.lastrowid
+
+    def latest_job(self, folder, kind):
+        row = self.read().execute("SELECT * FROM jobs WHERE dir = ? AND kind = ? ORDER BY id DESC LIMIT 1",
+                                  (os.path.abspath(folder), kind)).fetchone()
+        return dict(row) if row else None
+
+    def job(self, job_id):
+        row = self.read().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return dict(row) if row else None
+
+    def jobs(self):
+        return [dict(r) for r in self.read().execute("SELECT * FROM jobs ORDER BY id")]
+
+    def update_job(self, job_id, **fields):
+        if not fields:
+            return
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        with self.write() as db:
+            db.execute(f"UPDATE jobs SET {cols} WHERE id = ?", (*fields.values(), job_id))
+
+    def claim_job(self, job_id):
+        """Mark a job running by this process; refuse when another live process runs it."""
+        me = process_owner()
+        with self.write() as db:
+            row = db.execute("SELECT state, owner FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row["state"] == "running" and row["owner"] not in ("", me) and owner_alive(row["owner"]):
+                raise FylrmigError(f"this job is already running in process {row['owner']}")
+            db.execute("UPDATE jobs SET state = 'running', owner = ?, heartbeat = ?, cancel_requested = 0, "
+                       "finished_at = NULL, last_error = NULL WHERE id = ?", (me, now(), job_id))
+        return me
+
+    def mark_orphans_interrupted(self):
+        """At start-up: running jobs whose owner process is gone were interrupted (kill -9, crash, restart)."""
+        changed = 0
+        for job in self.jobs():
+            if job["state"] in ("running", "queued") and not owner_alive(job["owner"]):
+                self.update_job(job["id"], state="interrupted")
+                changed += 1
+        return changed
+
+    # -- chunks
+
+    def chunk(self, job_id, key):
+        row = self.read().execute("SELECT * FROM chunks WHERE job_id = ? AND key = ?", (job_id, key)).fetchone()
+        return dict(row) if row else None
+
+    def chunks(self, job_id, prefix=""):
+        rows = self.read().execute("SELECT * FROM chunks WHERE job_id = ? AND key >= ? AND key < ? ORDER BY key",
+                                   (job_id, prefix, prefix + "\uffff"))
+        return [dict(r) for r in rows]
+
+    def start_chunk(self, job_id, key):
+        """Mark a chunk running (creating it); returns its previous state (None for a new chunk)."""
+        with self.write() as db:
+            row = db.execute("SELECT state FROM chunks WHERE job_id = ? AND key = ?", (job_id, key)).fetchone()
+            db.execute(
+                "INSERT INTO chunks (job_id, key, state, attempts, owner, updated_at) VALUES (?, ?, 'running', 1, ?, ?) "
+                "ON CONFLICT (job_id, key) DO UPDATE SET state = 'running', attempts = attempts + 1, "
+                "owner = excluded.owner, error = NULL, updated_at = excluded.updated_at",
+                (job_id, key, process_owner(), now()))
+            return row["state"] if row else None
+
+    def finish_chunk(self, job_id, key, items=0, sha256=None, size=0, output=None, ids=()):
+        """Mark a chunk done; `ids` ((kind, source_id, target), ...) are recorded in the same transaction."""
+        with self.write() as db:
+            db.execute("UPDATE chunks SET state = 'done', items = ?, sha256 = ?, bytes = ?, output = ?, error = NULL, "
+                       "updated_at = ? WHERE job_id = ? AND key = ?",
+                       (items, sha256, size, None if output is None else json.dumps(output), now(), job_id, key))
+            db.executemany("INSERT OR REPLACE INTO ids (job_id, kind, source_id, target) VALUES (?, ?, ?, ?)",
+                           [(job_id, kind, str(src), str(tgt)) for kind, src, tgt in ids])
+
+    def fail_chunk(self, job_id, key, error):
+        with self.write() as db:
+            db.execute("UPDATE chunks SET state = 'failed', error = ?, updated_at = ? WHERE job_id = ? AND key = ?",
+                       (str(error)[:2000], now(), job_id, key))
+
+    def reset_chunks(self, job_id, prefix):
+        """Forget the chunks under `prefix` (a step that must be redone whole)."""
+        with self.write() as db:
+            db.execute("UPDATE chunks SET state = 'ready' WHERE job_id = ? AND key >= ? AND key < ?",
+                       (job_id, prefix, prefix + "\uffff"))
+
+    def chunk_counts(self, job_id):
+        rows = self.read().execute("SELECT state, COUNT(*) AS n, SUM(items) AS items FROM chunks WHERE job_id = ? "
+                                   "GROUP BY state", (job_id,))
+        return {r["state"]: {"chunks": r["n"], "items": r["items"] or 0} for r in rows}
+
+    # -- files
+
+    def file_row(self, job_id, source_id, version):
+        row = self.read().execute("SELECT * FROM files WHERE job_id = ? AND source_id = ? AND version = ?",
+                                  (job_id, str(source_id), version)).fetchone()
+        return dict(row) if row else None
+
+    def set_file(self, job_id, source_id, version, state, **fields):
+        cols = ["state", "updated_at"] + list(fields)
+        values = [state, now()] + list(fields.values())
+        with self.write() as db:
+            db.execute(
+                f"INSERT INTO files (job_id, source_id, version, {', '.join(cols)}) VALUES (?, ?, ?, "
+                f"{', '.join('?' for _ in cols)}) ON CONFLICT (job_id, source_id, version) DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in cols),
+                (job_id, str(source_id), version, *values))
+
+    def file_counts(self, job_id):
+        rows = self.read().execute("SELECT state, COUNT(*) AS n, SUM(bytes) AS b FROM files WHERE job_id = ? "
+                                   "GROUP BY state", (job_id,))
+        return {r["state"]: {"files": r["n"], "bytes": r["b"] or 0} for r in rows}
+
+    # -- ids
+
+    def ids(self, job_id, kind):
+        rows = self.read().execute("SELECT source_id, target FROM ids WHERE job_id = ? AND kind = ?", (job_id, kind))
+        return {r["source_id"]: r["target"] for r in rows}
+
+    def put_ids(self, job_id, kind, mapping):
+        with self.write() as db:
+            db.executemany("INSERT OR REPLACE INTO ids (job_id, kind, source_id, target) VALUES (?, ?, ?, ?)",
+                           [(job_id, kind, str(s), str(t)) for s, t in mapping.items()])
+
+
+############################################################################## API client (auth, retries, flavours)
+
+RETRY_STATUSES = frozenset({502, 503, 504, 429, 423})   # gateway errors, status middleware, rate limit, DB lock
+E5_SESSION_CODES = frozenset({"error.user.session_not_found", "error.user.session_invalid",
+                              "error.user.not_authenticated"})
+FYLR_SESSION_CODES = frozenset({"UserRequired", "InvalidToken", "AuthSessRequired"})
+DEFAULT_CLIENT_ID = "fylr-web-frontend"
+
+
+def split_server_url(url):
+    """'https://x/api/v1/' or 'https://x' -> 'https://x' (the instance URL without the API base)."""
+    url = (url or "").strip()
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise FylrmigError(f"--server must be an http(s) URL, got {mask_url_credentials(url)!r}")
+    url = url.rstrip("/")
+    if url.endswith(API_BASE):
+        url = url[: -len(API_BASE)]
+    return url
+
+
+def error_code(body):
+    """The error code of an error body of either flavour, or of an OAuth2 error."""
+    if isinstance(body, dict):
+        for key in ("code", "error"):
+            if isinstance(body.get(key), str):
+                return body[key]
+    return ""
+
+
+def error_text(body):
+    if isinstance(body, dict):
+        for key in ("error_description", "description", "error"):
+            if isinstance(body.get(key), str) and body[key] != error_code(body):
+                return body[key]
+    return ""
+
+
+class Api:
+    """HTTP client of one instance: knows its flavour, keeps the session alive, retries what may be retried."""
+
+    def __init__(self, server, login, password, client_id="", client_secret="", client_token_url="",
+                 insecure=False, retry_max_count=10, retry_sleep_between=30, timeout=600, log_network=False,
+                 cancelled=lambda: False):
+        import requests   # imported here so `fylrmig --help` works before dependencies are installed
+        self._requests = requests
+        self.url = split_server_url(server)
+        self.login, self._password = login, password
+        self.client_id = client_id or DEFAULT_CLIENT_ID
+        self._client_secret = client_secret
+        self.token_url = client_token_url or self.url + "/api/oauth2/token"
+        self.verify_tls = not insecure
+        self.retry_max_count, self.retry_sleep_between = retry_max_count, retry_sleep_between
+        self.timeout, self.log_network, self.cancelled = timeout, log_network, cancelled
+        self.flavour, self.settings = "", {}
+        self._token, self._refresh_token, self._token_expires = None, None, 0.0
+        self._auth_lock = threading.Lock()
+        self._local = threading.local()
+        self.retries = 0
+        if insecure:
+            import urllib3
+            urllib3.disable_warnings()
+
+    # -- connection
+
+    def _session(self):
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = self._requests.Session()
+            session.verify = self.verify_tls
+        return session
+
+    def api_url(self, path):
+        return self.url + API_BASE + path
+
+    def connect(self):
+        """Detect the flavour and log in; every problem ends as one clear FylrmigError."""
+        self.settings = self._probe_settings()
+        self.flavour = self._detect_flavour(self.settings)
+        self._login()
+        return self
+
+    def _probe_settings(self):
+        try:
+            response = self._session().get(self.api_url("/settings"), timeout=min(self.timeout, 60))
+        except self._requests.exceptions.SSLError as exc:
+            raise FylrmigError(f"TLS error talking to {self.url} (use --insecure to skip verification): "
+                               f"{type(exc).__name__}") from None
+        except self._requests.exceptions.RequestException as exc:
+            raise FylrmigError(f"cannot reach {self.url}: {short_reason(exc)}") from None
+        if response.status_code != 200:
+            raise FylrmigError(f"{self.url} is not an easydb 5 or fylr instance: GET {API_BASE}/settings answered "
+                               f"HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise FylrmigError(f"{self.url} is not an easydb 5 or fylr instance: /settings is not JSON") from None
+        self._settings_headers = {k.lower(): v for k, v in response.headers.items()}
+        return body
+
+    def _detect_flavour(self, settings):
+        """api.md 1: fylr has x-fylr-status / fylr-only keys and no `api` field; easydb 5 has `api`."""
+        headers = getattr(self, "_settings_headers", {})
+        fylr_keys = {"capabilities", "external_url", "build_commit", "version_full", "num_cpu", "index_names"}
+        if "x-fylr-status" in headers or fylr_keys & set(settings):
+            return "fylr"
+        if "api" in settings or {"easydb_version", "server_version", "db-name"} & set(settings) \
+                or "x-easydb-api-version" in headers:
+            return "easydb5"
+        raise FylrmigError(f"{self.url}: cannot tell whether this is easydb 5 or fylr from /settings")
+
+    @property
+    def version(self):
+        return str(self.settings.get("easydb_version") or self.settings.get("version") or "")
+
+    @property
+    def instance_name(self):
+        return str(self.settings.get("name") or self.settings.get("instance") or "")
+
+    # -- authentication
+
+    def _login(self):
+        with self._auth_lock:
+            if self.flavour == "easydb5":
+                self._login_easydb5()
+            else:
+                self._login_fylr()
+
+    def _login_easydb5(self):
+        session = self._raw("GET", "/session", auth=False)
+        token = session.get("token")
+        form = {"token": token, "login": self.login, "password": self._password, "method": "easydb"}
+        try:
+            self._raw("POST", "/session/authenticate", auth=False, data=form)
+        except ApiError as exc:
+            raise FylrmigError(f"login as {self.login!r} on {self.url} failed: {exc.code}") from None
+        self._token, self._token_expires = token, float("inf")
+
+    def _login_fylr(self, refresh=False):
+        form = {"grant_type": "password", "username": self.login, "password": self._password,
+                "client_id": self.client_id, "scope": "offline"}
+        if refresh and self._refresh_token:
+            form = {"grant_type": "refresh_token", "refresh_token": self._refresh_token, "client_id": self.client_id}
+        if self._client_secret:
+            form["client_secret"] = self._client_secret
+        try:
+            body = self._raw("POST", self.token_url, auth=False, data=form, absolute=True)
+        except ApiError as exc:
+            if refresh:
+                self._refresh_token = None
+                return self._login_fylr()
+            raise FylrmigError(f"login as {self.login!r} on {self.url} failed: {exc.code}"
+                               + (f" ({error_text(exc.body)})" if error_text(exc.body) else "")) from None
+        if not body.get("access_token"):
+            raise FylrmigError(f"login on {self.url} failed: the token answer holds no access_token")
+        self._token = body["access_token"]
+        self._refresh_token = body.get("refresh_token") or self._refresh_token
+        lifetime = float(body.get("expires_in") or 86400)
+        self._token_expires = now() + 0.8 * lifetime   # renew at 80 % of the lifetime (api.md 2.2)
+
+    def renew_session(self, stale_token):
+        """Log in again (fylr: refresh first) unless another thread already did."""
+        with self._auth_lock:
+            if self._token != stale_token:
+                return
+            log.info("session of %s expired, logging in again", self.url)
+            if self.flavour == "easydb5":
+                self._login_easydb5()
+            else:
+                self._login_fylr(refresh=True)
+
+    def _ensure_fresh_token(self):
+        if self.flavour == "fylr" and now() >= self._token_expires:
+            self.renew_session(self._token)
+
+    def access_token(self):
+        self._ensure_fresh_token()
+        return self._token
+
+    def confirm_session(self):
+        """fylr treats a dead token as anonymous and some lists then answer 200 [] (api.md 2.2): an empty
+        page is trusted only after this check. Returns True when the session had to be renewed."""
+        token = self._token
+        try:
+            if self.flavour == "fylr":
+                self._raw("GET", "/user/session")
+            else:
+                self._raw("GET", "/session")
+            return False
+        except ApiError as exc:
+            if exc.code in FYLR_SESSION_CODES | E5_SESSION_CODES or exc.status == 401:
+                self.renew_session(token)
+                return True
+            raise
+
+    def _auth(self, headers, params):
+        if self.flavour == "easydb5":
+            headers["X-Easydb-Token"] = self._token
+        else:
+            headers["Authorization"] = f"Bearer {self._token}"
+
+    # -- requests
+
+    def get(self, path, **params):
+        return self.call("GET", path, params=params)
+
+    def post(self, path, body=None, **params):
+        return self.call("POST", path, params=params, json_body=body)
+
+    def put(self, path, body=None, **params):
+        return self.call("PUT", path, params=params, json_body=body)
+
+    def call(self, method, path, params=None, json_body=None, data=None, files=None, absolute=False):
+        """One API call with session renewal (once) and retries; returns the decoded JSON body."""
+        self._ensure_fresh_token()
+        token = self._token
+        try:
+            return self._raw(method, path, params=params, json_body=json_body, data=data, files=files,
+                             absolute=absolute)
+        except ApiError as exc:
+            if not self._is_session_error(exc):
+                raise
+            self.renew_session(token)
+            return self._raw(method, path, params=params, json_body=json_body, data=data, files=files,
+                             absolute=absolute)
+
+    def _is_session_error(self, exc):
+        if self.flavour == "easydb5":
+            return exc.status in (400, 401, 403) and exc.code in E5_SESSION_CODES
+        return exc.status == 401 or exc.code in FYLR_SESSION_CODES
+
+    def download(self, url, dest_path):
+        """Stream a file to dest_path (atomically); returns (bytes, sha256). An expired x-fylr-signature
+        is replaced by the access token (parameters.md 8.2)."""
+        try:
+            return self._download(url, dest_path)
+        except ApiError as exc:
+            if self.flavour != "fylr" or exc.status not in (401, 403):
+                raise
+            return self._download(with_access_token(url, self.access_token()), dest_path)
+
+    def _download(self, url, dest_path):
+        def fetch():
+            response = self._send("GET", url, stream=True)
+            digest, size = hashlib.sha256(), 0
+            folder = os.path.dirname(dest_path)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    for block in response.iter_content(1 << 16):
+                        fh.write(block)
+                        digest.update(block)
+                        size += len(block)
+                expected = response.headers.get("Content-Length")
+                if expected is not None and int(expected) != size:
+                    raise self._requests.exceptions.ChunkedEncodingError(
+                        f"short read: {size} of {expected} bytes")
+                os.replace(tmp, dest_path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            return size, digest.hexdigest()
+        return self._with_retries("GET", url, fetch)
+
+    def _raw(self, method, path, params=None, json_body=None, data=None, files=None, auth=True, absolute=False):
+        url = path if absolute else self.api_url(path)
+
+        def once():
+            response = self._send(method, url, params=params, json_body=json_body, data=data, files=files,
+                                  auth=auth)
+            try:
+                return response.json() if response.content else None
+            except ValueError:
+                raise ApiError(method, path, response.status_code, "InvalidJSON",
+                               "the answer is not JSON") from None
+        return self._with_retries(method, url, once)
+
+    def _send(self, method, url, params=None, json_body=None, data=None, files=None, auth=True, stream=False):
+        headers = {"Accept": "application/json"}
+        params = dict(params or {})
+        if auth and self._token:
+            self._auth(headers, params)
+        started = now()
+        response = self._session().request(method, url, params=params or None, json=json_body, data=data,
+                                           files=files, headers=headers, timeout=self.timeout, stream=stream)
+        if self.log_network:
+            log.debug("%s %s -> %s (%.0f ms, %s bytes)", method, mask_url_credentials(response.url),
+                      response.status_code, 1000 * (now() - started),
+                      response.headers.get("Content-Length", "?"))
+        if response.status_code >= 400:
+            self._raise_for(method, url, response)
+        return response
+
+    def _raise_for(self, method, url, response):
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        code = error_code(body) or response.reason or str(response.status_code)
+        path = urllib.parse.urlsplit(url).path
+        raise ApiError(method, path, response.status_code, code, error_text(body), body)
+
+    def _with_retries(self, method, url, attempt):
+        """Retry 502/503/504 (and 423, 429) and dropped connections; everything else is raised at once."""
+        req = self._requests.exceptions
+        for tries in range(self.retry_max_count + 1):
+            if self.cancelled():
+                raise Cancelled("cancelled")
+            try:
+                return attempt()
+            except ApiError as exc:
+                if exc.status not in RETRY_STATUSES or tries == self.retry_max_count:
+                    raise
+                reason = f"HTTP {exc.status}"
+            except (req.ConnectionError, req.ChunkedEncodingError, req.Timeout) as exc:
+                if tries == self.retry_max_count:
+                    raise FylrmigError(f"{method} {mask_url_credentials(url)} failed after {tries} retries: "
+                                       f"{short_reason(exc)}") from None
+                reason = short_reason(exc)
+            self.retries += 1
+            log.warning("retry %d/%d of %s %s after %s", tries + 1, self.retry_max_count, method,
+                        mask_url_credentials(urllib.parse.urlsplit(url)._replace(query="").geturl()), reason)
+            time.sleep(self.retry_sleep_between)
+        raise AssertionError("unreachable")
+
+
+def short_reason(exc):
+    """A one-line reason for a requests exception, without URLs that might carry secrets."""
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "timed out", "Connection reset",
+                   "Connection aborted", "IncompleteRead", "short read", "Remote end closed"):
+        if marker in text:
+            return marker.lower()
+    return type(exc).__name__
+
+
+def with_access_token(url, token):
+    """Remove every x-fylr-signature from a file URL and append access_token (parameters.md 8.2)."""
+    parts = urllib.parse.urlsplit(url)
+    query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+             if k not in ("x-fylr-signature", "access_token")]
+    query.append(("access_token", token))
+    return parts._replace(query=urllib.parse.urlencode(query)).geturl()
+
+
+############################################################################## Backup folder (manifest, payloads, files/)
+
+IMPORT_TYPE_ARRAYS = {"plugin": "plugins", "tags": "tags", "group": "groups", "user": "users", "pool": "pools",
+                      "objecttype": "objecttypes", "message": "messages", "db": "objects",
+                      "collection": "collections", "collection_objects": "collection_objects", "event": "events"}
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_backup_name(name):
+    """Backup names become folder names under the data folder: no separators, no dot-dot, no surprises."""
+    if not SAFE_NAME.match(name or "") or ".." in name:
+        raise FylrmigError(f"unsafe backup name {name!r}: use letters, digits, '.', '_' and '-' (max 128)")
+    return name
+
+
+def file_relpath(file_id, filename, version=None, extension=None):
+    """files/<id floored to 1e6>/<id floored to 1e3>/<id>-<filename> (backup-format.md 8); renditions
+    <id>-<basename>-<version>.<ext> beside their original."""
+    fid = int(file_id)
+    safe = sanitize_filename(filename or "file")
+    if version and version != "original":
+        base = safe.rsplit(".", 1)[0] if "." in safe else safe
+        safe = f"{base}-{sanitize_filename(version)}" + (f".{sanitize_filename(extension)}" if extension else "")
+    return f"files/{fid // 1000000 * 1000000}/{fid // 1000 * 1000}/{fid}-{safe}"
+
+
+def sanitize_filename(name):
+    cleaned = re.sub(r"[\x00-\x1f/\\]", "_", str(name)).strip()
+    return cleaned.lstrip(".") or "file"
+
+
+class BackupFolder:
+    """A backup folder: manifest.json, datamodel.json, base_config.json, payloads, files/, logs, spool."""
+
+    def __init__(self, path):
+        self.path = os.path.abspath(path)
+
+    def join(self, *parts):
+        return os.path.join(self.path, *parts)
+
+    @property
+    def manifest_path(self):
+        return self.join("manifest.json")
+
+    @property
+    def spool(self):
+        return self.join(".spool")
+
+    def exists(self):
+        """A folder holding anything but log files is an existing backup."""
+        return os.path.isdir(self.path) and any(not n.endswith(".log") for n in os.listdir(self.path))
+
+    def purge(self):
+        """Delete everything of a backup but its logs (a web job may be writing backup.log right now)."""
+        for name in os.listdir(self.path):
+            path = self.join(name)
+            if name.endswith(".log"):
+                continue
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+
+    def load_manifest(self):
+        try:
+            manifest = read_json(self.manifest_path)
+        except FileNotFoundError:
+            raise FylrmigError(f"{self.manifest_path} does not exist") from None
+        except (ValueError, OSError) as exc:
+            raise FylrmigError(f"broken manifest {self.manifest_path}: {exc}") from None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("payloads"), list):
+            raise FylrmigError(f"broken manifest {self.manifest_path}: no payload list")
+        return manifest
+
+    def save_manifest(self, manifest):
+        write_json_atomic(self.manifest_path, manifest)
+
+    def write_payload(self, name, envelope, compression, pretty):
+        """Write one payload atomically; returns (bytes written, sha256 of the file)."""
+        data = json_bytes(envelope, pretty)
+        if compression:
+            data = gzip.compress(data, compresslevel=compression, mtime=0)
+        write_atomic(self.join(name), data)
+        return len(data), sha256_bytes(data)
+
+
+def payload_name(seq, import_type, batch, compression, objecttype=None, version=None, level=None):
+    """NNNN__<import_type>[__<objecttype>][__v<version>][__level_<LL>]__batch_<BBBB>.json[.gz]"""
+    parts = [f"{seq:04d}", import_type]
+    if objecttype:
+        parts.append(objecttype)
+    if version is not None:
+        parts.append(f"v{version}")
+    if level is not None:
+        parts.append(f"level_{level:02d}")
+    parts.append(f"batch_{batch:04d}")
+    return "__".join(parts) + (".json.gz" if compression else ".json")
+
+
+def verify_backup(folder, ledger=None):
+    """Re-check every payload of a backup (and packed file) against manifest and ledger; returns a list
+    of problems, one line each, naming the payload."""
+    manifest = folder.load_manifest()
+    info = manifest.get("payload_info", {})
+    problems = []
+    for name in manifest["payloads"]:
+        problems += verify_payload(folder, name, info.get(name, {}))
+    job = ledger.latest_job(folder.path, "backup") if ledger else None
+    if job:
+        for row in ledger.read().execute("SELECT path, sha256 FROM files WHERE job_id = ? AND state = 'done'",
+                                         (job["id"],)):
+            path = folder.join(row["path"])
+            if not os.path.isfile(path):
+                problems.append(f"{row['path']}: file missing")
+            elif sha256_file(path) != row["sha256"]:
+                problems.append(f"{row['path']}: file damaged (checksum differs)")
+    return problems
+
+
+def verify_payload(folder, name, expected):
+    path = folder.join(name)
+    if not os.path.isfile(path):
+        return [f"{name}: missing"]
+    if expected.get("sha256") and sha256_file(path) != expected["sha256"]:
+        return [f"{name}: damaged (checksum differs from the ledger)"]
+    try:
+        envelope = read_json(path)
+    except (ValueError, OSError, EOFError) as exc:
+        return [f"{name}: damaged ({type(exc).__name__})"]
+    kind = envelope.get("import_type") if isinstance(envelope, dict) else None
+    if kind not in IMPORT_TYPE_ARRAYS:
+        return [f"{name}: unknown import_type {kind!r}"]
+    items = envelope.get(IMPORT_TYPE_ARRAYS[kind])
+    if not isinstance(items, list):
+        return [f"{name}: no {IMPORT_TYPE_ARRAYS[kind]} array"]
+    if "count" in expected and expected["count"] != len(items):
+        return [f"{name}: holds {len(items)} entries, the ledger says {expected['count']}"]
+    return []
+
+
+############################################################################## Progress
+
+class Progress:
+    """Done / total per phase, rate and ETA; shown on a terminal, logged, and kept in the ledger."""
+
+    def __init__(self, ledger, job_id, interactive):
+        self.ledger, self.job_id, self.interactive = ledger, job_id, interactive
+        self.phases, self.phase = {}, ""
+        self._lock = threading.Lock()
+        self._started = now()
+        self._last_show = self._last_log = self._last_save = 0.0
+
+    def set_phase(self, phase, total=None):
+        with self._lock:
+            self.phase = phase
+            entry = self.phases.setdefault(phase, {"done": 0, "total": 0, "started": now()})
+            if total is not None:
+                entry["total"] = total
+        self.save(force=True)
+
+    def add(self, phase, n, total=None):
+        with self._lock:
+            entry = self.phases.setdefault(phase, {"done": 0, "total": 0, "started": now()})
+            entry["done"] += n
+            if total is not None:
+                entry["total"] = total
+        self.tick()
+
+    def line(self):
+        with self._lock:
+            entry = self.phases.get(self.phase, {"done": 0, "total": 0, "started": now()})
+        done, total = entry["done"], entry["total"]
+        elapsed = max(now() - entry["started"], 1e-6)
+        rate = done / elapsed
+        eta = (total - done) / rate if rate > 0 and total > done else 0
+        total_text = f"/{total}" if total else ""
+        return f"{self.phase}: {done}{total_text} ({rate:.0f}/s, ETA {format_seconds(eta)})"
+
+    def tick(self):
+        t = now()
+        if self.interactive and t - self._last_show > 0.5:
+            self._last_show = t
+            sys.stderr.write("\r\x1b[K" + self.line())
+            sys.stderr.flush()
+        if t - self._last_log > 30:
+            self._last_log = t
+            log.info("progress %s", self.line())
+        self.save()
+
+    def save(self, force=False):
+        t = now()
+        if force or t - self._last_save > 1:
+            self._last_save = t
+            with self._lock:
+                counters = json.dumps({"phase": self.phase, "phases": self.phases})
+            self.ledger.update_job(self.job_id, counters=counters, phase=self.phase, heartbeat=t)
+
+    def finish(self):
+        if self.interactive:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+        self.save(force=True)
+
+
+def format_seconds(seconds):
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+############################################################################## Backup engine
+
+READ_ONLY_RECORD_KEYS = frozenset({
+    "_standard", "_changelog", "_generated_rights", "_format", "_path", "_paths", "_level", "_has_children",
+    "_collections", "_published", "_published_count", "_system_tags", "_score", "_sort", "_best_mask",
+    "_latest_version", "_objecttype_display_name", "_mask_display_name", "_global_object_id",
+    "_system_object_id_parent", "_id", "_mask", "_owner", "_tags", "_create_user", "_objecttype",
+    "_system_object_id", "_uuid", "_comment", "_created", "_last_modified", "_latest_version_deleted_at",
+    "_acl", "_private_acl", "_pool_path", "_reverse_nested_info"})
+READ_ONLY_OBJECT_KEYS = frozenset({"_id", "_version", "_id_parent", "_pool", "_parents", "_level", "_path",
+                                   "_has_children", "_system_object_id_parent"})
+FILE_KEYS_KEPT = ("preferred", "name", "frontend_prefs", "original_filename", "extension", "class",
+                  "technical_metadata", "original_filename_basename")
+
+
+class Source:
+    """One thing a backup reads in pages and writes as payloads (a basetype, one objecttype, events)."""
+
+    def __init__(self, name, import_type, fetch_page, page_size, objecttype=None, total=None):
+        self.name, self.import_type, self.objecttype = name, import_type, objecttype
+        self.fetch_page, self.page_size, self.total = fetch_page, page_size, total
+
+
+class BackupJob:
+    """`fylrmig backup`: reads a source instance into a backup folder, every page a ledger chunk."""
+
+    kind = "backup"
+
+    def __init__(self, args, ledger, cancel_event=None, interactive=False):
+        self.args, self.ledger = args, ledger
+        self.cancel_event = cancel_event or threading.Event()
+        self.interactive = interactive
+        self.folder = BackupFolder(args.dir)
+        self.api = None
+        self.job_id = None
+        self.progress = None
+        self._new_refs = {}
+        self.refs = {}           # kind -> {source id: reference}, from the ledger's ids table
+        self.has_passwords = False
+        self._file_locks = {}
+        self._file_locks_guard = threading.Lock()
+        self._step_seq = 0
+
+    # -- preparing
+
+    def validate(self):
+        """Everything that can be refused before anything is read or written."""
+        args = self.args
+        if args.purge and getattr(args, "continue"):
+            raise FylrmigError("--purge and --continue are mutually exclusive")
+        if args.include:
+            try:
+                re.compile(args.include)
+            except re.error as exc:
+                raise FylrmigError(f"--include: invalid regular expression {args.include!r}: {exc}") from None
+        if not 1 <= args.chunk_size:
+            raise FylrmigError("--chunk-size must be at least 1")
+        self.include_events = parse_event_filter(args.include_events)
+
+    def setup(self):
+        """The facts a --continue must not change."""
+        a = self.args
+        return {"server": split_server_url(a.server), "login": a.login, "chunk_size": a.chunk_size,
+                "max_count": a.max_count, "include": a.include, "all_versions": a.all_versions,
+                "include_deleted": a.include_deleted, "include_events": a.include_events,
+                "include_files": a.include_files, "compression": a.compression, "pretty": a.pretty}
+
+    def prepare(self):
+        """Connect, then create/continue/purge the job and folder. Nothing is written before the source
+        has answered and every parameter is known to be acceptable."""
+        self.validate()
+        self.api = make_api(self.args, self.cancel_event)
+        self.api.connect()
+        if self.api.flavour == "easydb5" and self.args.chunk_size > E5_MAX_CHUNK:
+            raise FylrmigError(f"--chunk-size {self.args.chunk_size} is too large for an easydb 5 source "
+                               f"(easydb 5 returns at most {E5_MAX_CHUNK} objects per request)")
+        if self.args.chunk_size > 1000:
+            raise FylrmigError(f"--chunk-size {self.args.chunk_size} is above the maximum of 1000")
+        self.job_id = self._open_job()
+        self.refs = {kind: self.ledger.ids(self.job_id, kind) for kind in
+                     ("tag", "taggroup", "group", "user", "pool", "collection", "message")}
+
+    def _open_job(self):
+        a, folder = self.args, self.folder
+        existing = folder.exists()
+        cont = getattr(a, "continue")
+        if existing and not (a.purge or cont):
+            raise FylrmigError(f"backup folder {folder.path} exists: use --continue to resume or --purge to "
+                               "start over")
+        job = self.ledger.latest_job(folder.path, "backup")
+        if cont and existing:
+            if not job:
+                raise FylrmigError(f"no backup of {folder.path} in the ledger {self.ledger.path}: continue "
+                                   "with the --data folder the backup was started with")
+            differences = setup_differences(json.loads(job["setup"]), self.setup())
+            if differences:
+                raise FylrmigError("cannot continue with different parameters: " + "; ".join(differences))
+            return job["id"]
+        try:
+            if existing and a.purge:
+                folder.purge()
+            os.makedirs(folder.path, exist_ok=True)
+            probe = folder.join(".write-test")
+            write_atomic(probe, b"")
+            os.unlink(probe)
+        except OSError as exc:
+            raise FylrmigError(f"cannot write backup folder {folder.path}: {exc.strerror or exc}") from None
+        return self.ledger.create_job(os.path.basename(folder.path), "backup", folder.path,
+                                      public_params(a, "backup"), self.setup())
+
+    # -- running
+
+    def run(self):
+        """Run the whole backup; returns the manifest. Errors end the job as failed with the message."""
+        self.prepare()
+        started = now()
+        self.ledger.claim_job(self.job_id)
+        self.progress = Progress(self.ledger, self.job_id, self.interactive)
+        self._report_resume()
+        try:
+            manifest = self._run_steps()
+        except BaseException as exc:
+            state = "cancelled" if isinstance(exc, Cancelled) else "failed"
+            self._end_job(started, state, error=str(exc) if not isinstance(exc, KeyboardInterrupt) else "interrupted")
+            raise
+        self._end_job(started, "done")
+        return manifest
+
+    def _end_job(self, started, state, error=None):
+        job = self.ledger.job(self.job_id)
+        self.ledger.update_job(self.job_id, state=state, finished_at=now(), last_error=error,
+                               runtime=job["runtime"] + now() - started)
+        if self.progress:
+            self.progress.finish()
+        if state == "done":
+            self._write_manifest(status="done")
+            shutil.rmtree(self.folder.spool, ignore_errors=True)
+        with contextlib.suppress(FylrmigError, OSError):
+            self._write_manifest(status=state)
+
+    def _report_resume(self):
+        counts = self.ledger.chunk_counts(self.job_id)
+        done = counts.get("done", {}).get("chunks", 0)
+        redo = sum(counts.get(s, {}).get("chunks", 0) for s in ("running", "failed", "ready"))
+        if done or redo:
+            log.info("continuing: skipping %d chunks already done, redoing %d that were in flight", done, redo)
+
+    def cancelled(self):
+        return self.cancel_event.is_set()
+
+    def _check_cancel(self):
+        if self.cancelled():
+            raise Cancelled("cancelled")
+
+    def _run_steps(self):
+        os.makedirs(self.folder.spool, exist_ok=True)
+        self._write_manifest(status="running")
+        self._single_step("datamodel", self._backup_datamodel)
+        self._single_step("base_config", self._backup_base_config)
+        for source in self._basetype_sources():
+            self._backup_source(source)
+        for source in self._record_sources():
+            self._backup_source(source)
+        for source in self._collection_sources():
+            self._backup_source(source)
+        if self.include_events is not None:
+            self._backup_source(self._event_source())
+        return self._write_manifest(status="done")
+
+    def _single_step(self, key, fn):
+        key = f"step/{key}"
+        chunk = self.ledger.chunk(self.job_id, key)
+        if chunk and chunk["state"] == "done":
+            return
+        self._check_cancel()
+        self.ledger.start_chunk(self.job_id, key)
+        name, size, digest = fn()
+        self.ledger.finish_chunk(self.job_id, key, 1, digest, size, {"file": name})
+
+    def _backup_datamodel(self):
+        a = self.api
+        fmt = {"format": "json"} if a.flavour == "easydb5" else {}
+        schema = a.get("/schema/user/CURRENT", **fmt)
+        mask = a.get("/mask/CURRENT", **fmt)
+        keys = a.get("/l10n/user/CURRENT")
+        datamodel = {"version": schema.get("version", 1), "format_version": 1, "schema": schema, "mask": mask,
+                     "keys": keys}
+        data = json_bytes(datamodel, pretty=True)
+        write_atomic(self.folder.join("datamodel.json"), data)
+        return "datamodel.json", len(data), sha256_bytes(data)
+
+    def _backup_base_config(self):
+        data = json_bytes(self.api.get("/config"), pretty=True)
+        write_atomic(self.folder.join("base_config.json"), data)
+        return "base_config.json", len(data), sha256_bytes(data)
+
+    # -- sources
+
+    def _basetype_sources(self):
+        a, size = self.api, min(self.args.chunk_size, 1000)
+        fylr = a.flavour == "fylr"
+        if fylr:
+            yield Source("plugin", "plugin", lambda o, n: unpaged(o, lambda: a.get("/plugin/manage").get("plugins", [])), 0)
+        yield Source("tags", "tags", lambda o, n: unpaged(o, lambda: a.get("/tags")), 0)
+        yield Source("group", "group", lambda o, n: a.get("/group", limit=n, offset=o), size)
+        yield Source("user", "user", lambda o, n: a.get("/user", limit=n, offset=o, include_password="true"), size)
+        if fylr:
+            yield Source("pool", "pool", lambda o, n: a.get("/pool", limit=n, offset=o), size)
+        else:
+            yield Source("pool", "pool", lambda o, n: unpaged(o, lambda: a.get("/pool")), 0)
+        yield Source("objecttype", "objecttype", lambda o, n: unpaged(o, lambda: a.get("/objecttype")), 0)
+        if fylr:
+            yield Source("message", "message", lambda o, n: a.get("/message", limit=n, offset=o), size)
+        else:
+            yield Source("message", "message", lambda o, n: unpaged(o, lambda: a.get("/message")), 0)
+
+    def objecttypes(self):
+        names = sorted(ot["objecttype"]["name"] for ot in self.api.get("/objecttype"))
+        if self.args.include:
+            pattern = re.compile(self.args.include)
+            names = [n for n in names if pattern.search(n)]
+        return names
+
+    def _record_sources(self):
+        for ot in self.objecttypes():
+            total = self._count(ot)
+            if self.args.max_count:
+                total = min(total, self.args.max_count)
+            yield Source(f"db/{ot}", "db", self._record_page_fetcher(ot, total), self.args.chunk_size,
+                         objecttype=ot, total=total)
+            if self.args.include_deleted and self.api.flavour == "fylr":
+                yield Source(f"db/{ot}/deleted", "db", self._deleted_page_fetcher(ot), self.args.chunk_size,
+                             objecttype=ot)
+
+    def _count(self, ot):
+        body = self.api.post("/search", {"objecttypes": [ot], "offset": 0, "limit": 0, "format": "short"})
+        return int(body.get("count") or 0)
+
+    def _record_page_fetcher(self, ot, total):
+        params = {"format": "full"}
+        if self.args.all_versions:
+            params["all_versions"] = "true"
+        if self.api.flavour == "fylr":
+            params["files_real_url"] = "true"
+
+        def fetch(offset, limit):
+            if total and offset >= total:
+                return []
+            limit = min(limit, total - offset) if total else limit
+            return self.api.get(f"/db/{ot}/_all_fields/list", limit=limit, offset=offset, **params)
+        return fetch
+
+    def _deleted_page_fetcher(self, ot):
+        """Soft-deleted records are only found by a search with include_deleted (api.md 4.5); they are
+        backed up in their latest, deleted state."""
+        def fetch(offset, limit):
+            body = self.api.post("/search", {"objecttypes": [ot], "offset": offset, "limit": limit, "format": "full",
+                                             "include_deleted": True,
+                                             "sort": [{"field": "_system_object_id", "order": "ASC"}]})
+            hits = body.get("objects", [])
+            return PageWithRaw([o for o in hits if o.get("_latest_version_deleted_at")], len(hits))
+        return fetch
+
+    def _collection_sources(self):
+        a, size = self.api, min(self.args.chunk_size, 1000)
+        yield Source("collection", "collection", lambda o, n: a.get("/collection/list", limit=n, offset=o), size)
+        yield Source("collection_objects", "collection_objects", self._collection_objects_page, 1)
+
+    def _collection_objects_page(self, offset, limit):
+        """One page = the whole object list of the offset-th collection (paged in itself)."""
+        collections = self._collection_ids()
+        if offset >= len(collections):
+            return []
+        coll_id = collections[offset]
+        objects, start, size = [], 0, 1000 if self.api.flavour == "easydb5" else 100
+        while True:
+            body = self.api.get(f"/collection/objects/{coll_id}", offset=start, limit=size)
+            page = body.get("objects", []) if isinstance(body, dict) else body
+            objects += page
+            start += len(page)
+            if len(page) < size or (isinstance(body, dict) and start >= int(body.get("count") or 0)):
+                break
+        return [{"collection_id": coll_id, "objects": objects}]
+
+    def _collection_ids(self):
+        if not hasattr(self, "_coll_ids"):
+            ids = []
+            for page in self._spooled_pages("collection"):
+                ids += [c["collection"]["_id"] for c in page if not is_system_entry(c, "collection")]
+            self._coll_ids = ids
+        return self._coll_ids
+
+    def _event_source(self):
+        params = {"sort": "_id.ASC"}
+        if self.api.flavour == "easydb5":
+            params["format"] = "json_full"
+        size = min(self.args.chunk_size, 1000)
+
+        def fetch(offset, limit):
+            body = self.api.get("/event/list", limit=limit, offset=offset, **params)
+            return body.get("objects", []) if isinstance(body, dict) else body
+        return Source("event", "event", fetch, size)
+
+    # -- fetching pages into the spool
+
+    def _backup_source(self, source):
+        self._check_cancel()
+        self._step_seq += 1
+        emit_key = f"emit/{self._step_seq:04d}/{source.name}"
+        emitted = self.ledger.chunk(self.job_id, emit_key)
+        self.progress.set_phase(source.name, source.total)
+        if emitted and emitted["state"] == "done":
+            self.progress.add(source.name, emitted["items"])
+            return
+        self._fetch_all_pages(source)
+        self._check_cancel()
+        self.ledger.start_chunk(self.job_id, emit_key)
+        payloads, info, items = self._emit(source)
+        self.ledger.finish_chunk(self.job_id, emit_key, items, output={"payloads": payloads, "info": info},
+                                 ids=[(kind, s, t) for kind, m in self._new_refs.items() for s, t in m.items()])
+        for kind, mapping in self._new_refs.items():
+            self.refs.setdefault(kind, {}).update({str(s): t for s, t in mapping.items()})
+        self.progress.add(source.name, 0)
+        self._write_manifest(status="running")
+
+    def _page_key(self, source, offset):
+        return f"fetch/{source.name}/{offset:010d}"
+
+    def _fetch_all_pages(self, source):
+        """Planned pages run on --max-parallel workers; then pages continue one by one until a short page."""
+        if source.page_size and source.total:
+            offsets = list(range(0, source.total, source.page_size))
+        else:
+            offsets = [0]
+        results = self._run_parallel([lambda o=o: self._fetch_page(source, o) for o in offsets])
+        offset, last = offsets[-1], results[-1]
+        while last["full"] and source.page_size and not (source.total and offset + source.page_size >= source.total
+                                                         and self.args.max_count):
+            offset += source.page_size
+            last = self._fetch_page(source, offset)
+
+    def _fetch_page(self, source, offset):
+        key = self._page_key(source, offset)
+        chunk = self.ledger.chunk(self.job_id, key)
+        if chunk and chunk["state"] == "done" and os.path.exists(self._spool_path(source, offset)):
+            out = json.loads(chunk["output"])
+            self.progress.add(source.name, out["items"])
+            return out
+        self._check_cancel()
+        self.ledger.start_chunk(self.job_id, key)
+        try:
+            page, raw_count = self._get_page(source, offset)
+            if self.args.include_files and source.import_type == "db":
+                self._pack_files(page)
+            data = json_bytes(page)
+            write_atomic(self._spool_path(source, offset), data)
+        except Exception as exc:
+            self.ledger.fail_chunk(self.job_id, key, exc)
+            raise
+        size = source.page_size or 1
+        distinct = len({o.get("_system_object_id") for o in page}) if source.import_type == "db" else raw_count
+        out = {"items": len(page), "full": bool(source.page_size) and max(raw_count, distinct) >= size
+               and raw_count > 0}
+        if source.import_type == "db" and self.args.all_versions:
+            out["full"] = distinct >= size
+        self.ledger.finish_chunk(self.job_id, key, len(page), sha256_bytes(data), len(data), out)
+        self.progress.add(source.name, len(page))
+        return out
+
+    def _get_page(self, source, offset):
+        page = source.fetch_page(offset, source.page_size)
+        raw_count = page.raw_count if isinstance(page, PageWithRaw) else len(page)
+        if raw_count == 0 and self.api.confirm_session():
+            page = source.fetch_page(offset, source.page_size)   # the empty page came from a dead session
+            raw_count = page.raw_count if isinstance(page, PageWithRaw) else len(page)
+        return list(page), raw_count
+
+    def _spool_path(self, source, offset):
+        folder = os.path.join(self.folder.spool, source.name.replace("/", "__"))
+        os.makedirs(folder, exist_ok=True)
+        return os.path.join(folder, f"{offset:010d}.json")
+
+    def _spooled_pages(self, source_name):
+        folder = os.path.join(self.folder.spool, source_name.replace("/", "__"))
+        if not os.path.isdir(folder):
+            return
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".json") and not name.startswith("."):
+                with open(os.path.join(folder, name), "rb") as fh:
+                    yield json.loads(fh.read())
+
+    def _run_parallel(self, tasks):
+        workers = self.args.max_parallel or os.cpu_count() or 1
+        if workers <= 1 or len(tasks) <= 1:
+            return [task() for task in tasks]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(task) for task in tasks]
+            try:
+                return [f.result() for f in futures]
+            except BaseException:
+                self.cancel_event.set() if isinstance(sys.exc_info()[1], KeyboardInterrupt) else None
+                for f in futures:
+                    f.cancel()
+                raise
+
+    # -- files (--include-files)
+
+    def _pack_files(self, page):
+        for record in page:
+            for entry in iter_file_entries(record):
+                self._pack_file(entry)
+
+    def _pack_file(self, entry):
+        file_id = entry.get("_id")
+        if file_id is None or is_remote_file(entry, self.api.url, self.api.flavour):
+            return
+        versions = entry.get("versions") or {}
+        wanted = ["original"] if self.args.include_files == "original" else list(versions)
+        for version in wanted:
+            info = versions.get(version) or {}
+            if not info.get("url"):
+                continue
+            relpath = file_relpath(file_id, entry.get("original_filename"), version,
+                                   info.get("extension") or entry.get("extension"))
+            with self._file_lock(file_id, version):
+                row = self.ledger.file_row(self.job_id, file_id, version)
+                if row and row["state"] == "done" and os.path.exists(self.folder.join(relpath)):
+                    continue
+                os.makedirs(os.path.dirname(self.folder.join(relpath)), exist_ok=True)
+                size, digest = self.api.download(info["url"], self.folder.join(relpath))
+                self.ledger.set_file(self.job_id, file_id, version, "done", path=relpath, bytes=size, sha256=digest)
+
+    def _file_lock(self, file_id, version):
+        with self._file_locks_guard:
+            return self._file_locks.setdefault((file_id, version), threading.Lock())
+
+    # -- emitting payloads
+
+    def _emit(self, source):
+        """Transform the spooled pages of a source into ordered payload files; returns (names, count)."""
+        self._new_refs = {}
+        groups = self._emit_groups(source)
+        start = sum(len(json.loads(c["output"])["payloads"]) for c in self.ledger.chunks(self.job_id, "emit/")
+                    if c["state"] == "done")
+        names, total, info = [], 0, {}
+        for group_key, entries in groups:
+            for batch_no, batch in enumerate(batched(entries, self.args.chunk_size if source.import_type
+                                                     not in ("tags",) else 0), 1):
+                name = self._payload_name(source, start + len(names) + 1, group_key, batch_no)
+                envelope = {"import_type": source.import_type}
+                if source.objecttype:
+                    envelope["objecttype"] = source.objecttype
+                envelope[IMPORT_TYPE_ARRAYS[source.import_type]] = batch
+                size, digest = self.folder.write_payload(name, envelope, self.args.compression, self.args.pretty)
+                info[name] = {"import_type": source.import_type, "count": len(batch), "sha256": digest,
+                              "bytes": size, "source": source.name}
+                if source.objecttype:
+                    info[name]["objecttype"] = source.objecttype
+                names.append(name)
+                total += len(batch)
+        return names, info, total
+
+    def _payload_name(self, source, seq, group_key, batch_no):
+        version, level = group_key if group_key else (None, None)
+        if source.import_type == "db":
+            return payload_name(seq, "db", batch_no, self.args.compression, source.objecttype,
+                                version if self.args.all_versions else None, level if level else None)
+        return payload_name(seq, source.import_type, batch_no, self.args.compression,
+                            level=level if level else None)
+
+    def _emit_groups(self, source):
+        """[(group key, entries)] in payload order: hierarchies level by level, history version by version."""
+        transform = getattr(self, f"_transform_{source.import_type}")
+        pages = self._spooled_pages(source.name)
+        if source.import_type == "db":
+            return self._db_groups(source, transform)
+        entries = [e for page in pages for e in transform(page)]
+        if source.import_type in ("pool", "collection"):
+            return group_by_level(entries, source.import_type, lambda pid: self.ref(source.import_type, pid))
+        return [(None, entries)]
+
+    def _db_groups(self, source, transform):
+        """Records are bucketed by (version, level) in jsonl spool files so memory stays flat."""
+        parents = self._parent_index(source)
+        bucket_dir = os.path.join(self.folder.spool, "emit-" + source.name.replace("/", "__"))
+        shutil.rmtree(bucket_dir, ignore_errors=True)
+        os.makedirs(bucket_dir)
+        handles = {}
+        try:
+            for page in self._spooled_pages(source.name):
+                for record in transform(page, parents):
+                    key = (record.pop("__version"), record.pop("__level"))
+                    if key not in handles:
+                        handles[key] = open(os.path.join(bucket_dir, "v%06d_l%04d.jsonl" % key), "wb")
+                    handles[key].write(json_bytes(record) + b"\n")
+        finally:
+            for fh in handles.values():
+                fh.close()
+        return [(key, read_jsonl(os.path.join(bucket_dir, "v%06d_l%04d.jsonl" % key))) for key in sorted(handles)]
+
+    def _parent_index(self, source):
+        """For hierarchical objecttypes: _id -> (system object id, parent _id), and levels."""
+        ids, has_parent = {}, False
+        for page in self._spooled_pages(source.name):
+            for record in page:
+                obj = record.get(record.get("_objecttype"), {})
+                parent = obj.get("_id_parent")
+                has_parent = has_parent or parent is not None
+                ids[obj.get("_id")] = (record.get("_system_object_id"), parent,
+                                       record.get("_system_object_id_parent"))
+        if not has_parent and not any(v[2] for v in ids.values()):
+            return None
+        return ParentIndex(ids)
+
+    def _write_manifest(self, status):
+        """The manifest lists exactly the payloads of done emit steps, in order (the ledger is the truth)."""
+        payloads, info, old = [], {}, {}
+        with contextlib.suppress(FylrmigError):
+            old = self.folder.load_manifest() if os.path.exists(self.folder.manifest_path) else {}
+        for chunk in self.ledger.chunks(self.job_id, "emit/"):
+            if chunk["state"] == "done":
+                out = json.loads(chunk["output"])
+                payloads += out["payloads"]
+                info.update(out["info"])
+        manifest = self._manifest(payloads, info, status, old)
+        self.folder.save_manifest(manifest)
+        return manifest
+
+    def _manifest(self, payloads, info, status, old):
+        a, api = self.args, self.api
+        job = self.ledger.job(self.job_id)
+        counts = {}
+        for meta in info.values():
+            if meta["import_type"] == "db":
+                ots = counts.setdefault("objecttypes", {})
+                ots[meta["objecttype"]] = ots.get(meta["objecttype"], 0) + meta["count"]
+            else:
+                counts[meta["import_type"]] = counts.get(meta["import_type"], 0) + meta["count"]
+        files = self.ledger.file_counts(self.job_id).get("done", {})
+        counts["files"] = files.get("files", 0)
+        runs = old.get("runs", [])
+        run = {"mode": "continue" if getattr(a, "continue") else ("purge" if a.purge else "new"),
+               "started_at": iso(job["started_at"]), "status": status}
+        if not runs or runs[-1].get("started_at") != run["started_at"]:
+            runs.append(run)
+        else:
+            runs[-1].update(run)
+        return {
+            "source": f"{api.flavour} {api.url}", "batch_size": a.chunk_size, "payload_base_uri": "",
+            "eas_type": "url", "skip_head_request": True, "eas_skip_errors": True, "eas_replace_url": "",
+            "mapping": None, "payloads": payloads,
+            "fylrmig_format": 1, "tool": {"name": "fylrmig", "version": __version__},
+            "source_instance": {"flavour": api.flavour, "url": api.url, "api_url": api.url + API_BASE,
+                                "version": api.version, "name": api.instance_name,
+                                "host": urllib.parse.urlsplit(api.url).hostname, "settings": api.settings},
+            "datamodel": "datamodel.json", "base_config": "base_config.json",
+            "has_passwords": self.has_passwords or self._ledger_has_passwords(),
+            "compression": a.compression, "pretty": a.pretty, "include_files": a.include_files,
+            "all_versions": a.all_versions, "include_deleted": a.include_deleted,
+            "include_events": a.include_events, "parameters": public_params(a, "backup"),
+            "state": {"status": status, "phase": self.progress.phase if self.progress else ""},
+            "runs": runs, "runtime_seconds": round(job["runtime"], 1),
+            "payload_info": info, "counts": counts,
+        }
+
+    def _ledger_has_passwords(self):
+        return bool(self.ledger.ids(self.job_id, "has_passwords"))
+
+    def _remember(self, kind, source_id, target):
+        self._new_refs.setdefault(kind, {})[str(source_id)] = target
+
+    def ref(self, kind, source_id):
+        """Reference of a basetype entry by its source id (the documented fallback when it had none)."""
+        if source_id is None:
+            return None
+        return self.refs.get(kind, {}).get(str(source_id)) or self._new_refs.get(kind, {}).get(str(source_id)) \
+            or f"{kind}:{source_id}"
+
+    # -- transforms: source entries -> payload entries (backup-format.md 4.5, 4.6)
+
+    def _transform_plugin(self, page):
+        return [{k: v for k, v in p.items() if k != "id"} for p in page]
+
+    def _transform_tags(self, page):
+        out = []
+        for tg in page:
+            group = dict(tg["taggroup"])
+            gid = group.pop("_id", None)
+            group.update(_version=1, reference=group.get("reference") or f"taggroup:{gid}")
+            self._remember("taggroup", gid, group["reference"])
+            tags = [self._tag_entry(t) for t in tg.get("_tags", [])]
+            rest = {k: v for k, v in tg.items() if k not in ("taggroup", "_tags")}
+            out.append({**rest, "_basetype": "taggroup", "taggroup": group, "_tags": tags})
+        return out
+
+    def _tag_entry(self, entry):
+        """Tags keep their source _id (tag ids are restored, parameters.md 7.1); OAS lists bare tags, E5 and
+        the importer wrap them as {"tag": {...}}: accept both, write the wrapped form."""
+        tag = dict(entry.get("tag", entry))
+        tag.update(_version=1, reference=tag.get("reference") or f"tag:{tag['_id']}")
+        self._remember("tag", tag["_id"], tag["reference"])
+        rest = {k: self._acl(v) if k == "_acl" else v for k, v in entry.items() if k != "tag"} if "tag" in entry else {}
+        return {**rest, "tag": tag}
+
+    def _transform_group(self, page):
+        out = []
+        for entry in page:
+            group = dict(entry["group"])
+            gid = group.pop("_id")
+            if group.get("type") == "system":   # fylr refuses system groups (GroupTypeNotAllowed)
+                continue
+            group.update(_version=1, reference=group.get("reference") or f"group:{gid}")
+            self._remember("group", gid, group["reference"])
+            out.append({**entry, "group": group, "_acl": self._acl(entry.get("_acl"))})
+        return out
+
+    def _transform_user(self, page):
+        out = []
+        for entry in page:
+            user = dict(entry["user"])
+            uid = user.pop("_id")
+            user.update(_version=1, reference=user.get("reference") or f"user:{uid}")
+            self._remember("user", uid, user["reference"])
+            if user["reference"].startswith("system:"):
+                continue   # system users exist on every target; they are referenced, not created
+            new = {k: v for k, v in entry.items() if not k.startswith("_password") and k != "_emails"}
+            new["user"] = user
+            self._convert_email(entry, user)
+            self._convert_password(entry, new)
+            new["_groups"] = [self._group_link(g) for g in entry.get("_groups", []) if self._known_group(g)]
+            out.append(new)
+        return out
+
+    def _convert_email(self, entry, user):
+        """easydb 5 keeps a list _emails; fylr one user.email (api.md 6.5)."""
+        emails = entry.get("_emails") or []
+        primary = next((e.get("email") for e in emails if e.get("is_primary")), None)
+        primary = primary or user.pop("_primary_email", None) or (emails[0].get("email") if emails else None)
+        user.pop("_primary_email", None)
+        if primary and not user.get("email"):
+            user["email"] = primary
+
+    def _convert_password(self, entry, new):
+        """fylr `_password_hash` is kept; easydb 5's insecure hash becomes "<method>:<hash>" (with the salt as
+        "<method>:<salt>:<hash>"): the docs leave fylr's exact format open (backup-format.md 4.6 GAP)."""
+        if entry.get("_password_hash"):
+            new["_password_hash"] = entry["_password_hash"]
+        elif entry.get("_password_insecure_hash"):
+            parts = [entry.get("_password_insecure_hash_method") or "md5", entry.get("_password_insecure_hash_salt"),
+                     entry["_password_insecure_hash"]]
+            new["_password_hash"] = ":".join(p for p in parts if p)
+        if new.get("_password_hash"):
+            self._remember("has_passwords", 1, "1")
+            self.has_passwords = True
+
+    def _known_group(self, link):
+        gid = (link.get("group") or {}).get("_id")
+        return str(gid) in self.refs.get("group", {}) or str(gid) in self._new_refs.get("group", {})
+
+    def _group_link(self, link):
+        gid = link["group"]["_id"]
+        out = {k: v for k, v in link.items() if k != "group"}
+        if out.get("type") == "sso":   # easydb 5 "sso" membership is fylr "saml" (releases 6.28.0)
+            out["type"] = "saml"
+        return {**out, "_basetype": "group", "group": {"lookup:_id": {"reference": self.ref("group", gid)}}}
+
+    def _who(self, who):
+        """A user/group wrapper with a source _id -> the same wrapper with a reference lookup."""
+        if not isinstance(who, dict):
+            return who
+        for kind in ("user", "group"):
+            inner = who.get(kind)
+            if isinstance(inner, dict) and "_id" in inner:
+                return {"_basetype": kind, kind: {"lookup:_id": {"reference": self.ref(kind, inner["_id"])}}}
+        return who
+
+    def _acl(self, acl):
+        if not isinstance(acl, list):
+            return acl
+        out = []
+        for rule in acl:
+            rule = {k: v for k, v in rule.items() if k != "_id"}
+            if "who" in rule:
+                rule["who"] = self._who(rule["who"])
+            out.append(rule)
+        return out
+
+    def _transform_pool(self, page):
+        return self._tree_entries(page, "pool")
+
+    def _transform_collection(self, page):
+        return self._tree_entries(page, "collection")
+
+    def _tree_entries(self, page, kind):
+        """Pools and collections: fallback references, parents as references; system entries are referenced
+        but never created. Levels are resolved once all pages are read (group_by_level)."""
+        out = []
+        for entry in page:
+            body = dict(entry[kind])
+            source_id = body.pop("_id")
+            parent = body.pop("_id_parent", None)
+            body.update(_version=1, reference=body.get("reference") or f"{kind}:{source_id}")
+            self._remember(kind, source_id, body["reference"])
+            if is_system_entry(entry, kind):
+                continue
+            new = {k: v for k, v in entry.items() if k not in (kind,)}
+            for key in ("_acl", "_private_acl"):
+                if isinstance(new.get(key), list):
+                    new[key] = self._acl(new[key])
+            if "_owner" in new:
+                new["_owner"] = self._who(new["_owner"])
+            new[kind] = body
+            new["__id"], new["__parent"] = source_id, parent
+            out.append(new)
+        return out
+
+    def _transform_objecttype(self, page):
+        return [{**ot, "_acl": self._acl(ot.get("_acl"))} for ot in page]
+
+    def _transform_message(self, page):
+        out = []
+        for entry in page:
+            msg = dict(entry["message"])
+            mid = msg.pop("_id")
+            if "type" in msg and "webfrontend_type" not in msg:      # easydb 5 names (api.md 6.5)
+                msg["webfrontend_type"] = msg.pop("type")
+            if "message_html" in msg and "message" not in msg:
+                msg["message"] = msg.pop("message_html")
+            msg.update(_version=1, reference=msg.get("reference") or f"message:{mid}")
+            self._remember("message", mid, msg["reference"])
+            groups = [self._group_link(g) for g in entry.get("_groups", []) if self._known_group(g)]
+            out.append({**entry, "message": msg, "_groups": groups})
+        return out
+
+    def _transform_collection_objects(self, page):
+        out = []
+        for item in page:
+            objects = []
+            for obj in item["objects"]:
+                sysid = sysid_of_global_id(obj.get("_global_object_id"))
+                if sysid is None:
+                    continue
+                props = obj.get("webfrontend_props", obj.get("_webfrontend_props"))
+                objects.append({"lookup:_global_object_id": {"_system_object_id": sysid, "_allow_defer": True},
+                                "webfrontend_props": props})
+            ref = self.ref("collection", item["collection_id"])
+            out.append({"collection": {"lookup:_id": {"reference": ref}}, "objects": objects})
+        return out
+
+    def _transform_event(self, page):
+        out = []
+        for entry in page:
+            event = dict(entry.get("event", entry))
+            etype = event.get("type")
+            if etype in EVENTS_NEVER_BACKED_UP or (self.include_events and etype not in self.include_events):
+                continue
+            event.pop("_id", None)
+            new = {k: v for k, v in entry.items() if k not in ("event", "_user", "_session")}
+            new.update(_basetype="event", event=event)
+            user = entry.get("user") or entry.get("_user")
+            if isinstance(user, dict):
+                new["user"] = self._who(user if "user" in user else {"_basetype": "user", "user": user})
+            out.append(new)
+        return out
+
+    def _transform_db(self, page, parents):
+        out, seen = [], {}
+        for record in page:
+            sysid = record["_system_object_id"]
+            seen[sysid] = seen.get(sysid, 0) + 1     # history renumbered 1..n: the target starts at 1
+            out.append(self._record(record, seen[sysid], parents))
+        return out
+
+    def _record(self, record, version, parents):
+        ot = record["_objecttype"]
+        obj = record.get(ot) or {}
+        new = {"_objecttype": ot, "_mask": "_all_fields", "_system_object_id": record["_system_object_id"],
+               "_uuid": record.get("_uuid")}
+        for key in ("_comment", "_created", "_last_modified", "_latest_version_deleted_at"):
+            if record.get(key) is not None:
+                new[key] = record[key]
+        if record.get("_tags"):
+            new["_tags"] = [{"lookup:_id": {"reference": self.ref("tag", t.get("_id", t.get("tag", {}).get("_id")))}}
+                            for t in record["_tags"]]
+        if record.get("_owner"):
+            new["_owner"] = self._who(record["_owner"])
+        creator = record.get("_create_user")
+        if creator is not None:
+            new["_create_user"] = self._who(creator if isinstance(creator, dict) else
+                                            {"_basetype": "user", "user": {"_id": creator}})
+        body = {"_version": version}
+        pool = (obj.get("_pool") or {}).get("pool") or {}
+        if pool.get("_id") is not None:
+            body["_pool"] = {"pool": {"lookup:_id": {"reference": self.ref("pool", pool["_id"])}}}
+        level = 0
+        if parents:
+            parent_sysid, level = parents.parent_and_level(obj.get("_id"))
+            if parent_sysid:
+                body["lookup:_id_parent"] = {"_system_object_id": parent_sysid, "_allow_defer": True}
+        for key, value in obj.items():
+            if key not in READ_ONLY_OBJECT_KEYS:
+                body[key] = self._value(value)
+        new[ot] = body
+        new["__version"], new["__level"] = (version if self.args.all_versions else 1), level
+        return new
+
+    def _value(self, value):
+        """Field values: links become deferred system-id lookups, files get the portable file form,
+        nested rows are converted field by field."""
+        if isinstance(value, dict) and "_objecttype" in value:
+            return self._link(value)
+        if is_file_list(value):
+            return [self._file_entry(f) for f in value]
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            return [{k: self._value(v) for k, v in row.items() if k != "_id"} for row in value]
+        return value
+
+    def _link(self, link):
+        ot = link["_objecttype"]
+        sysid = link.get("_system_object_id")
+        if sysid is None:
+            return link
+        out = {"_objecttype": ot, "_mask": "_all_fields",
+               ot: {"lookup:_id": {"_system_object_id": sysid, "_allow_defer": True}}}
+        if link.get("_latest_version_deleted_at"):
+            out["_latest_version_deleted_at"] = link["_latest_version_deleted_at"]
+        return out
+
+    def _file_entry(self, entry):
+        """backup-format.md 4.7: the source id lives only in `reference`; `path` for packed renditions."""
+        file_id = entry.get("_id")
+        versions = entry.get("versions") or {}
+        out = {k: entry[k] for k in FILE_KEYS_KEPT if k in entry}
+        host = urllib.parse.urlsplit(self.api.url).hostname
+        leave = is_remote_file(entry, self.api.url, self.api.flavour)
+        out.update({"eas:url": (versions.get("original") or {}).get("url"),
+                    "eas:filename": entry.get("original_filename"),
+                    "reference": f"{host}:eas:{file_id}:original", "leave": leave, "versions": {}})
+        for name, info in versions.items():
+            if not isinstance(info, dict):
+                continue
+            item = {k: info[k] for k in ("url", "status", "extension", "class", "filesize") if k in info}
+            relpath = file_relpath(file_id, entry.get("original_filename"), name,
+                                   info.get("extension") or entry.get("extension"))
+            if self.args.include_files and not leave and os.path.exists(self.folder.join(relpath)):
+                item["path"] = relpath
+            out["versions"][name] = item
+        return out
+
+
+def make_api(args, cancel_event=None):
+    cancel_event = cancel_event or threading.Event()
+    return Api(args.server, args.login, args.password, args.client_id, args.client_secret, args.client_token_url,
+               args.insecure, args.retry_max_count, args.retry_sleep_between,
+               timeout=60 * getattr(args, "timeout_min", 10), log_network=args.log_network,
+               cancelled=cancel_event.is_set)
+
+
+class PageWithRaw(list):
+    """A filtered page that remembers how many entries the server returned (for paging)."""
+
+    def __init__(self, items, raw_count):
+        super().__init__(items)
+        self.raw_count = raw_count
+
+
+class ParentIndex:
+    """_id -> parent system object id and hierarchy level, for records of one hierarchical objecttype."""
+
+    def __init__(self, ids):
+        self.ids = ids   # _id -> (sysid, parent _id, parent sysid)
+        self._levels = {}
+
+    def parent_and_level(self, oid):
+        sysid, parent, parent_sysid = self.ids.get(oid, (None, None, None))
+        if parent_sysid is None and parent is not None:
+            parent_sysid = self.ids.get(parent, (None,))[0]
+        return parent_sysid, self.level(oid)
+
+    def level(self, oid):
+        chain, current = [], oid
+        while current is not None and current not in self._levels and current not in chain:
+            chain.append(current)
+            current = self.ids.get(current, (None, None))[1]
+        base = self._levels.get(current, -1) if current is not None else -1
+        for depth, node in enumerate(reversed(chain), 1):
+            self._levels[node] = base + depth
+        return self._levels.get(oid, 0)
+
+
+def group_by_level(entries, kind, ref_of):
+    """Parents before children: [((None, level), entries)]; parent ids become reference lookups."""
+    by_id = {e["__id"]: e for e in entries}
+    levels = {}
+
+    def level(entry, seen=()):
+        key = entry["__id"]
+        if key not in levels:
+            parent = by_id.get(entry["__parent"])
+            levels[key] = 0 if parent is None or key in seen else level(parent, seen + (key,)) + 1
+        return levels[key]
+
+    groups = {}
+    for entry in entries:
+        groups.setdefault(level(entry), []).append(entry)
+    return [((None, lvl), [strip_tree_keys(e, kind, ref_of) for e in groups[lvl]]) for lvl in sorted(groups)]
+
+
+def strip_tree_keys(entry, kind, ref_of):
+    entry = dict(entry)
+    entry.pop("__id")
+    parent = entry.pop("__parent")
+    if parent is not None:
+        entry[kind] = {**entry[kind], "lookup:_id_parent": {"reference": ref_of(parent)}}
+    return entry
+
+
+def is_system_entry(entry, kind):
+    body = entry.get(kind) or {}
+    ref = body.get("reference") or ""
+    return bool(body.get("is_system_pool") or body.get("is_system_collection") or ref.startswith("system:"))
+
+
+def is_file_list(value):
+    return (isinstance(value, list) and value and isinstance(value[0], dict)
+            and ("versions" in value[0] or "original_filename" in value[0]))
+
+
+def iter_file_entries(record):
+    """Every file entry in a record (top-level file fields and file fields inside nested rows)."""
+    stack = [record.get(record.get("_objecttype")) or {}]
+    while stack:
+        obj = stack.pop()
+        for value in obj.values():
+            if is_file_list(value):
+                yield from value
+            elif isinstance(value, list):
+                stack.extend(v for v in value if isinstance(v, dict))
+
+
+def is_remote_file(entry, source_url, flavour):
+    """Files stored "leave on remote" are never packed. fylr marks none of them explicitly, but with
+    files_real_url their original's URL is the upstream one instead of the source's own download route."""
+    if entry.get("leave") or entry.get("is_remote") or entry.get("remote"):
+        return True
+    if flavour != "fylr":
+        return False   # easydb 5 serves every file from its own EAS
+    url = ((entry.get("versions") or {}).get("original") or {}).get("url") or ""
+    own = urllib.parse.urlsplit(source_url)
+    parts = urllib.parse.urlsplit(url)
+    return bool(url) and not (parts.netloc == own.netloc and parts.path.startswith(API_BASE + "/eas/"))
+
+
+def sysid_of_global_id(gid):
+    head = str(gid or "").split("@", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def unpaged(offset, fetch):
+    """An endpoint without paging is one page at offset 0."""
+    return fetch() if offset == 0 else []
+
+
+def batched(entries, size):
+    batch = []
+    for entry in entries:
+        batch.append(entry)
+        if size and len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def read_jsonl(path):
+    with open(path, "rb") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def setup_differences(old, new):
+    return [f"{key} was {old.get(key)!r}, now {new.get(key)!r}" for key in sorted(set(old) | set(new))
+            if old.get(key) != new.get(key)]
+
+
+def parse_event_filter(text):
+    """'' = all types (empty set), '-' = none (None), 'A,B' = only these."""
+    text = (text or "").strip()
+    if text == "-":
+        return None
+    return frozenset(t.strip() for t in text.split(",") if t.strip())
+
+
+############################################################################## Jobs (daemon threads, cancel, continue)
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+@contextlib.contextmanager
+def job_log(path, verbose=False):
+    """Send the fylrmig log of one job to `path` (or standard output when empty) while the job runs."""
+    handler = logging.FileHandler(path, encoding="utf-8") if path else logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setLevel(logging.DEBUG if verbose else logging.INFO)
+    handler.addFilter(SecretFilter())
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+class SecretFilter(logging.Filter):
+    """Last line of defence: whatever a message holds, URL credentials and token values are masked."""
+
+    def filter(self, record):
+        record.msg = mask_url_credentials(record.getMessage())
+        record.args = ()
+        return True
+
+
+############################################################################## Web UI (/inspect/migration/)
+
+def make_web_app(data_dir, access_token=""):
+    import bottle
+    app = bottle.Bottle()
+    bottle.TEMPLATE_PATH.insert(0, resource("views"))
+
+    @app.get("/")
+    def root():
+        bottle.redirect("/inspect/migration/")
+
+    @app.get("/inspect/migration/")
+    def overview():
+        return bottle.template("overview", backups=[], version=__version__)
+
+    return app
+
+
+############################################################################## Command line and main()
+
+def add_params(parser, params):
+    for p in params:
+        flags = [p.flag, *p.aliases] + ([p.short] if p.short else [])
+        kwargs = {"dest": p.dest, "default": p.default, "help": p.help + (" (required)" if p.required else "")}
+        if p.kind == "bool":
+            kwargs.update(nargs="?", const=True, type=parse_bool, metavar="BOOL")
+        elif p.kind == "int":
+            kwargs.update(type=int, metavar="N")
+        elif p.kind == "choice":
+            kwargs.update(choices=p.choices, metavar="{" + ",".join(repr(c) if not c else c for c in p.choices) + "}")
+        else:
+            kwargs.update(metavar="TEXT")
+        parser.add_argument(*flags, **kwargs)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="fylrmig", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n")[1])
+    parser.add_argument("--version", action="version", version=f"fylrmig {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{backup,restore,serve}")
+    for kind, text in (("backup", "Backup ez5 or FYLR via API"), ("restore", "Restore API backup into FYLR")):
+        add_params(sub.add_parser(kind, help=text, description=text), params_for(kind))
+    add_params(sub.add_parser("serve", help="serve the /inspect/migration/ web page",
+                              description="Serve the /inspect/migration/ web page (waitress)."), SERVE_PARAMS)
+    return parser
+
+
+def check_args(args, kind):
+    """Range and presence checks argparse cannot express (--verify needs only the folder)."""
+    for p in params_for(kind):
+        value = getattr(args, p.dest)
+        if p.kind == "int" and ((p.lo is not None and value < p.lo) or (p.hi is not None and value > p.hi)):
+            raise FylrmigError(f"{p.flag} {value} is out of range ({p.lo}..{p.hi if p.hi is not None else ''})")
+    needed = [p for p in params_for(kind) if p.required]
+    if args.verify:
+        needed = [p for p in needed if p.flag in ("--dir", "--manifest")]
+    missing = [p.flag for p in needed if not getattr(args, p.dest)]
+    if missing:
+        raise FylrmigError("missing " + ", ".join(missing))
+
+
+def cmd_backup(args, argv):
+    check_args(args, "backup")
+    ledger = Ledger(os.path.join(args.data, "jobs.sqlite"))
+    folder = BackupFolder(args.dir)
+    with job_log(args.log, args.verbose):
+        log.info("fylrmig %s: %s", __version__, " ".join(masked_argv(["fylrmig", *argv])))
+        if args.verify:
+            return report_verify(folder, ledger)
+        job = BackupJob(args, ledger, interactive=sys.stderr.isatty())
+        try:
+            manifest = job.run()
+        except FylrmigError as exc:
+            log.error("backup failed: %s", exc)
+            raise
+        log.info("backup done: %d payloads, counts %s, %d retries", len(manifest["payloads"]),
+                 json.dumps(manifest["counts"], sort_keys=True), job.api.retries)
+    return 0
+
+
+def report_verify(folder, ledger):
+    problems = verify_backup(folder, ledger)
+    for line in problems:
+        log.error("verify: %s", line)
+        print(f"fylrmig: verify: {line}", file=sys.stderr)
+    if problems:
+        raise FylrmigError(f"verify found {len(problems)} problem(s) in {folder.path}")
+    log.info("verify: %d payloads ok", len(folder.load_manifest()["payloads"]))
+    print(f"verify: all {len(folder.load_manifest()['payloads'])} payloads ok")
+    return 0
+
+
+def cmd_restore(args, argv):
+    check_args(args, "restore")
+    raise FylrmigError("restore is not implemented yet")
+
+
+def cmd_serve(args, argv):
+    import waitress
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.access_token:
+        raise FylrmigError(f"binding {args.host} exposes the page to the network: give --access-token")
+    app = make_web_app(args.data, args.access_token)
+    print(f"fylrmig {__version__}: http://{args.host}:{args.port}/inspect/migration/ (data folder "
+          f"{os.path.abspath(args.data)})", flush=True)
+    waitress.serve(app, host=args.host, port=args.port, threads=8, _quiet=True)
+    return 0
+
+
+COMMANDS = {"backup": cmd_backup, "restore": cmd_restore, "serve": cmd_serve}
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args, argv)
+    except FylrmigError as exc:
+        print(f"fylrmig: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("fylrmig: interrupted; run again with --continue to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

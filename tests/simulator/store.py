@@ -1,0 +1,186 @@
+"""In-memory state of ONE simulated instance (easydb 5 or fylr).
+
+The contract every simulator module codes against (datagen fills it, app.py renders it per flavour,
+writes.py fills it from fylr POST bodies, dump.py canonicalises it).  The stored form is flavour
+neutral and id based; the HTTP layer converts it to the documented easydb 5 / fylr JSON shapes.
+
+Stored forms (all plain dicts, JSON-able):
+
+basetypes  - kept in fylr API shape exactly as GET returns them on fylr, keyed by their `_id`:
+    sim.groups[id]      {"_basetype":"group","group":{"_id","_version","reference","name","displayname","type"},
+                         "_system_rights":{}, "_acl":[]}
+    sim.users[id]       {"_basetype":"user","user":{"_id","_version","login","reference","type","email",
+                         "first_name","last_name","displayname"},"_groups":[{"_basetype":"group","group":{"_id":gid}}],
+                         "_password_hash": "<method>:<hash>" or absent}
+                         (easydb 5 renders email as `_emails` list and the hash as `_password_insecure_hash*`.)
+    sim.pools[id]       {"_basetype":"pool","pool":{"_id","_version","_id_parent","reference","name","is_system_pool"},
+                         "_acl":[],"_private_acl":False,"_tags":[],"_private_tags":False}
+                         system pools: reference "system:root" (id 1, parent None), "system:standard" (parent 1)
+    sim.taggroups[id]   {"_basetype":"taggroup","taggroup":{"_id","_version","reference","type","displayname"},
+                         "_tags":[{"tag":{"_id","_version","reference","displayname","type","displaytype","enabled"}}]}
+    sim.messages[id]    {"_basetype":"message","message":{"_id","_version","reference","title","message",
+                         "webfrontend_type"},"_groups":[{"_basetype":"group","group":{"_id":gid}}]}
+    sim.collections[id] {"_basetype":"collection","_owner":{"_basetype":"user","user":{"_id":uid}},
+                         "collection":{"_id","_id_parent","_version","reference","displayname","type","uuid"},"_acl":[]}
+                         system collection: reference "system:root" (id 1)
+    sim.collection_objects[coll_id] = [sysid, ...]          (order kept)
+    sim.events[id]      {"_basetype":"event","event":{"_id","type","timestamp","basetype","objecttype","object_id",
+                         "system_object_id","object_version","info","pollable","schema"},
+                         "user":{"_basetype":"user","user":{"_id":uid}}}
+                         `type` is stored in the SOURCE flavour's vocabulary (easydb 5 types on an easydb5 instance).
+
+datamodel  - sim.schema (GET /schema/user/CURRENT body), sim.mask (GET /mask/CURRENT), sim.l10n (flat key map),
+             sim.objecttypes (GET /objecttype body, list), sim.config (fylr shape {"system":{"config":{...}},
+             "plugin":{}}; easydb 5 renders it without the inner "config" layer), sim.plugins (list, fylr only).
+             Column types used: text, text_oneline, text_l10n, date, integer, number, boolean, link, eas,
+             plus nested tables (`_nested:<ot>__<name>`) owned by a table.
+
+records    - sim.records[objecttype][_id] = Record, a dict:
+    {"_id": int, "_system_object_id": int, "_uuid": str, "deleted_at": None | iso-str,
+     "versions": [Version, ...]}               oldest first, versions[k]["_version"] == k + 1
+    Version:
+    {"_version": n, "_created": iso, "_last_modified": iso, "_comment": str|None, "_create_user": uid,
+     "_owner": uid|None, "_pool": pool_id|None, "_id_parent": parent _id|None, "_tags": [tag_id, ...],
+     "fields": {
+        "<text col>": "str", "<l10n col>": {"de-DE": "...", "en-US": "..."}, "<date col>": {"value": "2020-01-31"},
+        "<int/number col>": 12, "<boolean col>": True,
+        "<link col>": {"_objecttype": "orte", "_system_object_id": 17} | None,
+        "<eas col>": [{"_id": file_id, "preferred": True, "name": None}],
+        "_nested:<ot>__<name>": [{"_uuid": "...", "<col>": value, ...}],
+     }}
+    sim.sysids[sysid] = (objecttype, _id)       index for lookups / links
+
+files      - sim.files[file_id] = FileInfo dict:
+    {"_id", "original_filename", "extension", "class", "mime_type", "reference": str|None,
+     "leave": bool (stored as remote reference, never packed), "remote_url": str|None,
+     "produce_versions": bool, "versions": {"original": b"...", "preview": b"...", ...}}
+     bytes are real; sha256(versions[v]) is what tests compare.
+
+Added by the read side (datagen / auth / app), same rules (plain JSON-able dicts):
+    sim.users[id]["_password_salt"]   easydb 5 only: salt rendered as `_password_insecure_hash_salt`
+                                      (the stored `_password_hash` is then "<md5|sha-512>:<hex>")
+    sim.pools: fylr instances also have "system:none" (id 3, parent 1, is_system_pool True)
+    sim.collections: user home collections have collection.type "user" and _owner = that user
+    sim.collection_props[(coll_id, sysid)] = webfrontend props dict of an entry (absent = None)
+    sim.right_presets = {"object": [PresetApi...], "collection": [...]}  (GET /right/{ctx}/presets body)
+    sim.xmlmappings = [XmlMappingApi ...]   sim.publish = [PublishApi ...]   sim.transitions = [...]
+    sim.tokens[token] = {"kind": "session"|"access"|"refresh", "user_id": int|None,
+                         "expires_at": epoch seconds, "client_id": str|None, "scope": str}
+    sim.oauth_clients = {client_id: secret or None (public client)}
+    sim.status = "ready" | "startup" | "purge" | "busy" | "reindex"   (fylr x-fylr-status; startup/purge/busy
+                 answer every request with 503 before any handler, like fylr's status middleware)
+    sim.signature_secret  HMAC key of x-fylr-signature file URL parameters
+    sim.e5_event_envelope = "objects" | "array"   shape of E5 GET /event/list (undocumented; default objects)
+    sim.e5_event_json_full = True   False simulates easydb < 5.140: format=json_full answers the short format
+    Leave-on-remote files: remote_url may be relative ("/remote/<file_id>/<filename>"); it is then
+    served by this simulator and rendered as sim.base_url + remote_url.
+
+Everything is mutated under sim.lock (one RLock) because the simulator is served by several threads.
+Instance.clone() gives an independent deep copy (tests cache generated instances and clone them).
+"""
+import copy
+import itertools
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Instance:
+    flavour: str                     # "easydb5" | "fylr"
+    name: str = "sim-instance"       # E5 settings.name / fylr settings.name (instance part of _global_object_id)
+    version: str = ""                # filled per flavour by datagen ("5.86.1" / "v6.34.2")
+    base_url: str = ""               # set by server.serve(): "http://127.0.0.1:<port>" (no /api/v1)
+    allow_purge: bool = True         # fylr: fylr.allowpurge + system.purge.allow_purge
+    token_lifetime: float = 3600.0   # seconds a session token / access token lives (tests shorten it)
+    signature_lifetime: float = 3600.0  # seconds an x-fylr-signature in a file URL stays valid
+    passwords: dict = field(default_factory=dict)   # login -> plain password (auth only, never rendered)
+
+    schema: dict = field(default_factory=dict)
+    mask: dict = field(default_factory=dict)
+    l10n: dict = field(default_factory=dict)
+    objecttypes: list = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+    plugins: list = field(default_factory=list)
+
+    groups: dict = field(default_factory=dict)
+    users: dict = field(default_factory=dict)
+    pools: dict = field(default_factory=dict)
+    taggroups: dict = field(default_factory=dict)
+    messages: dict = field(default_factory=dict)
+    collections: dict = field(default_factory=dict)
+    collection_objects: dict = field(default_factory=dict)
+    events: dict = field(default_factory=dict)
+
+    records: dict = field(default_factory=dict)
+    sysids: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)
+
+    collection_props: dict = field(default_factory=dict)
+    right_presets: dict = field(default_factory=lambda: {"object": [], "collection": []})
+    xmlmappings: list = field(default_factory=list)
+    publish: list = field(default_factory=list)
+    transitions: list = field(default_factory=list)
+
+    tokens: dict = field(default_factory=dict, repr=False)
+    oauth_clients: dict = field(default_factory=lambda: {"fylr-web-frontend": None, "web-client": "foo"})
+    status: str = "ready"
+    signature_secret: str = "sim-signature-secret"
+    e5_event_envelope: str = "objects"
+    e5_event_json_full: bool = True
+
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _seq: dict = field(default_factory=dict, repr=False)
+
+    def clone(self):
+        """Deep copy with its own lock and sequences (the RLock itself cannot be copied)."""
+        with self.lock:
+            skip = {"lock": self.lock, "_seq": self._seq}
+            twin = copy.copy(self)
+            for name, value in vars(self).items():
+                if name not in skip:
+                    setattr(twin, name, copy.deepcopy(value))
+            twin.lock = threading.RLock()
+            twin._seq = {}
+            for kind, counter in self._seq.items():
+                nxt = next(counter)
+                self._seq[kind] = itertools.count(nxt)
+                twin._seq[kind] = itertools.count(nxt)
+            return twin
+
+    def next_id(self, kind):
+        """Next id of a sequence: kind is 'user', 'group', 'pool', 'taggroup', 'tag', 'message',
+        'collection', 'event', 'file', 'sysid' or 'obj:<objecttype>'. Ids start at 1."""
+        with self.lock:
+            counter = self._seq.setdefault(kind, itertools.count(1))
+            return next(counter)
+
+    def bump_seq(self, kind, used_id):
+        """Make sure the sequence `kind` never hands out `used_id` again (restored tag ids, system ids)."""
+        with self.lock:
+            current = self._seq.get(kind)
+            nxt = next(current) if current else 1
+            self._seq[kind] = itertools.count(max(nxt, used_id + 1))
+
+    def record_by_sysid(self, sysid):
+        """(objecttype, Record) for a system object id, or (None, None)."""
+        hit = self.sysids.get(sysid)
+        if not hit:
+            return None, None
+        ot, oid = hit
+        return ot, self.records[ot][oid]
+
+    def tag_by_id(self, tag_id):
+        for tg in self.taggroups.values():
+            for entry in tg["_tags"]:
+                if entry["tag"]["_id"] == tag_id:
+                    return entry
+        return None
+
+    def find_by_reference(self, kind, reference):
+        """Basetype entry of kind ('user','group','pool','taggroup','message','collection') by reference."""
+        table = {"user": self.users, "group": self.groups, "pool": self.pools, "taggroup": self.taggroups,
+                 "message": self.messages, "collection": self.collections}[kind]
+        for entry in table.values():
+            if entry[kind].get("reference") == reference:
+                return entry
+        return None

@@ -1,0 +1,93 @@
+"""The command line: every command has --help listing the documented parameters, the README documents
+every command, and bad invocations end with one clear line (no traceback)."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import fylrmig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# parameters.md 2 and 3 (plus the aliases fylr accepted over time)
+BACKUP_FLAGS = ["--server", "--login", "--password", "--client-id", "--client-secret", "--client-token-url",
+                "--insecure", "--dir", "--purge", "--continue", "--verify", "--chunk-size", "--chunk",
+                "--max-count", "--maximum-count", "--limit", "--include", "--all-versions", "--include-deleted",
+                "--include-events", "--include-files", "--compression", "--pretty", "--max-parallel",
+                "--retry-max-count", "--retry-sleep-between", "--log", "--verbose", "--log-network"]
+RESTORE_FLAGS = ["--manifest", "--server", "--login", "--password", "--client-id", "--client-secret",
+                 "--client-token-url", "--insecure", "--purge", "--continue", "--base-config", "--datamodel",
+                 "--chunk-size", "--chunk", "--max-count", "--limit", "--max-parallel", "--skip-constraints",
+                 "--skip-reindex", "--include-password", "--include-events", "--include-deleted-linked",
+                 "--file-api", "--file-version", "--upload-versions", "--rename-versions",
+                 "--file-api-access-token", "--upload-ignore-files-with-errors", "--max-parallel-upload-files",
+                 "--timeout-min", "--log", "--verbose", "--verify", "--retry-max-count", "--retry-sleep-between"]
+SERVE_FLAGS = ["--host", "--port", "--data"]
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "fylrmig", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, timeout=60)
+
+
+@pytest.mark.parametrize("command,flags", [("backup", BACKUP_FLAGS), ("restore", RESTORE_FLAGS),
+                                           ("serve", SERVE_FLAGS)])
+def test_help_lists_every_parameter(command, flags):
+    result = run_cli(command, "--help")
+    assert result.returncode == 0
+    for flag in flags:
+        assert flag in result.stdout, f"{command} --help lacks {flag}"
+
+
+def test_top_level_help_names_the_commands():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("backup", "restore", "serve"):
+        assert command in result.stdout
+
+
+def test_readme_documents_every_command_and_the_two_first_screen_commands():
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    first_screen = "\n".join(readme.splitlines()[:30])
+    assert "pip install -e . && fylrmig serve" in first_screen
+    assert "pip install -e '.[test]' && python -m pytest" in first_screen
+    for command in fylrmig.COMMANDS:
+        assert f"fylrmig {command}" in readme
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8").read()
+    assert "pip install -e '.[test]' && python -m pytest" in ci
+
+
+def test_boolean_flags_accept_three_spellings():
+    parser = fylrmig.build_parser()
+    base = ["backup", "--dir", "x"]
+    assert parser.parse_args(base + ["--all-versions"]).all_versions is True
+    assert parser.parse_args(base + ["--all-versions", "true"]).all_versions is True
+    assert parser.parse_args(base + ["--all-versions=false"]).all_versions is False
+    assert parser.parse_args(base + ["--chunk", "50"]).chunk_size == 50
+    assert parser.parse_args(base + ["--limit", "7"]).max_count == 7
+
+
+def test_secrets_are_masked_in_the_logged_command_line():
+    argv = ["backup", "--server", "http://u:topsecret@h/api/v1", "--password", "hunter2", "--client-secret=s3",
+            "-p", "pw2", "--file-api-access-token", "tok"]
+    text = " ".join(fylrmig.masked_argv(argv))
+    for secret in ("topsecret", "hunter2", "s3", "pw2", "tok"):
+        assert secret not in text.split(), text
+    assert "--password ***" in text and "--client-secret=***" in text
+
+
+def test_missing_parameters_give_one_line(tmp_path):
+    result = run_cli("backup", "--dir", str(tmp_path / "b"), "--data", str(tmp_path / "data"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == "fylrmig: error: missing --server, --login, --password"
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_a_public_address_without_a_token(tmp_path):
+    result = run_cli("serve", "--host", "0.0.0.0", "--data", str(tmp_path))
+    assert result.returncode == 1
+    assert "--access-token" in result.stderr and "Traceback" not in result.stderr
