@@ -1465,10 +1465,12 @@ class BackupJob:
 
     def _pack_file(self, entry):
         file_id = entry.get("_id")
-        if file_id is None or is_remote_file(entry, self.api.url, self.api.flavour):
+        if file_id is None:
             return
         versions = entry.get("versions") or {}
         wanted = ["original"] if self.args.include_files == "original" else list(versions)
+        if is_remote_file(entry, self.api.url, self.api.flavour):
+            wanted = [v for v in wanted if v != "original"]   # the upstream original is never packed
         for version in wanted:
             info = versions.get(version) or {}
             if not info.get("url"):
@@ -1514,17 +1516,21 @@ class BackupJob:
         return names, info, total
 
     def _payload_name(self, source, seq, group_key, batch_no):
+        """Hierarchies name every payload's level (level_00 too); history names every version."""
         version, level = group_key if group_key else (None, None)
+        if not self._hierarchical:
+            level = None
         if source.import_type == "db":
-            return payload_name(seq, "db", batch_no, self.args.compression, source.objecttype,
-                                version if self.args.all_versions else None, level if level else None)
-        return payload_name(seq, source.import_type, batch_no, self.args.compression,
-                            level=level if level else None)
+            objecttype = source.objecttype + ("__deleted" if source.name.endswith("/deleted") else "")
+            return payload_name(seq, "db", batch_no, self.args.compression, objecttype,
+                                version if self.args.all_versions else None, level)
+        return payload_name(seq, source.import_type, batch_no, self.args.compression, level=level)
 
     def _emit_groups(self, source):
         """[(group key, entries)] in payload order: hierarchies level by level, history version by version."""
         transform = getattr(self, f"_transform_{source.import_type}")
         pages = self._spooled_pages(source.name)
+        self._hierarchical = source.import_type in ("pool", "collection")
         if source.import_type == "db":
             return self._db_groups(source, transform)
         entries = [e for page in pages for e in transform(page)]
@@ -1535,6 +1541,7 @@ class BackupJob:
     def _db_groups(self, source, transform):
         """Records are bucketed by (version, level) in jsonl spool files so memory stays flat."""
         parents = self._parent_index(source)
+        self._hierarchical = parents is not None
         bucket_dir = os.path.join(self.folder.spool, "emit-" + source.name.replace("/", "__"))
         shutil.rmtree(bucket_dir, ignore_errors=True)
         os.makedirs(bucket_dir)
@@ -1895,7 +1902,8 @@ class BackupJob:
             item = {k: info[k] for k in ("url", "status", "extension", "class", "filesize") if k in info}
             relpath = file_relpath(file_id, entry.get("original_filename"), name,
                                    info.get("extension") or entry.get("extension"))
-            if self.args.include_files and not leave and os.path.exists(self.folder.join(relpath)):
+            if self.args.include_files and not (leave and name == "original") \
+                    and os.path.exists(self.folder.join(relpath)):
                 item["path"] = relpath
             out["versions"][name] = item
         return out

@@ -1,0 +1,312 @@
+"""fylrmig backup against simulated easydb 5 and fylr sources: completeness, resume, faults, bad input."""
+import hashlib
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.helpers import (NEVER_BACKED_UP, ROOT, backup_argv, entries, expected_records, load, manifest,
+                           normalized_payloads, plain, records_by_sysid, reference, run_cli, run_main, tree_digest)
+from tests.simulator.faults import FaultPlan
+
+FLAVOURS = ["easydb5", "fylr"]
+
+
+def backup(capsys, server, tmp_path, *extra, name="b"):
+    folder = str(tmp_path / name)
+    code, out, err = run_main(capsys, *backup_argv(server, folder, tmp_path / "data", *extra))
+    assert code == 0, err
+    return folder
+
+
+# ----------------------------------------------------------------------------- completeness
+
+def assert_records_complete(folder, sim, all_versions, include_deleted=False):
+    got = records_by_sysid(folder)
+    want = expected_records(sim, all_versions, include_deleted)
+    assert set(got) == set(want)
+    for sysid, (ot, versions) in want.items():
+        entries_ = got[sysid]
+        assert [e[ot]["_version"] for e in entries_] == list(range(1, len(versions) + 1))
+        for stored, entry in zip(versions, entries_):
+            assert entry["_objecttype"] == ot and entry["_mask"] == "_all_fields"
+            assert entry["_uuid"] == sim.records[ot][sim.sysids[sysid][1]]["_uuid"]
+            assert "_id" not in entry[ot] and "_global_object_id" not in entry
+            assert_fields_equal(stored["fields"], entry[ot])
+
+
+def assert_fields_equal(stored, body):
+    for name, value in stored.items():
+        if value is None:
+            continue
+        got = body[name]
+        if plain(value):
+            assert got == value, name
+        elif isinstance(value, dict):          # link -> deferred lookup by system object id
+            assert got[value["_objecttype"]]["lookup:_id"] == {"_system_object_id": value["_system_object_id"],
+                                                               "_allow_defer": True}
+        elif name.startswith("_nested:"):
+            assert [r["_uuid"] for r in got] == [r["_uuid"] for r in value]
+            for row, row_got in zip(value, got):
+                assert_fields_equal({k: v for k, v in row.items() if k != "_uuid"}, row_got)
+        else:                                  # file field
+            assert [f["reference"].split(":")[-2] for f in got] == [str(f["_id"]) for f in value]
+            assert [f["preferred"] for f in got] == [f["preferred"] for f in value]
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("size", ["tiny", "small"])
+def test_backup_holds_every_record_and_version(capsys, make_sim, tmp_path, flavour, size):
+    server = make_sim(flavour, size=size)
+    folder = backup(capsys, server, tmp_path, "--all-versions", "--chunk-size", "100", "--max-parallel", "4")
+    assert_records_complete(folder, server.sim, all_versions=True)
+    m = manifest(folder)
+    assert m["source_instance"]["flavour"] == flavour and m["state"]["status"] == "done"
+    assert m["has_passwords"] is True
+    assert not os.path.exists(os.path.join(folder, ".spool"))
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_latest_only_backup_writes_version_one(capsys, make_sim, tmp_path, flavour):
+    server = make_sim(flavour)
+    folder = backup(capsys, server, tmp_path)
+    assert_records_complete(folder, server.sim, all_versions=False)
+
+
+def test_deleted_records_only_with_include_deleted(capsys, make_sim, tmp_path):
+    server = make_sim("fylr")
+    deleted = {r["_system_object_id"] for recs in server.sim.records.values() for r in recs.values()
+               if r.get("deleted_at")}
+    assert deleted
+    folder = backup(capsys, server, tmp_path, "--all-versions", name="without")
+    assert not deleted & set(records_by_sysid(folder))
+    folder = backup(capsys, server, tmp_path, "--all-versions", "--include-deleted", name="with")
+    assert_records_complete(folder, server.sim, all_versions=True, include_deleted=True)
+    for sysid in deleted:
+        assert records_by_sysid(folder)[sysid][0]["_latest_version_deleted_at"]
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_basetypes_and_events(capsys, make_sim, tmp_path, flavour):
+    server = make_sim(flavour)
+    sim = server.sim
+    folder = backup(capsys, server, tmp_path)
+    users = {reference(u, "user") for u in sim.users.values() if not reference(u, "user").startswith("system:")}
+    assert {u["user"]["reference"] for u in entries(folder, "user")} == users
+    groups = {reference(g, "group") for g in sim.groups.values() if g["group"].get("type") != "system"}
+    assert {g["group"]["reference"] for g in entries(folder, "group")} == groups
+    pools = {reference(p, "pool") for p in sim.pools.values() if not reference(p, "pool").startswith("system:")}
+    assert {p["pool"]["reference"] for p in entries(folder, "pool")} == pools
+    tag_ids = {t["tag"]["_id"] for tg in sim.taggroups.values() for t in tg["_tags"]}
+    assert {t["tag"]["_id"] for tg in entries(folder, "tags") for t in tg["_tags"]} == tag_ids
+    colls = {reference(c, "collection") for c in sim.collections.values()
+             if not reference(c, "collection").startswith("system:") and not c["collection"].get("is_system_collection")}
+    assert {c["collection"]["reference"] for c in entries(folder, "collection")} == colls
+    assert len(entries(folder, "message")) == len(sim.messages)
+    want_events = [e["event"]["type"] for e in sorted(sim.events.values(), key=lambda e: e["event"]["_id"])
+                   if e["event"]["type"] not in NEVER_BACKED_UP]
+    assert [e["event"]["type"] for e in entries(folder, "event")] == want_events
+    for user in entries(folder, "user"):
+        for group in user["_groups"]:
+            assert group["group"]["lookup:_id"]["reference"] in groups
+
+
+def test_payloads_are_ordered_parents_first(capsys, make_sim, tmp_path):
+    server = make_sim("fylr")
+    folder = backup(capsys, server, tmp_path, "--all-versions", "--chunk-size", "5")
+    order = [e["_system_object_id"] for e in entries(folder, "db")]
+    seen = set()
+    for entry in entries(folder, "db"):
+        body = entry[entry["_objecttype"]]
+        parent = body.get("lookup:_id_parent")
+        if parent and body["_version"] == 1:
+            assert parent["_system_object_id"] in seen, "child before its parent"
+        seen.add(entry["_system_object_id"])
+    assert len(order) > 5
+    names = manifest(folder)["payloads"]
+    assert names == sorted(names), "ls order must equal restore order"
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("mode", ["original", "with-versions"])
+def test_include_files_packs_real_bytes(capsys, make_sim, tmp_path, flavour, mode):
+    server = make_sim(flavour)
+    sim = server.sim
+    folder = backup(capsys, server, tmp_path, "--include-files", mode, "--compression", "9")
+    packed = 0
+    for entry in entries(folder, "db"):
+        for value in entry[entry["_objecttype"]].values():
+            if not (isinstance(value, list) and value and "eas:url" in value[0]):
+                continue
+            for f in value:
+                info = sim.files[int(f["reference"].split(":")[-2])]
+                for version, meta in f["versions"].items():
+                    if info["leave"] and version == "original" or (mode == "original" and version != "original"):
+                        assert "path" not in meta
+                        continue
+                    with open(os.path.join(folder, meta["path"]), "rb") as fh:
+                        assert fh.read() == info["versions"][version]
+                    packed += 1
+    assert packed > 10
+    if flavour == "fylr":
+        assert any(f["leave"] for f in sim.files.values())
+
+
+# ----------------------------------------------------------------------------- resume
+
+def test_kill_9_then_continue_equals_uninterrupted(capsys, make_sim, tmp_path):
+    server = make_sim("fylr", size="small", faults=FaultPlan(seed=5, latency=0.004))
+    reference_folder = backup(capsys, server, tmp_path, "--all-versions", "--include-files", "with-versions",
+                              "--chunk-size", "50", name="reference")
+    folder, data = str(tmp_path / "killed"), str(tmp_path / "data")
+    argv = backup_argv(server, folder, data, "--all-versions", "--include-files", "with-versions",
+                       "--chunk-size", "50", "--max-parallel", "3")
+    rnd = random.Random(11)
+    kills = 0
+    for attempt in range(4):
+        mode = [] if attempt == 0 else ["--continue"]
+        proc = subprocess.Popen([sys.executable, "-m", "fylrmig", *argv, *mode], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(rnd.uniform(0.4, 2.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 2, "the backup finished before it could be killed: make the simulator slower"
+    result = run_cli(*argv, "--continue")
+    assert result.returncode == 0, result.stderr
+    assert "continuing: skipping" in result.stdout
+    assert normalized_payloads(folder) == normalized_payloads(reference_folder)
+    assert tree_digest(folder) == tree_digest(reference_folder)
+    assert not [n for n in os.listdir(folder) if n.startswith(".tmp-")]
+
+
+def test_continue_refuses_changed_parameters(capsys, make_sim, tmp_path):
+    server = make_sim("easydb5")
+    backup(capsys, server, tmp_path)
+    code, _, err = run_main(capsys, *backup_argv(server, tmp_path / "b", tmp_path / "data", "--continue",
+                                                 "--all-versions"))
+    assert code == 1 and "all_versions was False, now True" in err
+
+
+# ----------------------------------------------------------------------------- faults
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_backup_survives_5xx_drops_and_token_expiry(capsys, make_sim, tmp_path, flavour):
+    plan = FaultPlan(seed=7, error_rate=0.10, drop_rate=0.02, expire_tokens_after=40)
+    server = make_sim(flavour, faults=plan)
+    log_path = tmp_path / "backup.log"
+    folder = backup(capsys, server, tmp_path, "--all-versions", "--chunk-size", "10", "--log", log_path,
+                    "--include-files", "original")
+    assert plan.errors > 3 and plan.token_expiries == 1
+    server.faults.error_rate = server.faults.drop_rate = 0
+    assert_records_complete(folder, server.sim, all_versions=True)
+    text = log_path.read_text()
+    assert text.count("retry ") >= plan.errors
+    assert "--password ***" in text and "admin" not in text
+    assert "logging in again" in text
+
+
+def test_token_expiry_never_yields_an_empty_group_list(capsys, make_sim, tmp_path):
+    """fylr answers GET /group with 200 [] for a dead token: the backup must notice, not write no groups."""
+    # requests: token, schema, mask, l10n, config, plugin, tags, then the token dies right before GET /group
+    plan = FaultPlan(seed=1, expire_tokens_after=7)
+    server = make_sim("fylr", faults=plan)
+    folder = backup(capsys, server, tmp_path)
+    assert plan.token_expiries == 1
+    assert len(entries(folder, "group")) == len([g for g in server.sim.groups.values()
+                                                 if g["group"].get("type") != "system"])
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def assert_one_line_error(result_or_tuple, fragment):
+    code, err = (result_or_tuple.returncode, result_or_tuple.stderr) if hasattr(result_or_tuple, "stderr") \
+        else (result_or_tuple[0], result_or_tuple[2])
+    assert code != 0
+    assert "Traceback" not in err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("fylrmig: error:") and fragment in lines[0], err
+
+
+def test_bad_inputs_give_one_line_and_write_nothing(make_sim, tmp_path):
+    e5 = make_sim("easydb5")
+    data = tmp_path / "data"
+    folder = tmp_path / "b"
+    cases = [
+        (backup_argv(e5, folder, data, "--include", "bil(der"), "invalid regular expression"),
+        (backup_argv(e5, folder, data, "--chunk-size", "5000"), "too large for an easydb 5 source"),
+        (["backup", "--server", "http://127.0.0.1:9/api/v1", "--login", "root", "--password", "admin",
+          "--dir", folder, "--data", data], "cannot reach http://127.0.0.1:9"),
+        (["backup", "--server", e5.api_url, "--login", "root", "--password", "wrong", "--dir", folder,
+          "--data", data], "login as 'root'"),
+        (["backup", "--server", "ftp://x", "--login", "root", "--password", "p", "--dir", folder, "--data", data],
+         "--server must be an http(s) URL"),
+        (backup_argv(e5, folder, data, "--purge", "--continue"), "mutually exclusive"),
+        (backup_argv(e5, folder, data, "--compression", "12"), "--compression 12 is out of range"),
+    ]
+    for argv, fragment in cases:
+        result = run_cli(*argv)
+        assert_one_line_error(result, fragment)
+        assert "wrong" not in result.stderr and "admin" not in result.stderr
+        assert not folder.exists(), f"{fragment}: wrote the backup folder"
+
+
+def test_unwritable_dir_and_existing_folder(capsys, make_sim, tmp_path):
+    server = make_sim("fylr")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run_cli(*backup_argv(server, blocker / "sub", tmp_path / "data"))
+    assert_one_line_error(result, "cannot write backup folder")
+    backup(capsys, server, tmp_path)
+    result = run_cli(*backup_argv(server, tmp_path / "b", tmp_path / "data"))
+    assert_one_line_error(result, "use --continue to resume or --purge to start over")
+
+
+def test_purge_starts_over(capsys, make_sim, tmp_path):
+    server = make_sim("easydb5")
+    folder = backup(capsys, server, tmp_path, "--compression", "1")
+    first = manifest(folder)["payloads"]
+    assert all(n.endswith(".json.gz") for n in first)
+    folder = backup(capsys, server, tmp_path, "--purge")
+    assert all(n.endswith(".json") for n in manifest(folder)["payloads"])
+    assert not [n for n in os.listdir(folder) if n.endswith(".gz")]
+
+
+# ----------------------------------------------------------------------------- verify, ledger, secrets
+
+def test_verify_names_missing_and_damaged_payloads(capsys, make_sim, tmp_path):
+    server = make_sim("fylr")
+    folder = backup(capsys, server, tmp_path, "--include-files", "original")
+    verify = ["backup", "--verify", "--dir", folder, "--data", tmp_path / "data"]
+    assert run_main(capsys, *verify)[0] == 0
+    names = manifest(folder)["payloads"]
+    os.unlink(os.path.join(folder, names[2]))
+    with open(os.path.join(folder, names[5]), "ab") as fh:
+        fh.write(b" ")
+    code, out, err = run_main(capsys, *verify)
+    assert code == 1
+    assert f"{names[2]}: missing" in err and f"{names[5]}: damaged" in err
+
+
+def test_ledger_rows_and_no_secrets_anywhere(capsys, make_sim, tmp_path):
+    server = make_sim("fylr")
+    folder = backup(capsys, server, tmp_path, "--client-secret", "s3cr3t-value", "--log", tmp_path / "x.log")
+    db = sqlite3.connect(tmp_path / "data" / "jobs.sqlite")
+    job = db.execute("SELECT state, params FROM jobs").fetchone()
+    assert job[0] == "done" and json.loads(job[1])["password"] == "***"
+    states = dict(db.execute("SELECT state, COUNT(*) FROM chunks GROUP BY state").fetchall())
+    assert set(states) == {"done"} and states["done"] > 10
+    for name, sha in db.execute("SELECT json_extract(output, '$.payloads'), sha256 FROM chunks "
+                                "WHERE key LIKE 'emit/%'"):
+        assert name is not None
+    haystacks = [(tmp_path / "data" / "jobs.sqlite").read_bytes(), (tmp_path / "x.log").read_bytes(),
+                 open(os.path.join(folder, "manifest.json"), "rb").read()]
+    for hay in haystacks:
+        assert b"admin" not in hay and b"s3cr3t-value" not in hay
