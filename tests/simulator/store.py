@@ -61,7 +61,7 @@ Added by the read side (datagen / auth / app), same rules (plain JSON-able dicts
                                       (the stored `_password_hash` is then "<md5|sha-512>:<hex>")
     sim.pools: fylr instances also have "system:none" (id 3, parent 1, is_system_pool True)
     sim.collections: user home collections have collection.type "user" and _owner = that user
-    sim.collection_props[(coll_id, sysid)] = webfrontend props dict of an entry (absent = None)
+    sim.collection_props[coll_id][sysid] = webfrontend props dict of an entry (absent = None)
     sim.right_presets = {"object": [PresetApi...], "collection": [...]}  (GET /right/{ctx}/presets body)
     sim.xmlmappings = [XmlMappingApi ...]   sim.publish = [PublishApi ...]   sim.transitions = [...]
     sim.tokens[token] = {"kind": "session"|"access"|"refresh", "user_id": int|None,
