@@ -1,0 +1,277 @@
+"""Canonical, id-independent dump of a simulated instance: canonical_dump(source) == canonical_dump(target)
+after a faithful restore (tests may first apply documented transformations to one side, e.g. the
+easydb 5 -> fylr event type mapping of parameters.md 6.1).
+"""
+import hashlib
+import json
+
+
+def canonical_dump(sim, strict=False):
+    """JSON-able dict describing everything stored in `sim` in id-independent terms.
+
+    Rules
+    - Basetypes are keyed by `reference`; an empty reference falls back to `<kind>:<stored id>`
+      (the documented backup fallback, parameters.md 7.1 - the backup writes it as the reference, so a
+      restored target stores it literally and both sides produce the same key).
+    - Cross references are written as such keys: user -> group keys, pool -> parent pool key,
+      message -> group keys, collection -> parent collection key + owner user key, ACL `who` -> key.
+    - Tags keep their ids (tag ids are restored, limitations.md): each tag lists its `_id`.
+    - User home collections (type "user") are keyed `home:<owner key>` and listed only when they hold
+      objects or child collections (fylr creates them on demand; empty ones carry no data).
+    - Records are keyed by str(_system_object_id) with objecttype, `_uuid`, `deleted` flag and every
+      version in order: `_version`, owner/pool/tags as keys, parent as the parent's system object id,
+      fields with links as {"_objecttype", "_system_object_id"}, nested rows with their `_uuid`, and file
+      fields as [{preferred, name, original_filename, leave, versions: {name: sha256 of bytes}}] (a
+      leave-on-remote original is "remote:<absolute url>" instead of a hash).  Empty values (None, "",
+      [], {}) are dropped: absent and empty compare equal.
+    - Events are a sorted list without ids: type, basetype, objecttype, system_object_id,
+      object_version, user key, timestamp, info (object_id is a per-instance _id and left out).
+    - Datamodel: schema tables, masks and l10n (version numbers / commit stamps differ by design);
+      config: system.config minus sections a restore never writes (default_locations, license,
+      logging, purge; FG releases 6.7.0) plus plugin configs.
+    - Excluded by design: every _id / _version of basetypes, the instance part of _global_object_id,
+      the instance name, file ids and file references, collection uuids, and per-version server
+      timestamps / creator / comment (api.md 4.5 GAP) - `strict=True` adds `_created`, `_last_modified`,
+      `_comment`, `_create_user` and the `deleted_at` value for tests that restore those too.
+    """
+    with sim.lock:
+        keys = _Keys(sim)
+        return {
+            "datamodel": _datamodel(sim),
+            "config": _config(sim),
+            "groups": {keys.group(i): _group(sim, keys, e) for i, e in sim.groups.items()},
+            "users": {keys.user(i): _user(keys, e) for i, e in sim.users.items()},
+            "pools": {keys.pool(i): _pool(keys, e) for i, e in sim.pools.items()},
+            "taggroups": {keys.basetype("taggroup", i, e): _taggroup(keys, e) for i, e in sim.taggroups.items()},
+            "messages": {keys.basetype("message", i, e): _message(keys, e) for i, e in sim.messages.items()},
+            "collections": _collections(sim, keys),
+            "records": _records(sim, keys, strict),
+            "events": _events(sim, keys),
+        }
+
+
+class _Keys:
+    """Reference keys of stored basetypes (with the `<kind>:<id>` fallback)."""
+
+    def __init__(self, sim):
+        self.sim = sim
+
+    @staticmethod
+    def basetype(kind, entry_id, entry):
+        reference = entry[kind].get("reference")
+        return reference if reference not in (None, "") else "%s:%s" % (kind, entry_id)
+
+    def _of(self, kind, table, entry_id):
+        if entry_id is None:
+            return None
+        entry = table.get(entry_id)
+        return self.basetype(kind, entry_id, entry) if entry else "%s:missing:%s" % (kind, entry_id)
+
+    def user(self, uid):
+        return self._of("user", self.sim.users, uid)
+
+    def group(self, gid):
+        return self._of("group", self.sim.groups, gid)
+
+    def pool(self, pid):
+        return self._of("pool", self.sim.pools, pid)
+
+    def tag(self, tag_id):
+        entry = self.sim.tag_by_id(tag_id)
+        return self.basetype("tag", tag_id, entry) if entry else "tag:missing:%s" % tag_id
+
+    def collection(self, cid):
+        entry = self.sim.collections.get(cid)
+        if entry is None:
+            return None if cid is None else "collection:missing:%s" % cid
+        if entry["collection"].get("type") == "user":
+            return "home:%s" % self.user(entry["_owner"]["user"]["_id"])
+        return self.basetype("collection", cid, entry)
+
+    def who(self, value):
+        """ACL `who` / any {"_basetype": kind, kind: {"_id": n}} wrapper -> {"_basetype", "key"}."""
+        kind = value.get("_basetype") or next((k for k in ("user", "group") if k in value), None)
+        inner = value.get(kind) if kind else None
+        if kind in ("user", "group") and isinstance(inner, dict) and "_id" in inner:
+            return {"_basetype": kind, "key": getattr(self, kind)(inner["_id"])}
+        return value
+
+
+def _pruned(value):
+    """Drop None / "" / [] / {} recursively (absent and empty compare equal)."""
+    if isinstance(value, dict):
+        out = {k: _pruned(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in (None, "", [], {})}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
+def _acl(keys, acl):
+    result = []
+    for entry in acl or []:
+        entry = dict(entry)
+        if isinstance(entry.get("who"), dict):
+            entry["who"] = keys.who(entry["who"])
+        entry.pop("_id", None)
+        result.append(_pruned(entry))
+    return sorted(result, key=lambda e: json.dumps(e, sort_keys=True))
+
+# ------------------------------------------------------------------------------------------ sections
+
+
+def _datamodel(sim):
+    tables = sorted((sim.schema or {}).get("tables") or [], key=lambda t: t.get("name") or "")
+    masks = sorted((sim.mask or {}).get("masks") or [], key=lambda m: m.get("name") or "")
+    return {"tables": tables, "masks": masks, "l10n": sim.l10n or {}}
+
+
+_CONFIG_NOT_RESTORED = ("default_locations", "license", "logging", "purge")
+
+
+def _config(sim):
+    system = ((sim.config or {}).get("system") or {}).get("config") or {}
+    return _pruned({"system": {k: v for k, v in system.items() if k not in _CONFIG_NOT_RESTORED},
+                    "plugin": (sim.config or {}).get("plugin") or {}})
+
+
+def _group(sim, keys, entry):
+    g = entry["group"]
+    return _pruned({"name": g.get("name"), "displayname": g.get("displayname"), "type": g.get("type"),
+                    "system_rights": entry.get("_system_rights"), "acl": _acl(keys, entry.get("_acl"))})
+
+
+def _group_keys(keys, groups):
+    return sorted(keys.group(g["group"]["_id"]) for g in groups or [])
+
+
+def _user(keys, entry):
+    u = entry["user"]
+    return _pruned({"login": u.get("login"), "type": u.get("type"), "email": u.get("email"),
+                    "first_name": u.get("first_name"), "last_name": u.get("last_name"),
+                    "displayname": u.get("displayname"), "groups": _group_keys(keys, entry.get("_groups")),
+                    "has_password": bool(entry.get("_password_hash"))})
+
+
+def _pool(keys, entry):
+    p = entry["pool"]
+    return _pruned({"name": p.get("name"), "parent": keys.pool(p.get("_id_parent")),
+                    "is_system_pool": bool(p.get("is_system_pool")), "acl": _acl(keys, entry.get("_acl"))})
+
+
+def _taggroup(keys, entry):
+    tg = entry["taggroup"]
+    tags = {}
+    for t in entry.get("_tags") or []:
+        tag = t.get("tag", t)
+        tags[keys.basetype("tag", tag["_id"], {"tag": tag})] = _pruned(
+            {"_id": tag["_id"], "displayname": tag.get("displayname"), "type": tag.get("type"),
+             "displaytype": tag.get("displaytype"), "enabled": tag.get("enabled")})
+    return _pruned({"type": tg.get("type"), "displayname": tg.get("displayname"), "tags": tags})
+
+
+def _message(keys, entry):
+    m = entry["message"]
+    return _pruned({"title": m.get("title"), "message": m.get("message"),
+                    "webfrontend_type": m.get("webfrontend_type"), "groups": _group_keys(keys, entry.get("_groups"))})
+
+
+def _collections(sim, keys):
+    children = {}
+    for entry in sim.collections.values():
+        children.setdefault(entry["collection"].get("_id_parent"), []).append(entry["collection"]["_id"])
+    result = {}
+    for cid, entry in sim.collections.items():
+        c = entry["collection"]
+        objects = list(sim.collection_objects.get(cid) or [])
+        if c.get("type") == "user" and not objects and not children.get(cid):
+            continue
+        props = (getattr(sim, "collection_props", None) or {}).get(cid) or {}
+        result[keys.collection(cid)] = _pruned({
+            "displayname": c.get("displayname"), "type": c.get("type"), "parent": keys.collection(c.get("_id_parent")),
+            "owner": keys.user((entry.get("_owner") or {}).get("user", {}).get("_id")),
+            "acl": _acl(keys, entry.get("_acl")), "objects": objects,
+            "webfrontend_props": {str(s): p for s, p in props.items() if p is not None}})
+    return result
+
+# ------------------------------------------------------------------------------------------- records
+
+
+def _records(sim, keys, strict):
+    waiting = {}                                       # (ot, child _id, version) -> deferred parent sysid
+    for parent_sysid, children in (getattr(sim, "deferred_parents", None) or {}).items():
+        for ot, child_id, number in children:
+            waiting[(ot, child_id, number)] = parent_sysid
+    result = {}
+    for ot, records in sim.records.items():
+        for rec in records.values():
+            entry = {"objecttype": ot, "_uuid": rec["_uuid"], "deleted": rec.get("deleted_at") is not None,
+                     "versions": [_version(sim, keys, ot, rec, v, waiting, strict) for v in rec["versions"]]}
+            if strict:
+                entry["deleted_at"] = rec.get("deleted_at")
+            result[str(rec["_system_object_id"])] = entry
+    return result
+
+
+def _version(sim, keys, ot, rec, version, waiting, strict):
+    parent = version.get("_id_parent")
+    if parent is not None:
+        parent_rec = (sim.records.get(ot) or {}).get(parent)
+        parent = parent_rec["_system_object_id"] if parent_rec else "missing:%s" % parent
+    else:
+        parent = waiting.get((ot, rec["_id"], version["_version"]))
+    out = {"_version": version["_version"], "owner": keys.user(version.get("_owner")),
+           "pool": keys.pool(version.get("_pool")), "parent": parent,
+           "tags": sorted(keys.tag(t) for t in version.get("_tags") or []),
+           "fields": _fields(sim, version.get("fields") or {})}
+    if strict:
+        out.update(_created=version.get("_created"), _last_modified=version.get("_last_modified"),
+                   _comment=version.get("_comment"), _create_user=keys.user(version.get("_create_user")))
+    return _pruned(out) | {"_version": version["_version"]}
+
+
+def _fields(sim, fields):
+    return _pruned({key: _value(sim, key, value) for key, value in fields.items()})
+
+
+def _value(sim, key, value):
+    if key.startswith("_nested:"):
+        return [dict(_fields(sim, {k: v for k, v in row.items() if k != "_uuid"}), _uuid=row.get("_uuid"))
+                for row in value or []]
+    if isinstance(value, dict) and "_objecttype" in value:
+        return {"_objecttype": value["_objecttype"], "_system_object_id": value.get("_system_object_id")}
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "_id" in v for v in value):
+        return [_file_entry(sim, v) for v in value]
+    return value
+
+
+def _absolute(sim, url):
+    if url and url.startswith("/"):
+        return (sim.base_url or "") + url
+    return url
+
+
+def _file_entry(sim, entry):
+    info = sim.files.get(entry["_id"])
+    out = {"preferred": bool(entry.get("preferred")), "name": entry.get("name")}
+    if info is None:
+        return dict(out, missing_file=True)
+    versions = {name: hashlib.sha256(data).hexdigest() for name, data in (info.get("versions") or {}).items()
+                if data is not None}
+    if info.get("leave"):
+        versions["original"] = "remote:%s" % _absolute(sim, info.get("remote_url"))
+    return dict(out, original_filename=info.get("original_filename"), leave=bool(info.get("leave")),
+                versions=versions)
+
+# -------------------------------------------------------------------------------------------- events
+
+
+def _events(sim, keys):
+    result = []
+    for entry in sim.events.values():
+        e = entry["event"]
+        result.append({"type": e.get("type"), "basetype": e.get("basetype"), "objecttype": e.get("objecttype"),
+                       "system_object_id": e.get("system_object_id"), "object_version": e.get("object_version"),
+                       "user": keys.user(((entry.get("user") or {}).get("user") or {}).get("_id")),
+                       "timestamp": e.get("timestamp"), "info": e.get("info") or {}})
+    return sorted(result, key=lambda e: json.dumps(e, sort_keys=True, default=str))
