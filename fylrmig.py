@@ -537,7 +537,7 @@ class Api:
 
     def __init__(self, server, login, password, client_id="", client_secret="", client_token_url="",
                  insecure=False, retry_max_count=10, retry_sleep_between=30, timeout=600, log_network=False,
-                 cancelled=lambda: False):
+                 cancelled=lambda: False, logger=None):
         import requests   # imported here so `fylrmig --help` works before dependencies are installed
         self._requests = requests
         self.url = split_server_url(server)
@@ -548,6 +548,7 @@ class Api:
         self.verify_tls = not insecure
         self.retry_max_count, self.retry_sleep_between = retry_max_count, retry_sleep_between
         self.timeout, self.log_network, self.cancelled = timeout, log_network, cancelled
+        self.log = logger or log
         self.flavour, self.settings = "", {}
         self._token, self._refresh_token, self._token_expires = None, None, 0.0
         self._auth_lock = threading.Lock()
@@ -659,7 +660,7 @@ class Api:
         with self._auth_lock:
             if self._token != stale_token:
                 return
-            log.info("session of %s expired, logging in again", self.url)
+            self.log.info("session of %s expired, logging in again", self.url)
             if self.flavour == "easydb5":
                 self._login_easydb5()
             else:
@@ -735,6 +736,10 @@ class Api:
                 raise
             return self._download(with_access_token(url, self.access_token()), dest_path)
 
+    def download_plain(self, url, dest_path):
+        """A download without any session (easydb 5 EAS URLs, signed or token-carrying fylr URLs)."""
+        return self._download(url, dest_path)
+
     def _download(self, url, dest_path):
         def fetch():
             response = self._send("GET", url, stream=True)
@@ -781,7 +786,7 @@ class Api:
         response = self._session().request(method, url, params=params or None, json=json_body, data=data,
                                            files=files, headers=headers, timeout=self.timeout, stream=stream)
         if self.log_network:
-            log.debug("%s %s -> %s (%.0f ms, %s bytes)", method, mask_url_credentials(response.url),
+            self.log.debug("%s %s -> %s (%.0f ms, %s bytes)", method, mask_url_credentials(response.url),
                       response.status_code, 1000 * (now() - started),
                       response.headers.get("Content-Length", "?"))
         if response.status_code >= 400:
@@ -815,7 +820,7 @@ class Api:
                                        f"{short_reason(exc)}") from None
                 reason = short_reason(exc)
             self.retries += 1
-            log.warning("retry %d/%d of %s %s after %s", tries + 1, self.retry_max_count, method,
+            self.log.warning("retry %d/%d of %s %s after %s", tries + 1, self.retry_max_count, method,
                         mask_url_credentials(urllib.parse.urlsplit(url)._replace(query="").geturl()), reason)
             time.sleep(self.retry_sleep_between)
         raise AssertionError("unreachable")
@@ -891,6 +896,17 @@ class BackupFolder:
     def exists(self):
         """A folder holding anything but log files is an existing backup."""
         return os.path.isdir(self.path) and any(not n.endswith(".log") for n in os.listdir(self.path))
+
+    def remove_temp_files(self):
+        """Temporary files of writes that a kill -9 cut short: never complete, never referenced."""
+        removed = 0
+        for folder, _, names in os.walk(self.path):
+            for name in names:
+                if name.startswith(".tmp-"):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(folder, name))
+                        removed += 1
+        return removed
 
     def purge(self):
         """Delete everything of a backup but its logs (a web job may be writing backup.log right now)."""
@@ -985,8 +1001,9 @@ def verify_payload(folder, name, expected):
 class Progress:
     """Done / total per phase, rate and ETA; shown on a terminal, logged, and kept in the ledger."""
 
-    def __init__(self, ledger, job_id, interactive):
+    def __init__(self, ledger, job_id, interactive, logger=None):
         self.ledger, self.job_id, self.interactive = ledger, job_id, interactive
+        self.log = logger or log
         self.phases, self.phase = {}, ""
         self._lock = threading.Lock()
         self._started = now()
@@ -1026,7 +1043,7 @@ class Progress:
             sys.stderr.flush()
         if t - self._last_log > 30:
             self._last_log = t
-            log.info("progress %s", self.line())
+            self.log.info("progress %s", self.line())
         self.save()
 
     def save(self, force=False):
@@ -1063,7 +1080,7 @@ READ_ONLY_RECORD_KEYS = frozenset({
 READ_ONLY_OBJECT_KEYS = frozenset({"_id", "_version", "_id_parent", "_pool", "_parents", "_level", "_path",
                                    "_has_children", "_system_object_id_parent"})
 FILE_KEYS_KEPT = ("preferred", "name", "frontend_prefs", "original_filename", "extension", "class",
-                  "technical_metadata", "original_filename_basename")
+                  "technical_metadata", "original_filename_basename", "produce_versions")
 
 
 class Source:
@@ -1079,8 +1096,9 @@ class BackupJob:
 
     kind = "backup"
 
-    def __init__(self, args, ledger, cancel_event=None, interactive=False):
+    def __init__(self, args, ledger, cancel_event=None, interactive=False, logger=None):
         self.args, self.ledger = args, ledger
+        self.log = logger or log
         self.cancel_event = cancel_event or threading.Event()
         self.interactive = interactive
         self.folder = BackupFolder(args.dir)
@@ -1122,7 +1140,7 @@ class BackupJob:
         """Connect, then create/continue/purge the job and folder. Nothing is written before the source
         has answered and every parameter is known to be acceptable."""
         self.validate()
-        self.api = make_api(self.args, self.cancel_event)
+        self.api = make_api(self.args, self.cancel_event, self.log)
         self.api.connect()
         if self.api.flavour == "easydb5" and self.args.chunk_size > E5_MAX_CHUNK:
             raise FylrmigError(f"--chunk-size {self.args.chunk_size} is too large for an easydb 5 source "
@@ -1148,6 +1166,7 @@ class BackupJob:
             differences = setup_differences(json.loads(job["setup"]), self.setup())
             if differences:
                 raise FylrmigError("cannot continue with different parameters: " + "; ".join(differences))
+            folder.remove_temp_files()
             return job["id"]
         try:
             if existing and a.purge:
@@ -1168,7 +1187,7 @@ class BackupJob:
         self.prepare()
         started = now()
         self.ledger.claim_job(self.job_id)
-        self.progress = Progress(self.ledger, self.job_id, self.interactive)
+        self.progress = Progress(self.ledger, self.job_id, self.interactive, self.log)
         self._report_resume()
         try:
             manifest = self._run_steps()
@@ -1177,6 +1196,8 @@ class BackupJob:
             self._end_job(started, state, error=str(exc) if not isinstance(exc, KeyboardInterrupt) else "interrupted")
             raise
         self._end_job(started, "done")
+        self.log.info("backup done: %d payloads, counts %s, %d retries", len(manifest["payloads"]),
+                      json.dumps(manifest["counts"], sort_keys=True), self.api.retries)
         return manifest
 
     def _end_job(self, started, state, error=None):
@@ -1196,12 +1217,15 @@ class BackupJob:
         done = counts.get("done", {}).get("chunks", 0)
         redo = sum(counts.get(s, {}).get("chunks", 0) for s in ("running", "failed", "ready"))
         if done or redo:
-            log.info("continuing: skipping %d chunks already done, redoing %d that were in flight", done, redo)
+            self.log.info("continuing: skipping %d chunks already done, redoing %d that were in flight", done, redo)
 
     def cancelled(self):
         return self.cancel_event.is_set()
 
     def _check_cancel(self):
+        """Between chunks: the page's Cancel sets the event, or the ledger flag for a job run elsewhere."""
+        if not self.cancel_event.is_set() and self.job_id and self.ledger.job(self.job_id)["cancel_requested"]:
+            self.cancel_event.set()
         if self.cancelled():
             raise Cancelled("cancelled")
 
@@ -1304,15 +1328,26 @@ class BackupJob:
         return fetch
 
     def _deleted_page_fetcher(self, ot):
-        """Soft-deleted records are only found by a search with include_deleted (api.md 4.5); they are
-        backed up in their latest, deleted state."""
+        """Soft-deleted records are only found by a search with include_deleted (api.md 4.5 GAP). With
+        --all-versions their history comes from the single-record call with all_versions (few records);
+        where the target answers nothing there, the deleted latest version from the search is kept."""
         def fetch(offset, limit):
             body = self.api.post("/search", {"objecttypes": [ot], "offset": offset, "limit": limit, "format": "full",
                                              "include_deleted": True,
                                              "sort": [{"field": "_system_object_id", "order": "ASC"}]})
             hits = body.get("objects", [])
-            return PageWithRaw([o for o in hits if o.get("_latest_version_deleted_at")], len(hits))
+            deleted = [o for o in hits if o.get("_latest_version_deleted_at")]
+            if self.args.all_versions:
+                deleted = [v for hit in deleted for v in self._deleted_history(ot, hit)]
+            return PageWithRaw(deleted, len(hits))
         return fetch
+
+    def _deleted_history(self, ot, hit):
+        params = {"all_versions": "true", "format": "full"}
+        if self.api.flavour == "fylr":
+            params["files_real_url"] = "true"
+        found = self.api.get(f"/db/{ot}/_all_fields/system_object_id/{hit['_system_object_id']}", **params)
+        return found or [hit]
 
     def _collection_sources(self):
         a, size = self.api, min(self.args.chunk_size, 1000)
@@ -1410,23 +1445,18 @@ class BackupJob:
         except Exception as exc:
             self.ledger.fail_chunk(self.job_id, key, exc)
             raise
-        size = source.page_size or 1
-        distinct = len({o.get("_system_object_id") for o in page}) if source.import_type == "db" else raw_count
-        out = {"items": len(page), "full": bool(source.page_size) and max(raw_count, distinct) >= size
-               and raw_count > 0}
-        if source.import_type == "db" and self.args.all_versions:
-            out["full"] = distinct >= size
+        out = {"items": len(page), "full": bool(source.page_size) and raw_count >= source.page_size}
         self.ledger.finish_chunk(self.job_id, key, len(page), sha256_bytes(data), len(data), out)
         self.progress.add(source.name, len(page))
         return out
 
     def _get_page(self, source, offset):
+        """(entries, objects the server returned for this page): paging advances by objects, and with
+        all_versions a page holds several versions of each object (api.md 4.5)."""
         page = source.fetch_page(offset, source.page_size)
-        raw_count = page.raw_count if isinstance(page, PageWithRaw) else len(page)
-        if raw_count == 0 and self.api.confirm_session():
+        if not objects_in_page(page) and self.api.confirm_session():
             page = source.fetch_page(offset, source.page_size)   # the empty page came from a dead session
-            raw_count = page.raw_count if isinstance(page, PageWithRaw) else len(page)
-        return list(page), raw_count
+        return list(page), objects_in_page(page)
 
     def _spool_path(self, source, offset):
         folder = os.path.join(self.folder.spool, source.name.replace("/", "__"))
@@ -1559,18 +1589,18 @@ class BackupJob:
         return [(key, read_jsonl(os.path.join(bucket_dir, "v%06d_l%04d.jsonl" % key))) for key in sorted(handles)]
 
     def _parent_index(self, source):
-        """For hierarchical objecttypes: _id -> (system object id, parent _id), and levels."""
-        ids, has_parent = {}, False
+        """For hierarchical objecttypes: per history version, _id -> (sysid, parent _id, parent sysid)."""
+        index, has_parent = ParentIndex(), False
         for page in self._spooled_pages(source.name):
+            seen = {}
             for record in page:
                 obj = record.get(record.get("_objecttype"), {})
-                parent = obj.get("_id_parent")
-                has_parent = has_parent or parent is not None
-                ids[obj.get("_id")] = (record.get("_system_object_id"), parent,
-                                       record.get("_system_object_id_parent"))
-        if not has_parent and not any(v[2] for v in ids.values()):
-            return None
-        return ParentIndex(ids)
+                sysid = record.get("_system_object_id")
+                seen[sysid] = seen.get(sysid, 0) + 1
+                parent, parent_sysid = obj.get("_id_parent"), record.get("_system_object_id_parent")
+                has_parent = has_parent or parent is not None or parent_sysid is not None
+                index.add(seen[sysid], obj.get("_id"), sysid, parent, parent_sysid)
+        return index if has_parent else None
 
     def _write_manifest(self, status):
         """The manifest lists exactly the payloads of done emit steps, in order (the ledger is the truth)."""
@@ -1854,7 +1884,7 @@ class BackupJob:
             body["_pool"] = {"pool": {"lookup:_id": {"reference": self.ref("pool", pool["_id"])}}}
         level = 0
         if parents:
-            parent_sysid, level = parents.parent_and_level(obj.get("_id"))
+            parent_sysid, level = parents.parent_and_level(obj.get("_id"), version)
             if parent_sysid:
                 body["lookup:_id_parent"] = {"_system_object_id": parent_sysid, "_allow_defer": True}
         for key, value in obj.items():
@@ -1882,8 +1912,9 @@ class BackupJob:
             return link
         out = {"_objecttype": ot, "_mask": "_all_fields",
                ot: {"lookup:_id": {"_system_object_id": sysid, "_allow_defer": True}}}
-        if link.get("_latest_version_deleted_at"):
-            out["_latest_version_deleted_at"] = link["_latest_version_deleted_at"]
+        for marker in ("_latest_version_deleted_at", "_purged_or_deferred"):
+            if link.get(marker):
+                out[marker] = link[marker]   # the restore drops such links unless --include-deleted-linked
         return out
 
     def _file_entry(self, entry):
@@ -1909,12 +1940,20 @@ class BackupJob:
         return out
 
 
-def make_api(args, cancel_event=None):
+def make_api(args, cancel_event=None, logger=None):
     cancel_event = cancel_event or threading.Event()
     return Api(args.server, args.login, args.password, args.client_id, args.client_secret, args.client_token_url,
                args.insecure, args.retry_max_count, args.retry_sleep_between,
                timeout=60 * getattr(args, "timeout_min", 10), log_network=args.log_network,
-               cancelled=cancel_event.is_set)
+               cancelled=cancel_event.is_set, logger=logger)
+
+
+def objects_in_page(page):
+    if isinstance(page, PageWithRaw):
+        return page.raw_count
+    if page and isinstance(page[0], dict) and "_system_object_id" in page[0]:
+        return len({entry["_system_object_id"] for entry in page})
+    return len(page)
 
 
 class PageWithRaw(list):
@@ -1926,27 +1965,40 @@ class PageWithRaw(list):
 
 
 class ParentIndex:
-    """_id -> parent system object id and hierarchy level, for records of one hierarchical objecttype."""
+    """Parents and hierarchy levels of one hierarchical objecttype, per history version: a record may
+    move in the tree between versions, and version n of every record is posted level by level."""
 
-    def __init__(self, ids):
-        self.ids = ids   # _id -> (sysid, parent _id, parent sysid)
+    def __init__(self):
+        self.versions = {}   # _id -> {version: (sysid, parent _id, parent sysid)}
         self._levels = {}
 
-    def parent_and_level(self, oid):
-        sysid, parent, parent_sysid = self.ids.get(oid, (None, None, None))
-        if parent_sysid is None and parent is not None:
-            parent_sysid = self.ids.get(parent, (None,))[0]
-        return parent_sysid, self.level(oid)
+    def add(self, version, oid, sysid, parent, parent_sysid):
+        self.versions.setdefault(oid, {})[version] = (sysid, parent, parent_sysid)
 
-    def level(self, oid):
+    def _at(self, oid, version):
+        """The record's facts at `version`, or at its newest version below (it may have fewer)."""
+        history = self.versions.get(oid)
+        if not history:
+            return None
+        return history.get(version) or history[max((v for v in history if v <= version), default=min(history))]
+
+    def parent_and_level(self, oid, version):
+        facts = self._at(oid, version) or (None, None, None)
+        _, parent, parent_sysid = facts
+        if parent_sysid is None and parent is not None:
+            parent_sysid = (self._at(parent, version) or (None,))[0]
+        return parent_sysid, self.level(oid, version)
+
+    def level(self, oid, version):
         chain, current = [], oid
-        while current is not None and current not in self._levels and current not in chain:
+        while current is not None and (current, version) not in self._levels and current not in chain:
             chain.append(current)
-            current = self.ids.get(current, (None, None))[1]
-        base = self._levels.get(current, -1) if current is not None else -1
+            facts = self._at(current, version)
+            current = facts[1] if facts else None
+        base = self._levels.get((current, version), -1) if current is not None else -1
         for depth, node in enumerate(reversed(chain), 1):
-            self._levels[node] = base + depth
-        return self._levels.get(oid, 0)
+            self._levels[(node, version)] = base + depth
+        return self._levels.get((oid, version), 0)
 
 
 def group_by_level(entries, kind, ref_of):
@@ -2053,24 +2105,869 @@ def parse_event_filter(text):
     return frozenset(t.strip() for t in text.split(",") if t.strip())
 
 
+############################################################################## Restore engine
+
+# Where a fylr base config must never be overwritten by a restore (releases 6.7.0).
+CONFIG_NEVER_RESTORED = ("default_locations", "license", "logging", "purge")
+
+# easydb 5 base config -> fylr base config (parameters.md 9): (E5 key, E5 field path, fylr path)
+E5_CONFIG_MAP = (
+    ("system", ("logo",), ("appearance", "logo")),
+    ("system", ("login.internet", "value"), ("login", "guest")),
+    ("system", ("login.welcome_info", "message"), ("login", "info")),
+    ("system", ("login.welcome_text", "value"), ("login", "label")),
+    ("system", ("login.forgotten_password_process", "show_in_login_dialog"), ("password", "showforgot")),
+    ("system", ("login.password_policy", "hint"), ("password", "hint")),
+)
+
+# Event types fylr knows (parameters.md 6.3), as exact names and prefixes; TASK* is always refused.
+FYLR_EVENT_TYPES = frozenset({
+    "BACKUP_DONE", "BACKUP_FAILED", "BASE_CONFIG_UPDATE", "BASE_CONFIG_ERROR", "DATAMODEL_COMMIT",
+    "CUSTOM_DATA_TYPE_UPDATER", "CUSTOM_DATA_TYPE_UPDATER_ERROR", "EMAIL_SENT", "EMAIL_SENT_FAILED",
+    "FILE_METADATA", "FILE_METADATA_ERROR", "FILE_PRODUCE", "FILE_PRODUCE_ERROR", "FILE_DELETE",
+    "FILE_DELETE_ERROR", "FILE_MOVE", "FILE_MOVE_ERROR", "NOTIFICATION_SCHEDULER_FAILED", "OBJECT_INSERT",
+    "OBJECT_UPDATE", "OBJECT_DELETE", "OBJECT_UNDELETE", "OBJECT_PURGE", "OBJECTTYPE_UPDATE",
+    "COLLECTION_INSERT", "COLLECTION_UPDATE", "COLLECTION_DELETE", "COLLECTION_UPLOAD", "JANITOR",
+    "JANITOR_ERROR", "WEBHOOK", "WEBHOOK_ERROR", "INDEX_SWITCH", "DETAIL_VIEW", "SEARCH", "FRONTEND_ERROR",
+    "ASSET_DOWNLOAD_CONFIRMATION_MESSAGE", "FILE_DOWNLOAD", "FILE_DOWNLOAD_ERROR", "OBJECT_DOWNLOAD",
+    "EXPORT_DOWNLOAD", "EXPORT_DOWNLOAD_ERROR", "USER_LOGIN", "USER_LOGIN_FAILED", "USER_LOGOUT"})
+FYLR_EVENT_PREFIXES = ("LICENSE_", "USER_", "GROUP_", "POOL_", "TAG_", "MESSAGE_", "TRANSITION_", "MAPPING_",
+                       "OBJECT_INDEX", "REINDEX_", "EXPORT_", "FILE_UPLOAD", "LDAP_", "SAML_", "PLUGIN")
+# Errors that mean "this was stored already" when a chunk that was in flight is sent again.
+ALREADY_STORED_CODES = frozenset({"DatabaseUniqueKeyViolation", "VersionMismatch", "UserDuplicateLogin"})
+PASSWORDLESS_USER_TYPES = frozenset({"ldap", "sso", "saml", "email"})
+
+
+def fylr_knows_event(event_type):
+    if event_type.startswith("TASK"):
+        return False
+    return event_type in FYLR_EVENT_TYPES or event_type.startswith(FYLR_EVENT_PREFIXES)
+
+
+def parse_rename_versions(text):
+    """'<cls>.<version>:<new>[,...]' -> {(cls, version): new}; an empty new version drops the rendition
+    (parameters.md 8.1)."""
+    renames = {}
+    for term in (t.strip() for t in (text or "").split(",")):
+        if not term:
+            continue
+        left, colon, new = term.partition(":")
+        cls, dot, version = left.partition(".")
+        if not colon or not dot or not cls.strip() or not version.strip():
+            raise FylrmigError(f"--rename-versions: {term!r} is not <class>.<version>:<new version>")
+        key = (cls.strip(), version.strip())
+        if key in renames:
+            raise FylrmigError(f"--rename-versions: {key[0]}.{key[1]} is given twice")
+        renames[key] = new.strip()
+    return renames
+
+
+def payload_group(name):
+    """Payloads of one group (same type, objecttype, version, level; differing only in batch) hold
+    independent entries and may be sent in parallel."""
+    return re.sub(r"^\d+__|__batch_\d+(\.json(\.gz)?)$", "", name)
+
+
+class RestoreJob:
+    """`fylrmig restore`: writes a backup folder into a fylr target, every posted chunk and uploaded file a
+    ledger row, so a continued run sends only what the target does not hold yet."""
+
+    kind = "restore"
+
+    def __init__(self, args, ledger, cancel_event=None, interactive=False, logger=None):
+        self.args, self.ledger = args, ledger
+        self.cancel_event = cancel_event or threading.Event()
+        self.interactive = interactive
+        self.log = logger or log
+        self.folder = BackupFolder(os.path.dirname(os.path.abspath(args.manifest)))
+        self.api = self.job_id = self.progress = self.manifest = None
+        self.counters = {"skipped_events": {}, "file_errors": 0, "duplicate_refs": 0, "files": 0}
+        self._file_locks, self._guard = {}, threading.Lock()
+
+    # -- preparing
+
+    def validate(self):
+        a = self.args
+        cont = getattr(a, "continue")
+        if a.purge and cont:
+            raise FylrmigError("--purge and --continue are mutually exclusive")
+        if cont and (a.base_config or a.datamodel):
+            raise FylrmigError("--base-config and --datamodel are not allowed with --continue")
+        if a.chunk_size > 1000:
+            raise FylrmigError(f"--chunk-size {a.chunk_size} is above the maximum of 1000")
+        if a.file_api.startswith("rput_bulk") and a.upload_ignore_files_with_errors:
+            raise FylrmigError("--upload-ignore-files-with-errors is not available with --file-api " + a.file_api)
+        self.renames = parse_rename_versions(a.rename_versions)
+        self.manifest = self.folder.load_manifest()
+        if a.include_password and not self.manifest.get("has_passwords"):
+            raise FylrmigError("--include-password: the backup holds no password hashes (has_passwords is false)")
+        if a.upload_versions and self.manifest.get("include_files") == "original":
+            raise FylrmigError("--upload-versions needs the renditions, but this backup packed originals only "
+                               "(--include-files=original)")
+        missing = [n for n in self.manifest["payloads"] if not os.path.isfile(self.folder.join(n))]
+        if missing:
+            raise FylrmigError(f"broken backup: payload {missing[0]} listed in the manifest is missing"
+                               + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        self.source_flavour = (self.manifest.get("source_instance") or {}).get("flavour", "fylr")
+        self.include_events = parse_event_filter(a.include_events)
+
+    def setup(self):
+        a = self.args
+        return {"server": split_server_url(a.server), "manifest_sha256": sha256_file(self.folder.manifest_path),
+                "file_api": a.file_api, "file_version": a.file_version, "upload_versions": a.upload_versions,
+                "rename_versions": a.rename_versions, "include_events": a.include_events,
+                "include_password": a.include_password, "include_deleted_linked": a.include_deleted_linked,
+                "chunk_size": a.chunk_size, "max_count": a.max_count}
+
+    def prepare(self):
+        self.validate()
+        self.api = make_api(self.args, self.cancel_event, self.log)
+        self.api.connect()
+        if self.api.flavour != "fylr":
+            raise FylrmigError(f"{self.api.url} is an easydb 5: a restore target must be fylr")
+        self.job_id, self.mode = self._open_job()
+        self.datamodel_file = self._input_file("datamodel")
+        self.base_config_file = self._input_file("base_config")
+
+    def _open_job(self):
+        a = self.args
+        job = self.ledger.latest_job(self.folder.path, "restore")
+        if getattr(a, "continue"):
+            if not job:
+                raise FylrmigError(f"nothing to continue: no restore of {self.folder.path} in the ledger "
+                                   f"{self.ledger.path}")
+            old = json.loads(job["setup"])
+            differences = setup_differences({k: old.get(k) for k in self.setup()}, self.setup())
+            if differences:
+                raise FylrmigError("cannot continue with different parameters: " + "; ".join(differences))
+            self.original = old
+            self.folder.remove_temp_files()
+            return job["id"], old["mode"]
+        mode = "purge" if a.purge else "plain"
+        setup = dict(self.setup(), mode=mode, datamodel=a.datamodel, base_config=a.base_config)
+        self.original = setup
+        return self.ledger.create_job(os.path.basename(self.folder.path), "restore", self.folder.path,
+                                      public_params(a, "restore"), setup), mode
+
+    def _input_file(self, kind):
+        """The datamodel / base config file to upload: the given path, '-' for none, or the backup's."""
+        given = self.original.get(kind) or ""
+        if given == "-":
+            return None
+        path = given or self.folder.join(self.manifest.get(kind) or f"{kind}.json")
+        if not os.path.isfile(path):
+            if given or kind == "datamodel":
+                raise FylrmigError(f"--{kind.replace('_', '-')}: {path} does not exist")
+            return None   # restores of backups without a base config entry must work (releases 6.6.2)
+        return path
+
+    # -- running
+
+    def run(self):
+        self.prepare()
+        started = now()
+        self.ledger.claim_job(self.job_id)
+        self.progress = Progress(self.ledger, self.job_id, self.interactive, self.log)
+        BackupJob._report_resume(self)
+        try:
+            self._run_steps()
+        except BaseException as exc:
+            state = "cancelled" if isinstance(exc, Cancelled) else "failed"
+            self._end(started, state, str(exc) if not isinstance(exc, KeyboardInterrupt) else "interrupted")
+            raise
+        self._end(started, "done")
+        self.log.info("restore done: %s, %d retries", json.dumps(self._summary(), sort_keys=True), self.api.retries)
+
+    def _end(self, started, state, error=None):
+        job = self.ledger.job(self.job_id)
+        self.ledger.update_job(self.job_id, state=state, finished_at=now(), last_error=error,
+                               runtime=job["runtime"] + now() - started)
+        self.progress.finish()
+        with contextlib.suppress(OSError):
+            self._write_progress(state, error)
+        shutil.rmtree(self.folder.join(".restore-tmp"), ignore_errors=True)
+
+    _check_cancel = BackupJob._check_cancel
+    cancelled = BackupJob.cancelled
+    _run_parallel = BackupJob._run_parallel
+
+    def _summary(self):
+        out = dict(self.counters)
+        out["chunks"] = self.ledger.chunk_counts(self.job_id)
+        return out
+
+    def _run_steps(self):
+        if self.mode == "purge":
+            self._step("purge", self._purge)
+        if self.datamodel_file and self.mode in ("purge", "plain"):
+            self._step("datamodel", self._upload_datamodel)
+        if self.base_config_file and self.mode in ("purge", "plain"):
+            self._step("base_config", self._upload_base_config)
+        self._restore_payloads()
+        if not self.args.skip_reindex:
+            self._step("reindex", lambda: self.api.post("/system/reindex", None, blockFrontend="true"))
+
+    def _step(self, name, fn):
+        key = f"step/{name}"
+        chunk = self.ledger.chunk(self.job_id, key)
+        if chunk and chunk["state"] == "done":
+            return
+        self._check_cancel()
+        self.progress.set_phase(name, 1)
+        self.ledger.start_chunk(self.job_id, key)
+        try:
+            fn()
+        except Exception as exc:
+            self.ledger.fail_chunk(self.job_id, key, exc)
+            raise
+        self.ledger.finish_chunk(self.job_id, key, 1)
+        self.progress.add(name, 1)
+        self.log.info("step %s done", name)
+
+    def _purge(self):
+        """purgeall sets the root password to ours, so the login keeps working (parameters.md 2)."""
+        self.api.post("/system/purgeall", None, set_password=self.args.password)
+        self.api.connect()   # purge invalidates tokens; /settings answers 503 until the target is ready
+
+    def _upload_datamodel(self):
+        datamodel = read_json(self.datamodel_file)
+        head = self.api.get("/schema/user/HEAD")
+        schema = dict(datamodel["schema"], version=head.get("version"), based_on_version=head.get("based_on_version"))
+        for key in ("max_table_id", "max_column_id"):
+            schema[key] = max(schema.get(key) or 0, head.get(key) or 0)
+        self.api.post("/schema/user/HEAD", schema)
+        if datamodel.get("mask"):
+            self.api.post("/mask/HEAD", datamodel["mask"])
+        if datamodel.get("keys"):
+            self.api.post("/l10n/user/HEAD", datamodel["keys"])
+        self.api.post("/schema/commit", None, confirm="yes", reindex="skip")
+
+    def _upload_base_config(self):
+        config = read_json(self.base_config_file)
+        if self.source_flavour == "easydb5":
+            config = convert_e5_config(config)
+        system = dict((config.get("system") or {}).get("config") or {})
+        for key in CONFIG_NEVER_RESTORED:
+            system.pop(key, None)
+        body = {"system": {"config": system}}
+        if isinstance(config.get("plugin"), dict):
+            body["plugin"] = config["plugin"]
+        self.api.post("/config", body, save="ignore_errors", confirm="yes", reindex="skip")
+
+    # -- payloads
+
+    def _restore_payloads(self):
+        names = self.manifest["payloads"]
+        info = self.manifest.get("payload_info", {})
+        total = sum(meta.get("count", 0) for meta in info.values())
+        self.progress.set_phase("payloads", total)
+        self.object_ids = {}
+        self.kept_per_type = {}
+        group, members = None, []
+        for name in names + [None]:
+            if name is not None and payload_group(name) == group:
+                members.append(name)
+                continue
+            if members:
+                self._restore_group(members)
+                self._write_progress("running")
+            group, members = (payload_group(name), [name]) if name else (None, [])
+
+    def _restore_group(self, names):
+        tasks = []
+        for name in names:
+            envelope = read_json(self.folder.join(name))
+            kind = envelope.get("import_type")
+            entries = envelope.get(IMPORT_TYPE_ARRAYS.get(kind, ""), [])
+            if kind in ("plugin", "objecttype"):
+                self._skip_payload(name, kind, len(entries))
+                continue
+            size = 0 if kind == "tags" else self.args.chunk_size
+            for index, chunk in enumerate(batched(self._limit(kind, envelope, entries), size)):
+                tasks.append(lambda n=name, k=kind, e=envelope, i=index, c=chunk: self._chunk(n, k, e, i, c))
+        self._run_parallel(tasks)
+
+    def _skip_payload(self, name, kind, count):
+        """fylr restores plugins and objecttype settings from the target side (not migrated yet): the
+        payload is kept in the backup and reported."""
+        self.log.warning("payload %s (%d %s entries) is not restored: %s settings are not migrated by this "
+                         "version", name, count, kind, kind)
+        self.progress.add("payloads", count)
+
+    def _limit(self, kind, envelope, entries):
+        """--max-count: at most that many records per objecttype (all versions of the kept ones)."""
+        if kind != "db" or not self.args.max_count:
+            return entries
+        kept = self.kept_per_type.setdefault(envelope["objecttype"], set())
+        out = []
+        for entry in entries:
+            sysid = entry["_system_object_id"]
+            if sysid in kept or len(kept) < self.args.max_count:
+                kept.add(sysid)
+                out.append(entry)
+        return out
+
+    def _chunk(self, name, kind, envelope, index, entries):
+        key = f"post/{name}/{index:05d}"
+        chunk = self.ledger.chunk(self.job_id, key)
+        if chunk and chunk["state"] == "done":
+            self.progress.add("payloads", chunk["items"])
+            return
+        self._check_cancel()
+        was_in_flight = self.ledger.start_chunk(self.job_id, key) in ("running", "failed")
+        try:
+            ids = self._send_chunk(kind, envelope, entries, was_in_flight)
+        except Exception as exc:
+            self.ledger.fail_chunk(self.job_id, key, exc)
+            raise
+        self.ledger.finish_chunk(self.job_id, key, len(entries), sha256_bytes(json_bytes(entries)), ids=ids)
+        self.progress.add("payloads", len(entries))
+
+    def _send_chunk(self, kind, envelope, entries, was_in_flight):
+        """Send one chunk; a chunk that may have reached the target already is reduced to what is missing
+        there first (DESIGN.md), and an 'already stored' answer after a retry is handled the same way."""
+        prepared = getattr(self, f"_prepare_{kind}")(entries, envelope)
+        if was_in_flight:
+            prepared = self._missing_in_target(kind, envelope, prepared)
+        if not prepared:
+            return self._ids_of(kind, envelope, [], [])
+        try:
+            response = self._post(kind, envelope, prepared)
+        except ApiError as exc:
+            if exc.code not in ALREADY_STORED_CODES:
+                raise
+            prepared = self._missing_in_target(kind, envelope, prepared)
+            response = self._post(kind, envelope, prepared) if prepared else []
+        return self._ids_of(kind, envelope, prepared, response)
+
+    def _post(self, kind, envelope, body):
+        a, api = self.args, self.api
+        if kind == "tags":
+            return api.post("/tags", body)
+        if kind in ("group", "pool", "message"):
+            return api.post(f"/{kind}", body)
+        if kind == "user":
+            params = {"skip_constraints": "true"} if a.skip_constraints else {}
+            return api.post("/user", body, **params)
+        if kind == "collection":
+            return api.put("/collection/list", body)
+        if kind == "collection_objects":
+            return [api.post(f"/collection/objects/{cid}", {"objects": objects}) for cid, objects in body]
+        if kind == "event":
+            return api.post("/event/list", body, skip_constraints="true")
+        params = {"skip_events": "true", "skip_reverse_nested": "true", "format": "short"}
+        if a.skip_constraints:
+            params["skip_constraints"] = "true"
+        return api.post(f"/db/{envelope['objecttype']}", body, **params)
+
+    def _ids_of(self, kind, envelope, sent, response):
+        """Source -> target facts to keep with the chunk: target ids of records (for events) and of
+        collections (for their object lists)."""
+        ids = []
+        if kind == "db":
+            for obj in response or []:
+                if obj.get("_system_object_id") is not None:
+                    ot = envelope["objecttype"]
+                    ids.append(("object", obj["_system_object_id"], f"{ot}/{obj[ot]['_id']}"))
+        elif kind == "collection":
+            for entry in response or []:
+                ids.append(("collection", entry["collection"].get("reference"), entry["collection"]["_id"]))
+        return ids
+
+    # -- finding what a chunk in flight already stored
+
+    def _missing_in_target(self, kind, envelope, prepared):
+        if kind == "db":
+            return self._missing_records(envelope["objecttype"], prepared)
+        if kind in ("group", "user", "pool", "message", "collection"):
+            existing = self._target_references(kind)
+            return [e for e in prepared if e[kind].get("reference") not in existing]
+        if kind == "event":
+            return self._missing_events(prepared)
+        return prepared   # tags and collection object lists replace: sending again is harmless
+
+    def _missing_records(self, ot, prepared):
+        out = []
+        for entry in prepared:
+            body = entry[ot]
+            sysid = entry.get("_system_object_id") or body.get("lookup:_id", {}).get("_system_object_id")
+            found = self.api.get(f"/db/{ot}/_all_fields/system_object_id/{sysid}", format="short")
+            stored = max((o[ot]["_version"] for o in found or []), default=0)
+            if stored < body["_version"]:
+                out.append(entry)
+        self.log.info("chunk was in flight: %d of %d records were stored already", len(prepared) - len(out),
+                      len(prepared))
+        return out
+
+    def _target_references(self, kind):
+        path = {"collection": "/collection/list"}.get(kind, f"/{kind}")
+        refs, offset = set(), 0
+        while True:
+            page = self.api.get(path, limit=1000, offset=offset)
+            refs |= {e[kind].get("reference") for e in page}
+            if len(page) < 1000:
+                return refs
+            offset += 1000
+
+    def _missing_events(self, prepared):
+        stamps = sorted(e["event"].get("timestamp") or "" for e in prepared)
+        body = self.api.get("/event/list", limit=1000, offset=0, date_from=stamps[0], date_to=stamps[-1])
+        objects = body.get("objects", []) if isinstance(body, dict) else body
+        seen = {(o["event"].get("type"), o["event"].get("timestamp"), o["event"].get("system_object_id"))
+                for o in objects}
+        return [e for e in prepared if (e["event"].get("type"), e["event"].get("timestamp"),
+                                        e["event"].get("system_object_id")) not in seen]
+
+    # -- preparing entries for the target
+
+    def _prepare_tags(self, entries, envelope):
+        return entries
+
+    def _prepare_group(self, entries, envelope):
+        return entries
+
+    def _prepare_pool(self, entries, envelope):
+        return entries
+
+    def _prepare_message(self, entries, envelope):
+        return entries
+
+    def _prepare_collection(self, entries, envelope):
+        return entries
+
+    def _prepare_user(self, entries, envelope):
+        out = []
+        for entry in entries:
+            entry = dict(entry)
+            if not self.args.include_password or entry["user"].get("type") in PASSWORDLESS_USER_TYPES:
+                entry.pop("_password_hash", None)
+            out.append(entry)
+        return out
+
+    def _prepare_collection_objects(self, entries, envelope):
+        targets = self.ledger.ids(self.job_id, "collection")
+        out = []
+        for entry in entries:
+            ref = entry["collection"]["lookup:_id"]["reference"]
+            if ref not in targets:
+                targets = self._refresh_collection_ids()
+            if ref not in targets:
+                raise FylrmigError(f"collection {ref!r} is not in the target: restore its collection payload first")
+            out.append((targets[ref], entry["objects"]))
+        return out
+
+    def _refresh_collection_ids(self):
+        found = {}
+        offset = 0
+        while True:
+            page = self.api.get("/collection/list", limit=1000, offset=offset)
+            found.update({e["collection"].get("reference"): str(e["collection"]["_id"]) for e in page})
+            if len(page) < 1000:
+                break
+            offset += 1000
+        self.ledger.put_ids(self.job_id, "collection", found)
+        return {k: str(v) for k, v in found.items()}
+
+    def _prepare_event(self, entries, envelope):
+        out = []
+        for entry in entries:
+            event = self._map_event(entry)
+            if event is not None:
+                out.append(event)
+        return out
+
+    def _map_event(self, entry):
+        """easydb 5 types -> fylr types (parameters.md 6.1); types fylr does not know are skipped and
+        counted; object ids are rewritten to the restored records."""
+        event = dict(entry["event"])
+        etype = event.get("type", "")
+        if self.source_flavour == "easydb5":
+            if etype not in E5_EVENT_TYPES:
+                return self._skip_event(etype)
+            event = map_e5_event(event)
+            etype = event["type"]
+        if not fylr_knows_event(etype) or (self.include_events and etype not in self.include_events):
+            return self._skip_event(etype)
+        sysid = event.get("system_object_id") or sysid_of_global_id(event.pop("global_object_id", None))
+        event.pop("global_object_id", None)
+        if sysid:
+            event["system_object_id"] = sysid
+            target = self._object_id(sysid)   # "<objecttype>/<target _id>"
+            if target:
+                ot, _, oid = target.partition("/")
+                event["object_id"] = int(oid)
+                event["objecttype"] = event.get("objecttype") or ot   # easydb 5 events name no objecttype
+            else:
+                event["object_id"] = None
+        out = {"_basetype": "event", "event": event}
+        if isinstance(entry.get("user"), dict):
+            out["user"] = entry["user"]
+        return out
+
+    def _skip_event(self, etype):
+        with self._guard:
+            self.counters["skipped_events"][etype] = self.counters["skipped_events"].get(etype, 0) + 1
+        return None
+
+    def _object_id(self, sysid):
+        if not self.object_ids:
+            self.object_ids = self.ledger.ids(self.job_id, "object")
+        return self.object_ids.get(str(sysid))
+
+    def _prepare_db(self, entries, envelope):
+        ot = envelope["objecttype"]
+        out = []
+        for entry in entries:
+            entry = json.loads(json.dumps(entry))   # entries are changed in place below
+            body = entry[ot]
+            if body.get("_version", 1) > 1:
+                sysid = entry.pop("_system_object_id")
+                entry.pop("_uuid", None)
+                body["lookup:_id"] = {"_system_object_id": sysid}
+            for key, value in list(body.items()):
+                body[key] = self._record_value(value)
+            out.append(entry)
+        if self.args.file_api or any(iter_payload_files(e) for e in out):
+            self._files_of(out)
+        return out
+
+    def _record_value(self, value):
+        """Links to soft-deleted or purged records are dropped unless --include-deleted-linked."""
+        if isinstance(value, dict) and "_objecttype" in value:
+            if not self.args.include_deleted_linked and (value.get("_latest_version_deleted_at")
+                                                          or value.get("_purged_or_deferred")):
+                return None
+            return {k: v for k, v in value.items() if k not in ("_latest_version_deleted_at", "_purged_or_deferred")}
+        if isinstance(value, list) and value and isinstance(value[0], dict) and "eas:url" not in value[0]:
+            return [{k: self._record_value(v) for k, v in row.items()} for row in value]
+        return value
+
+    # -- files
+
+    def _files_of(self, records):
+        """Upload the files of a chunk (before the records that use them) and link them by target id; with
+        --file-api '' the records are restored without files."""
+        holders = list(iter_payload_file_holders(records))
+        if not self.args.file_api:
+            for container, key in holders:
+                container.pop(key, None)
+            return
+        unique = {}
+        for container, key in holders:
+            for entry in container[key]:
+                unique.setdefault(entry["reference"], entry)
+        if self.args.file_api.startswith("rput_bulk"):
+            targets = self._upload_bulk(list(unique.values()))
+        else:
+            workers = self.args.max_parallel_upload_files or 1
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                targets = dict(zip(unique, pool.map(self._upload_file_safely, unique.values())))
+        for container, key in holders:
+            linked = [{"_id": int(targets[e["reference"]]), "preferred": e.get("preferred", False),
+                       "name": e.get("name"), "frontend_prefs": e.get("frontend_prefs") or {}}
+                      for e in container[key] if targets.get(e["reference"])]
+            container[key] = linked
+
+    def _upload_file_safely(self, entry):
+        try:
+            return self._upload_file(entry)
+        except (ApiError, FylrmigError, OSError) as exc:
+            if not self.args.upload_ignore_files_with_errors:
+                raise FylrmigError(f"file {entry['reference']} ({entry.get('original_filename')}): {exc}") from None
+            with self._guard:
+                self.counters["file_errors"] += 1
+            self.log.warning("file %s (%s) left out of its record: %s", entry["reference"],
+                             entry.get("original_filename"), exc)
+            return None
+
+    def _upload_file(self, entry):
+        """One file (original + renditions with --upload-versions), once per reference across the job."""
+        ref = entry["reference"]
+        with self._lock_for(ref):
+            row = self.ledger.file_row(self.job_id, ref, "original")
+            if row and row["state"] == "done":
+                return row["target_id"]
+            target = self._upload_original(entry)
+            if self.args.upload_versions or self._manual_renditions(entry):
+                self._upload_renditions(entry, target)
+            self.ledger.set_file(self.job_id, ref, "original", "done", target_id=str(target))
+            with self._guard:
+                self.counters["files"] += 1
+            return str(target)
+
+    def _lock_for(self, ref):
+        with self._guard:
+            return self._file_locks.setdefault(ref, threading.Lock())
+
+    def _source_version(self, entry):
+        """The rendition used as the target's original (--file-version), falling back to the original."""
+        versions = entry.get("versions") or {}
+        wanted = self.args.file_version or "original"
+        if entry.get("leave"):
+            wanted = "original"   # a source's remote original is the only thing worth referencing
+        if wanted not in versions:
+            if wanted != "original":
+                self.log.warning("file %s has no version %r, uploading its original", entry["reference"], wanted)
+            wanted = "original"
+        info = dict(versions.get(wanted) or {})
+        info.setdefault("url", entry.get("eas:url"))
+        return wanted, info
+
+    def _leave(self, entry):
+        return bool(entry.get("leave")) or self.args.file_api.endswith("leave")
+
+    def _url(self, url):
+        token = self.args.file_api_access_token
+        if url and token and self.source_flavour == "fylr":
+            return with_access_token(url, token)
+        return url
+
+    def _filename(self, entry, version, info):
+        name = entry.get("eas:filename") or entry.get("original_filename") or "file"
+        if version != "original" and info.get("extension"):
+            name = name.rsplit(".", 1)[0] + "." + info["extension"]
+        return name
+
+    def _manual_renditions(self, entry):
+        """An original that does not produce versions has hand-made renditions: they are always uploaded
+        and the original stays non-producing (releases 6.34.0)."""
+        return entry.get("produce_versions") is False
+
+    def _upload_original(self, entry):
+        version, info = self._source_version(entry)
+        produce = not (self.args.upload_versions or self._manual_renditions(entry))
+        filename = self._filename(entry, version, info)
+        path = info.get("path") and self.folder.join(info["path"])
+        ref = entry["reference"]
+        try:
+            if self._leave(entry):
+                return self._rput(self._url(info["url"]), filename, ref, leave=True, produce=produce)
+            if path and os.path.isfile(path):
+                return self._put_file(path, filename, ref, produce=produce)
+            if self.args.file_api == "put":
+                return self._put_from_source(self._url(info["url"]), filename, ref, produce)
+            return self._rput(self._url(info["url"]), filename, ref, leave=False, produce=produce)
+        except ApiError as exc:
+            existing = duplicate_file_id(exc)
+            if existing is None:
+                raise
+            with self._guard:
+                self.counters["duplicate_refs"] += 1
+            return existing
+
+    def _upload_renditions(self, entry, target):
+        cls = entry.get("class") or ""
+        for name, info in (entry.get("versions") or {}).items():
+            if name == "original":
+                continue
+            new = self.renames.get((cls, name), name)
+            if not new:
+                continue   # an empty new name drops the rendition (parameters.md 8.1)
+            ref = f"{entry['reference'].rsplit(':', 1)[0]}:{name}"
+            path = info.get("path") and self.folder.join(info["path"])
+            filename = self._filename(entry, name, info)
+            try:
+                if path and os.path.isfile(path):
+                    self._put_file(path, filename, ref, produce=False, version_name=new, id_parent=target)
+                else:
+                    self._rput(self._url(info.get("url")), filename, ref, leave=self._leave(entry), produce=False,
+                               version_name=new, id_parent=target)
+            except ApiError as exc:
+                if duplicate_file_id(exc) is None:
+                    raise
+
+    def _put_file(self, path, filename, ref, produce, version_name=None, id_parent=None):
+        params = {"references": json.dumps([ref]), "filenames": json.dumps([filename]),
+                  "produce_versions": json.dumps([produce])}
+        if version_name:
+            params.update(version_names=json.dumps([version_name]), id_parents=json.dumps([id_parent]))
+        with open(path, "rb") as fh:
+            body = self.api.call("POST", "/eas/put", params=params, files={"files[]": (filename, fh)})
+        return body[0]["_id"]
+
+    def _put_from_source(self, url, filename, ref, produce):
+        """put: this process downloads from the source and uploads (form label "through browser")."""
+        tmp_dir = self.folder.join(".restore-tmp")
+        os.makedirs(tmp_dir, exist_ok=True)
+        tmp = os.path.join(tmp_dir, sha256_bytes(ref.encode())[:32])
+        self._source_downloader().download_plain(url, tmp)
+        try:
+            return self._put_file(tmp, filename, ref, produce)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+    def _source_downloader(self):
+        with self._guard:
+            if not hasattr(self, "_downloader"):
+                source = (self.manifest.get("source_instance") or {}).get("url") or "http://source.invalid"
+                self._downloader = Api(source, "", "", insecure=self.args.insecure,
+                                       retry_max_count=self.args.retry_max_count,
+                                       retry_sleep_between=self.args.retry_sleep_between, logger=self.log,
+                                       cancelled=self.cancel_event.is_set)
+            return self._downloader
+
+    def _rput(self, url, filename, ref, leave, produce, version_name=None, id_parent=None):
+        if not url:
+            raise FylrmigError(f"file {ref} has no URL to fetch")
+        params = {"url": url, "filename": filename, "reference": ref, "skip_head_request": "true",
+                  "produce_versions": "true" if produce else "false"}
+        if leave:
+            params["leave"] = "true"
+        if version_name:
+            params.update(version_name=version_name, id_parent=id_parent)
+        return self.api.call("POST", "/eas/rput", params=params)[0]["_id"]
+
+    def _upload_bulk(self, entries):
+        """rput_bulk: one request for the files of a chunk (no per-file error stripping in this mode)."""
+        todo, targets = [], {}
+        for entry in entries:
+            row = self.ledger.file_row(self.job_id, entry["reference"], "original")
+            if row and row["state"] == "done":
+                targets[entry["reference"]] = row["target_id"]
+            else:
+                todo.append(entry)
+        if todo:
+            body = []
+            for entry in todo:
+                version, info = self._source_version(entry)
+                body.append({"url": self._url(info["url"]), "filename": self._filename(entry, version, info),
+                             "reference": entry["reference"], "leave": self._leave(entry),
+                             "skip_head_request": True,
+                             "produce_versions": not (self.args.upload_versions or self._manual_renditions(entry))})
+            answer = self.api.call("POST", "/eas/rput/bulk", params={"skip_duplicate_reference": "true"},
+                                   json_body=body)
+            for entry, stored in zip(todo, answer):
+                target = stored.get("_id")
+                if self.args.upload_versions or self._manual_renditions(entry):
+                    self._upload_renditions(entry, target)
+                targets[entry["reference"]] = str(target)
+                self.ledger.set_file(self.job_id, entry["reference"], "original", "done", target_id=str(target))
+        return targets
+
+    # -- progress.json
+
+    def _write_progress(self, status, error=None):
+        """The documented progress.json: a snapshot of the ledger for operators and the page."""
+        job = self.ledger.job(self.job_id)
+        payloads = {}
+        for chunk in self.ledger.chunks(self.job_id, "post/"):
+            name = chunk["key"].split("/")[1]
+            entry = payloads.setdefault(name, {"status": "done", "sent": 0, "chunks": 0})
+            entry["chunks"] += 1
+            entry["sent"] += chunk["items"] if chunk["state"] == "done" else 0
+            if chunk["state"] != "done":
+                entry["status"] = "partial"
+        steps = {k.split("/", 1)[1]: c["state"] for c in self.ledger.chunks(self.job_id, "step/")
+                 for k in [c["key"]]}
+        progress = {"fylrmig_progress": 1, "manifest": "manifest.json",
+                    "manifest_sha256": json.loads(job["setup"])["manifest_sha256"],
+                    "target": {"url": self.api.url, "version": self.api.version, "name": self.api.instance_name},
+                    "params": json.loads(job["params"]), "status": status, "started_at": iso(job["started_at"]),
+                    "updated_at": iso(now()), "steps": steps, "payloads": payloads, "counters": self.counters,
+                    "last_error": error}
+        write_json_atomic(self.folder.join("progress.json"), progress)
+
+
+def convert_e5_config(config):
+    """easydb 5 base config -> fylr shape; only the documented keys map, the rest is not migrated."""
+    system = config.get("system") or {}
+    out = {}
+    for section, source_path, target_path in E5_CONFIG_MAP:
+        value = (config.get(section) or {})
+        for part in source_path:
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None:
+            node = out
+            for part in target_path[:-1]:
+                node = node.setdefault(part, {})
+            node[target_path[-1]] = value
+    policy = (system.get("login.password_policy") or {}).get("policy")
+    if isinstance(policy, list):
+        out.setdefault("password", {})["check"] = [{"regexp": p.get("expression")} for p in policy
+                                                   if isinstance(p, dict)]
+    return {"system": {"config": out}}
+
+
+def map_e5_event(event):
+    """parameters.md 6.1: type renamed, basetype set, ids of things that are not migrated cleared."""
+    etype = event["type"]
+    event = dict(event, type=E5_EVENT_TYPES[etype])
+    if etype in ("ASSET_DOWNLOAD", "ASSET_EXPORT_DOWNLOAD"):
+        event["basetype"] = "file"
+        info = dict(event.get("info") or {})
+        if isinstance(info.get("export"), dict):
+            info["export"] = dict(info["export"], _id=None)
+        event["info"] = info
+    elif etype in ("USER_CREATED", "USER_LOGIN", "USER_LOGOUT"):
+        event["basetype"] = "user"
+    elif etype == "ASSET_DOWNLOAD_CONFIRMATION_MESSAGE":
+        event["basetype"] = "message"
+    for key in ("ipv4_address", "session_self", "_session"):
+        event.pop(key, None)
+    return event
+
+
+def duplicate_file_id(exc):
+    """The target id of an EasDuplicateReference error: from its parameters, else from the message
+    "Duplicate file reference provided: <ref> with file id <n>" (api.md 6.8)."""
+    if not isinstance(exc, ApiError) or not exc.code.startswith("EasDuplicateReference"):
+        return None
+    params = (exc.body or {}).get("parameters") or {}
+    for key in ("file_id", "id", "_id"):
+        if str(params.get(key, "")).isdigit():
+            return int(params[key])
+    match = re.search(r"with file id (\d+)", json.dumps(exc.body))
+    return int(match.group(1)) if match else None
+
+
+def iter_payload_file_holders(records):
+    """(container, key) of every file field in payload records (top level and nested rows)."""
+    for record in records:
+        stack = [record.get(record.get("_objecttype")) or {}]
+        while stack:
+            obj = stack.pop()
+            for key, value in list(obj.items()):
+                if isinstance(value, list) and value and isinstance(value[0], dict):
+                    if "eas:url" in value[0] or "reference" in value[0] and "versions" in value[0]:
+                        yield obj, key
+                    else:
+                        stack.extend(v for v in value if isinstance(v, dict))
+
+
+def iter_payload_files(record):
+    return [f for container, key in iter_payload_file_holders([record]) for f in container[key]]
+
+
+def probe_flavour(server, insecure=False, timeout=10):
+    """'easydb5' or 'fylr' for a server URL (with or without /api/v1), for form validation."""
+    api = Api(server, "", "", insecure=insecure, retry_max_count=0, timeout=timeout)
+    api.settings = api._probe_settings()
+    return api._detect_flavour(api.settings)
+
+
 ############################################################################## Jobs (daemon threads, cancel, continue)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
 @contextlib.contextmanager
-def job_log(path, verbose=False):
-    """Send the fylrmig log of one job to `path` (or standard output when empty) while the job runs."""
+def job_log(path, verbose=False, logger=None):
+    """Send one job's log to `path` (or standard output when empty) while the job runs. Web jobs get a
+    logger of their own, so two jobs running side by side never write into each other's log."""
+    logger = logger or log
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8") if path else logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.setLevel(logging.DEBUG if verbose else logging.INFO)
     handler.addFilter(SecretFilter())
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
     try:
-        yield handler
+        yield logger
     finally:
-        log.removeHandler(handler)
+        logger.removeHandler(handler)
         handler.close()
 
 
@@ -2081,6 +2978,125 @@ class SecretFilter(logging.Filter):
         record.msg = mask_url_credentials(record.getMessage())
         record.args = ()
         return True
+
+
+def args_for(kind, values=None):
+    """An argparse-like namespace for a job: every parameter's default, overridden by `values` (dest names)."""
+    args = argparse.Namespace(**{p.dest: p.default for p in params_for(kind)})
+    for key, value in (values or {}).items():
+        setattr(args, key, value)
+    return args
+
+
+def command_line(kind, args):
+    """The equivalent command line of a job, secrets masked: what the page's jobs write into their log."""
+    parts = ["fylrmig", kind]
+    for p in params_for(kind):
+        value = getattr(args, p.dest)
+        if value == p.default:
+            continue
+        if p.kind == "bool":
+            parts.append(p.flag if value else f"{p.flag}=false")
+        else:
+            shown = MASK if p.secret and value else value
+            parts.append(f"{p.flag}={shown!s}" if shown == "" or str(shown).startswith("-") else f"{p.flag} {shown}")
+    return " ".join(parts)
+
+
+# Parameters the page sets in the background (parameters.md 5.1 and 5.2, fylrmig choices).
+WEB_FIXED = {
+    "backup": {"compression": 9, "max_count": 0},
+    "restore": {"skip_constraints": True, "max_parallel_upload_files": 4, "upload_ignore_files_with_errors": True,
+                "timeout_min": 15},
+}
+
+
+class JobRunner:
+    """Backups and restores started from the page: each runs in a daemon thread on the same engine, ledger
+    and backup folders as the command line, and goes on when the browser is closed."""
+
+    def __init__(self, data_dir):
+        self.data_dir = os.path.abspath(data_dir)
+        self.backups_dir = os.path.join(self.data_dir, "backups")
+        os.makedirs(self.backups_dir, exist_ok=True)
+        self.ledger = Ledger(os.path.join(self.data_dir, "jobs.sqlite"))
+        self.ledger.mark_orphans_interrupted()
+        self._threads = {}
+        self._lock = threading.Lock()
+
+    def folder(self, name):
+        return BackupFolder(os.path.join(self.backups_dir, check_backup_name(name)))
+
+    def job_args(self, kind, name, values):
+        """Form values (dest names, already typed) + the fixed parameters of the page."""
+        folder = self.folder(name)
+        values = dict(values, data=self.data_dir, **WEB_FIXED[kind])
+        values["log"] = folder.join(f"{kind}.log")
+        if kind == "backup":
+            values["dir"] = folder.path
+        else:
+            values["manifest"] = folder.manifest_path
+        return args_for(kind, values)
+
+    def start(self, kind, name, values, inline=False):
+        """Start a job; returns its thread (None when run inline, as tests do for determinism)."""
+        args = self.job_args(kind, name, values)
+        key = (name, kind)
+        with self._lock:
+            if self.running(name, kind):
+                raise FylrmigError(f"a {kind} of {name!r} is already running")
+            cancel = threading.Event()
+            thread = threading.Thread(target=self._run, args=(kind, args, cancel), daemon=True,
+                                      name=f"fylrmig-{kind}-{name}")
+            self._threads[key] = (thread, cancel)
+        if inline:
+            self._run(kind, args, cancel)
+            return None
+        thread.start()
+        return thread
+
+    def _run(self, kind, args, cancel):
+        logger = logging.getLogger(f"fylrmig.jobs.{kind}.{os.path.basename(os.path.dirname(args.log))}")
+        logger.propagate = False
+        with job_log(args.log, args.verbose, logger):
+            logger.info("fylrmig %s: %s", __version__, command_line(kind, args))
+            try:
+                run_job(kind, args, self.ledger, cancel, logger)
+            except FylrmigError as exc:
+                logger.error("%s failed: %s", kind, exc)
+            except Exception as exc:   # a bug must not kill the server; the job shows failed with the reason
+                logger.exception("%s failed unexpectedly: %s", kind, exc)
+                self._mark_failed(kind, args, f"internal error: {type(exc).__name__}: {exc}")
+
+    def _mark_failed(self, kind, args, error):
+        folder = args.dir if kind == "backup" else os.path.dirname(os.path.abspath(args.manifest))
+        job = self.ledger.latest_job(folder, kind)
+        if job and job["state"] == "running":
+            self.ledger.update_job(job["id"], state="failed", last_error=error, finished_at=now())
+
+    def running(self, name, kind):
+        entry = self._threads.get((name, kind))
+        return bool(entry and entry[0].is_alive())
+
+    def cancel(self, name, kind):
+        """Ask a running job to stop between chunks; it ends `cancelled` with its chunks intact."""
+        entry = self._threads.get((name, kind))
+        if entry and entry[0].is_alive():
+            entry[1].set()
+            return True
+        job = self.ledger.latest_job(self.folder(name).path, kind)
+        if job and job["state"] == "running":   # run by another process (CLI): ask through the ledger
+            self.ledger.update_job(job["id"], cancel_requested=1)
+            return True
+        return False
+
+
+def run_job(kind, args, ledger, cancel=None, logger=None, interactive=False):
+    """Run one backup or restore to its end; returns the job object."""
+    job_class = BackupJob if kind == "backup" else RestoreJob
+    job = job_class(args, ledger, cancel_event=cancel, interactive=interactive, logger=logger)
+    job.run()
+    return job
 
 
 ############################################################################## Web UI (/inspect/migration/)
@@ -2153,14 +3169,11 @@ def cmd_backup(args, argv):
         log.info("fylrmig %s: %s", __version__, " ".join(masked_argv(["fylrmig", *argv])))
         if args.verify:
             return report_verify(folder, ledger)
-        job = BackupJob(args, ledger, interactive=sys.stderr.isatty())
         try:
-            manifest = job.run()
+            run_job("backup", args, ledger, interactive=sys.stderr.isatty())
         except FylrmigError as exc:
             log.error("backup failed: %s", exc)
             raise
-        log.info("backup done: %d payloads, counts %s, %d retries", len(manifest["payloads"]),
-                 json.dumps(manifest["counts"], sort_keys=True), job.api.retries)
     return 0
 
 
@@ -2178,7 +3191,17 @@ def report_verify(folder, ledger):
 
 def cmd_restore(args, argv):
     check_args(args, "restore")
-    raise FylrmigError("restore is not implemented yet")
+    ledger = Ledger(os.path.join(args.data, "jobs.sqlite"))
+    with job_log(args.log, args.verbose):
+        log.info("fylrmig %s: %s", __version__, " ".join(masked_argv(["fylrmig", *argv])))
+        if args.verify:
+            return report_verify(BackupFolder(os.path.dirname(os.path.abspath(args.manifest))), ledger)
+        try:
+            run_job("restore", args, ledger, interactive=sys.stderr.isatty())
+        except FylrmigError as exc:
+            log.error("restore failed: %s", exc)
+            raise
+    return 0
 
 
 def cmd_serve(args, argv):

@@ -83,7 +83,7 @@ def expected_records(sim, all_versions=False, include_deleted=False):
         for record in records.values():
             if record.get("deleted_at") and not include_deleted:
                 continue
-            versions = record["versions"] if all_versions and not record.get("deleted_at") else record["versions"][-1:]
+            versions = record["versions"] if all_versions else record["versions"][-1:]
             out[record["_system_object_id"]] = (ot, versions)
     return out
 

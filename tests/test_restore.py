@@ -1,0 +1,377 @@
+"""fylrmig restore into a simulated fylr: round trips compared by canonical dump, resume, faults, bad input.
+
+The expected target state is the source's canonical dump with the documented transformations applied
+(parameters.md 6 events, 7 ids, 8.3 file modes) - written here independently of fylrmig's own code."""
+import copy
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.helpers import ROOT, backup_argv, manifest, run_cli, run_main
+from tests.simulator.dump import canonical_dump
+from tests.simulator.faults import FaultPlan
+
+NEVER_BACKED_UP = {"OBJECT_INDEX", "SESSION_INVALID", "FRONTEND_ERROR", "COLLECTION_OWNER_RIGHTS_ERROR"}
+# parameters.md 6.1: easydb 5 type -> (fylr type, basetype set by the migration or None)
+E5_EVENTS = {
+    "ASSET_DOWNLOAD_CONFIRMATION_MESSAGE": ("ASSET_DOWNLOAD_CONFIRMATION_MESSAGE", "message"),
+    "CUSTOM_TYPE_UPDATER_RESPONSE": ("CUSTOM_DATA_TYPE_UPDATER", None),
+    "CUSTOM_TYPE_UPDATER_START": ("CUSTOM_DATA_TYPE_UPDATER", None),
+    "CUSTOM_TYPE_UPDATER_RESPONSE_ERROR": ("CUSTOM_DATA_TYPE_UPDATER_ERROR", None),
+    "CUSTOM_TYPE_UPDATER_RESPONSE_FAILED": ("CUSTOM_DATA_TYPE_UPDATER_ERROR", None),
+    "SCHEMA_COMMIT": ("DATAMODEL_COMMIT", None), "DETAIL_VIEW": ("DETAIL_VIEW", None),
+    "EMAIL_SENT": ("EMAIL_SENT", None), "DOWNLOAD_EXPORT": ("EXPORT_DOWNLOAD", None),
+    "ASSET_DOWNLOAD": ("FILE_DOWNLOAD", "file"), "ASSET_EXPORT_DOWNLOAD": ("FILE_DOWNLOAD", "file"),
+    "OBJECT_DELETE": ("OBJECT_DELETE", None), "OBJECT_INSERT": ("OBJECT_INSERT", None),
+    "OBJECT_UPDATE": ("OBJECT_UPDATE", None), "SEARCH": ("SEARCH", None),
+    "USER_CREATED": ("USER_INSERT", "user"), "USER_LOGIN": ("USER_LOGIN", "user"),
+    "USER_LOGOUT": ("USER_LOGOUT", "user"), "WEBHOOK_OK": ("WEBHOOK", None), "WEBHOOK_ERROR": ("WEBHOOK_ERROR", None),
+}
+FILE_MODES = ["", "put", "rput", "rput_leave", "rput_bulk", "rput_bulk_leave"]
+
+
+# ----------------------------------------------------------------------------- running
+
+def make_backup(capsys, server, tmp_path, *extra, name="b"):
+    folder = tmp_path / name
+    code, _, err = run_main(capsys, *backup_argv(server, folder, tmp_path / "data", "--all-versions",
+                                                 "--include-deleted", *extra))
+    assert code == 0, err
+    return folder
+
+
+def restore_argv(folder, target, tmp_path, *extra):
+    return ["restore", "--manifest", folder / "manifest.json", "--server", target.api_url, "--login", "root",
+            "--password", "admin", "--data", tmp_path / "data", "--retry-sleep-between", "0", *extra]
+
+
+def restore(capsys, folder, target, tmp_path, *extra):
+    code, out, err = run_main(capsys, *restore_argv(folder, target, tmp_path, *extra))
+    assert code == 0, err
+    return out
+
+
+# ----------------------------------------------------------------------------- expected target state
+
+def expected(source, flavour, file_api="put", include_password=True, file_version="original"):
+    want = copy.deepcopy(canonical_dump(source))
+    want["events"] = sorted((e for e in map(lambda e: expected_event(e, flavour), want["events"]) if e),
+                            key=lambda e: json.dumps(e, sort_keys=True))
+    for record in want["records"].values():
+        for version in record["versions"]:
+            version["fields"] = {k: expected_value(v, file_api, file_version) for k, v in version["fields"].items()}
+            version["fields"] = {k: v for k, v in version["fields"].items() if v not in (None, [], {})}
+    if not include_password:
+        for user in want["users"].values():
+            user.pop("has_password", None)
+    if flavour == "easydb5":
+        want["config"] = expected_e5_config(want["config"]["system"])
+    return want
+
+
+def expected_e5_config(e5):
+    """parameters.md 9: only the listed easydb 5 keys reach fylr."""
+    login, password = {}, {}
+    pairs = [(login, "guest", e5.get("login.internet", {}).get("value")),
+             (login, "info", e5.get("login.welcome_info", {}).get("message")),
+             (login, "label", e5.get("login.welcome_text", {}).get("value")),
+             (password, "hint", e5.get("login.password_policy", {}).get("hint")),
+             (password, "check", [{"regexp": p["expression"]} for p in
+                                  e5.get("login.password_policy", {}).get("policy", [])] or None)]
+    for section, key, value in pairs:
+        if value is not None:
+            section[key] = value
+    return {"system": {k: v for k, v in (("login", login), ("password", password)) if v}}
+
+
+def expected_event(event, flavour):
+    etype = event["type"]
+    if etype in NEVER_BACKED_UP:
+        return None
+    if flavour == "easydb5":
+        if etype not in E5_EVENTS:
+            return None
+        event = dict(event, type=E5_EVENTS[etype][0])
+        if E5_EVENTS[etype][1]:
+            event["basetype"] = E5_EVENTS[etype][1]
+        if etype in ("ASSET_DOWNLOAD", "ASSET_EXPORT_DOWNLOAD") and isinstance(event["info"].get("export"), dict):
+            event["info"] = dict(event["info"], export=dict(event["info"]["export"], _id=None))
+    if event["type"].startswith("TASK"):
+        return None   # the TASK group is always refused by fylr (EventTypeNotAllowed)
+    return event
+
+
+def expected_value(value, file_api, file_version):
+    if isinstance(value, list) and value and isinstance(value[0], dict) and "original_filename" in value[0]:
+        if not file_api:
+            return None
+        return [expected_file(f, file_api, file_version) for f in value]
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return [{k: expected_value(v, file_api, file_version) for k, v in row.items()} for row in value]
+    return value
+
+
+def expected_file(entry, file_api, file_version):
+    entry = dict(entry)
+    if file_api.endswith("leave"):
+        entry["leave"] = True          # every original becomes a remote reference: compared by presence only
+        entry["versions"] = {k: v for k, v in entry["versions"].items() if k != "original"}
+    if file_version != "original" and file_version in entry["versions"] and not entry.get("leave"):
+        entry["versions"] = dict(entry["versions"], original=entry["versions"][file_version])
+    return entry
+
+
+def actual(target, file_api="put"):
+    got = copy.deepcopy(canonical_dump(target))
+    for record in got["records"].values():
+        for version in record["versions"]:
+            for key, value in version["fields"].items():
+                if isinstance(value, list) and value and "original_filename" in value[0] and file_api.endswith("leave"):
+                    for f in value:
+                        if str(f["versions"].get("original", "")).startswith("remote:") and f["leave"]:
+                            f["versions"] = {k: v for k, v in f["versions"].items() if k != "original"}
+    return got
+
+
+def without_system_entities(dump):
+    """System pools/users/collections exist on every instance and are referenced, never migrated."""
+    for section in ("pools", "users", "collections", "groups"):
+        dump[section] = {k: v for k, v in dump[section].items() if not str(k).startswith("system:")}
+    return dump
+
+
+def assert_same(want, got):
+    want, got = without_system_entities(copy.deepcopy(want)), without_system_entities(copy.deepcopy(got))
+    assert set(want) == set(got)
+    for section in want:
+        if want[section] != got[section]:
+            if isinstance(want[section], dict):
+                only = set(want[section]) ^ set(got[section])
+                assert not only, f"{section}: keys on one side only: {sorted(map(str, only))[:10]}"
+                for key in want[section]:
+                    assert want[section][key] == got[section][key], f"{section}/{key}"
+            assert want[section] == got[section], section
+
+
+# ----------------------------------------------------------------------------- round trips
+
+@pytest.mark.parametrize("flavour", ["easydb5", "fylr"])
+@pytest.mark.parametrize("file_api", FILE_MODES)
+def test_round_trip_tiny_every_file_mode(capsys, make_sim, tmp_path, flavour, file_api):
+    source, target = make_sim(flavour), make_sim("fylr", size="empty")
+    folder = make_backup(capsys, source, tmp_path)
+    restore(capsys, folder, target, tmp_path, "--purge", "--file-api", file_api, "--include-password",
+            "--include-deleted-linked")
+    assert_same(expected(source.sim, flavour, file_api), actual(target.sim, file_api))
+    assert target.sim.reindex_calls == 1
+
+
+@pytest.mark.parametrize("flavour", ["easydb5", "fylr"])
+def test_round_trip_small_with_packed_files(capsys, make_sim, tmp_path, flavour):
+    source, target = make_sim(flavour, size="small"), make_sim("fylr", size="empty")
+    folder = make_backup(capsys, source, tmp_path, "--include-files", "with-versions", "--chunk-size", "200",
+                         "--max-parallel", "2")
+    restore(capsys, folder, target, tmp_path, "--purge", "--file-api", "rput", "--include-password",
+            "--include-deleted-linked", "--max-parallel", "2", "--chunk-size", "250")
+    assert_same(expected(source.sim, flavour), actual(target.sim))
+
+
+def test_links_to_deleted_records_dropped_by_default(capsys, make_sim, tmp_path):
+    source, target = make_sim("fylr"), make_sim("fylr", size="empty")
+    folder = make_backup(capsys, source, tmp_path)
+    restore(capsys, folder, target, tmp_path, "--purge")
+    deleted = {sysid for sysid, r in canonical_dump(source.sim)["records"].items() if r["deleted"]}
+    links = [v for r in canonical_dump(target.sim)["records"].values() for ver in r["versions"]
+             for v in ver["fields"].values() if isinstance(v, dict) and "_system_object_id" in v]
+    assert links and not [l for l in links if str(l["_system_object_id"]) in deleted]
+    assert [l for r in canonical_dump(source.sim)["records"].values() for ver in r["versions"]
+            for l in ver["fields"].values() if isinstance(l, dict) and str(l.get("_system_object_id")) in deleted]
+
+
+def test_passwords_only_with_include_password(capsys, make_sim, tmp_path):
+    source, target = make_sim("easydb5"), make_sim("fylr", size="empty")
+    folder = make_backup(capsys, source, tmp_path)
+    restore(capsys, folder, target, tmp_path, "--purge")
+    hashed = [u for u in target.sim.users.values() if u.get("_password_hash")
+              and u["user"]["reference"] != "system:root"]
+    assert not hashed
+    restore(capsys, folder, target, tmp_path, "--purge", "--include-password")
+    assert len([u for u in target.sim.users.values() if u.get("_password_hash")]) >= 2
+
+
+def test_file_version_preview_becomes_the_original(capsys, make_sim, tmp_path):
+    source, target = make_sim("fylr"), make_sim("fylr", size="empty")
+    folder = make_backup(capsys, source, tmp_path, "--include-files", "with-versions")
+    restore(capsys, folder, target, tmp_path, "--purge", "--file-api", "put", "--file-version", "preview",
+            "--include-password", "--include-deleted-linked")
+    want = expected(source.sim, "fylr", "put", file_version="preview")
+    got = actual(target.sim)
+    originals = lambda dump: sorted(f["versions"].get("original", "") for r in dump["records"].values()
+                                    for v in r["versions"] for x in v["fields"].values()
+                                    if isinstance(x, list) and x and "original_filename" in x[0] for f in x)
+    assert originals(want) == originals(got)
+
+
+def test_upload_versions_and_rename_versions(capsys, make_sim, tmp_path):
+    source, target = make_sim("fylr"), make_sim("fylr", size="empty")
+    folder = make_backup(capsys, source, tmp_path, "--include-files", "with-versions")
+    restore(capsys, folder, target, tmp_path, "--purge", "--file-api", "put", "--upload-versions",
+            "--rename-versions", "image.preview:640px,image.small:")
+    images = [f for f in target.sim.files.values() if f["class"] == "image" and not f.get("leave")]
+    assert images
+    for f in images:
+        assert "640px" in f["versions"] and "preview" not in f["versions"] and "small" not in f["versions"]
+        assert f["produce_versions"] is False
+
+
+# ----------------------------------------------------------------------------- modes
+
+def post_datamodel(target, folder):
+    """Set a target up by hand (what an admin does before a No Purge restore)."""
+    import requests
+    token = requests.post(target.url + "/api/oauth2/token", data={"grant_type": "password", "username": "root",
+                          "password": "admin", "client_id": "fylr-web-frontend"}).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    datamodel = json.load(open(folder / "datamodel.json"))
+    head = requests.get(target.api_url + "/schema/user/HEAD", headers=auth).json()
+    schema = dict(datamodel["schema"], version=head["version"], based_on_version=head.get("based_on_version"))
+    for path, body in (("/schema/user/HEAD", schema), ("/mask/HEAD", datamodel["mask"]),
+                       ("/l10n/user/HEAD", datamodel["keys"])):
+        assert requests.post(target.api_url + path, json=body, headers=auth).status_code == 200
+    assert requests.post(target.api_url + "/schema/commit?confirm=yes&reindex=skip", headers=auth).ok
+
+
+def test_no_purge_mode_uploads_only_basetypes_and_records(capsys, make_sim, tmp_path):
+    source, target = make_sim("fylr"), make_sim("fylr", size="empty")
+    folder = make_backup(capsys, source, tmp_path)
+    post_datamodel(target, folder)
+    config_before = copy.deepcopy(target.sim.config)
+    restore(capsys, folder, target, tmp_path, "--datamodel=-", "--base-config=-", "--include-password",
+            "--include-deleted-linked", "--file-api", "rput")
+    assert target.sim.config == config_before
+    assert len(target.sim.schema_commits) == 1          # only the hand-made one
+    want, got = expected(source.sim, "fylr", "rput"), actual(target.sim)
+    assert want["records"] == got["records"] and want["users"] == got["users"]
+
+
+# ----------------------------------------------------------------------------- resume and idempotency
+
+def test_kill_9_then_continue_gives_the_uninterrupted_state(capsys, make_sim, tmp_path):
+    source = make_sim("fylr", size="small")
+    folder = make_backup(capsys, source, tmp_path, "--chunk-size", "50")
+    reference_target = make_sim("fylr", size="empty")
+    restore(capsys, folder, reference_target, tmp_path, "--purge", "--file-api", "rput", "--chunk-size", "20",
+            "--include-password")
+    reference_dump = canonical_dump(reference_target.sim)
+    target = make_sim("fylr", size="empty", faults=FaultPlan(seed=2, latency=0.01))
+    argv = [sys.executable, "-m", "fylrmig", *map(str, restore_argv(folder, target, tmp_path, "--file-api", "rput",
+                                                                     "--chunk-size", "20", "--include-password",
+                                                                     "--max-parallel", "2"))]
+    rnd, kills = random.Random(3), 0
+    for attempt in range(4):
+        mode = ["--purge"] if attempt == 0 else ["--continue"]
+        proc = subprocess.Popen(argv + mode, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(rnd.uniform(0.5, 2.5))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 2, "the restore finished before it could be killed: make the target slower"
+    target.faults.latency = 0
+    result = run_cli(*argv[3:], "--continue")
+    assert result.returncode == 0, result.stderr
+    assert "skipping" in result.stdout
+    assert_same(reference_dump, canonical_dump(target.sim))
+
+
+def test_resending_a_chunk_never_duplicates(capsys, make_sim, tmp_path):
+    source, target = make_sim("fylr"), make_sim("fylr", size="empty")
+    folder = make_backup(capsys, source, tmp_path)
+    restore(capsys, folder, target, tmp_path, "--purge", "--file-api", "put", "--include-password")
+    before = canonical_dump(target.sim)
+    db = sqlite3.connect(tmp_path / "data" / "jobs.sqlite")
+    with db:   # pretend every chunk was in flight when the process died
+        db.execute("UPDATE chunks SET state = 'running' WHERE key LIKE 'post/%'")
+        db.execute("UPDATE jobs SET state = 'interrupted' WHERE kind = 'restore'")
+    out = restore(capsys, folder, target, tmp_path, "--continue", "--file-api", "put", "--include-password")
+    assert "stored already" in out
+    assert_same(before, canonical_dump(target.sim))
+
+
+@pytest.mark.parametrize("flavour", ["easydb5", "fylr"])
+def test_restore_survives_5xx_and_token_expiry(capsys, make_sim, tmp_path, flavour):
+    source = make_sim(flavour)
+    folder = make_backup(capsys, source, tmp_path)
+    plan = FaultPlan(seed=4, error_rate=0.10, expire_tokens_after=30)
+    target = make_sim("fylr", size="empty", faults=plan)
+    restore(capsys, folder, target, tmp_path, "--purge", "--file-api", "rput", "--include-password",
+            "--include-deleted-linked", "--chunk-size", "5", "--log", tmp_path / "r.log")
+    assert plan.errors > 3 and plan.token_expiries == 1
+    log_text = (tmp_path / "r.log").read_text()
+    assert log_text.count("retry ") >= plan.errors and "admin" not in log_text
+    assert_same(expected(source.sim, flavour, "rput"), actual(target.sim))
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def one_line(result, fragment):
+    assert result.returncode != 0
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    assert "Traceback" not in result.stderr and len(lines) == 1 and fragment in lines[0], result.stderr
+    assert "admin" not in result.stderr
+
+
+def test_bad_inputs_give_one_line_and_leave_the_target_alone(capsys, make_sim, tmp_path):
+    source, e5 = make_sim("fylr"), make_sim("easydb5")
+    folder = make_backup(capsys, source, tmp_path)
+    no_hashes = make_backup(capsys, make_sim("fylr"), tmp_path, "--include-files", "original", name="orig")
+    m = json.load(open(no_hashes / "manifest.json"))
+    m["has_passwords"] = False
+    json.dump(m, open(no_hashes / "manifest.json", "w"))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    target = make_sim("fylr", size="tiny", allow_purge=False)
+    before = canonical_dump(target.sim)
+    cases = [
+        (restore_argv(no_hashes, target, tmp_path, "--purge", "--include-password"), "has_passwords is false"),
+        (restore_argv(no_hashes, target, tmp_path, "--purge", "--upload-versions"), "--include-files=original"),
+        (restore_argv(broken, target, tmp_path, "--purge"), "broken manifest"),
+        (restore_argv(tmp_path / "nowhere", target, tmp_path, "--purge"), "does not exist"),
+        (restore_argv(folder, target, tmp_path, "--continue", "--base-config", "x.json"), "not allowed with --continue"),
+        (restore_argv(folder, target, tmp_path, "--purge", "--continue"), "mutually exclusive"),
+        (restore_argv(folder, e5, tmp_path, "--purge"), "a restore target must be fylr"),
+        (restore_argv(folder, target, tmp_path, "--purge", "--rename-versions", "image-preview"),
+         "is not <class>.<version>:<new version>"),
+        (restore_argv(folder, target, tmp_path, "--purge", "--file-api", "rput_bulk",
+                      "--upload-ignore-files-with-errors"), "not available with --file-api rput_bulk"),
+        (restore_argv(folder, target, tmp_path, "--purge"), "PurgeNotAllowed"),
+        (["restore", "--manifest", folder / "manifest.json", "--server", "http://127.0.0.1:9", "--login", "root",
+          "--password", "admin", "--data", tmp_path / "data"], "cannot reach"),
+        (["restore", "--manifest", folder / "manifest.json", "--server", target.url, "--login", "root",
+          "--password", "nope", "--data", tmp_path / "data"], "login as 'root'"),
+    ]
+    for argv, fragment in cases:
+        one_line(run_cli(*argv), fragment)
+    assert canonical_dump(target.sim) == before
+    os.unlink(folder / manifest(folder)["payloads"][3])
+    one_line(run_cli(*restore_argv(folder, make_sim("fylr", size="empty"), tmp_path, "--purge")),
+             "listed in the manifest is missing")
+
+
+def test_events_skipped_are_counted_in_the_log(capsys, make_sim, tmp_path):
+    source, target = make_sim("easydb5"), make_sim("fylr", size="empty")
+    folder = make_backup(capsys, source, tmp_path)
+    restore(capsys, folder, target, tmp_path, "--purge", "--log", tmp_path / "r.log", "--skip-reindex")
+    log_text = (tmp_path / "r.log").read_text()
+    assert '"skipped_events": {' in log_text and "JANITOR_SESSION_PURGE" in log_text
+    assert target.sim.reindex_calls == 0
+    progress = json.load(open(folder / "progress.json"))
+    assert progress["status"] == "done" and progress["params"]["password"] == "***"
