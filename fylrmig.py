@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import socket
 import sqlite3
@@ -28,6 +29,8 @@ import threading
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
+
+import bottle
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -189,7 +192,8 @@ COMMON_PARAMS = (
     Param("--purge", "bool", False, "start over: delete what exists (exclusive with --continue)"),
     Param("--continue", "bool", False, "resume an interrupted run from the ledger (exclusive with --purge)"),
     Param("--verify", "bool", False, "check the payloads of an existing backup against the ledger and exit"),
-    Param("--chunk-size", "int", 100, "objects per request (1..1000)", aliases=("--chunk",), lo=1, hi=10000),
+    Param("--chunk-size", "int", 100, "objects per request (backup: at most 1000 from easydb 5; restore: at "
+          "most 1000)", aliases=("--chunk",), lo=1, hi=10000),
     Param("--max-count", "int", 0, "at most this many records per objecttype (0 = all)",
           aliases=("--maximum-count", "--limit"), lo=0),
     Param("--max-parallel", "int", 1, "parallel workers (0 = number of CPUs)", lo=0),
@@ -1145,8 +1149,6 @@ class BackupJob:
         if self.api.flavour == "easydb5" and self.args.chunk_size > E5_MAX_CHUNK:
             raise FylrmigError(f"--chunk-size {self.args.chunk_size} is too large for an easydb 5 source "
                                f"(easydb 5 returns at most {E5_MAX_CHUNK} objects per request)")
-        if self.args.chunk_size > 1000:
-            raise FylrmigError(f"--chunk-size {self.args.chunk_size} is above the maximum of 1000")
         self.job_id = self._open_job()
         self.refs = {kind: self.ledger.ids(self.job_id, kind) for kind in
                      ("tag", "taggroup", "group", "user", "pool", "collection", "message")}
@@ -1167,6 +1169,7 @@ class BackupJob:
             if differences:
                 raise FylrmigError("cannot continue with different parameters: " + "; ".join(differences))
             folder.remove_temp_files()
+            self.ledger.update_job(job["id"], params=json.dumps(public_params(a, "backup")))
             return job["id"]
         try:
             if existing and a.purge:
@@ -1398,7 +1401,9 @@ class BackupJob:
         emitted = self.ledger.chunk(self.job_id, emit_key)
         self.progress.set_phase(source.name, source.total)
         if emitted and emitted["state"] == "done":
-            self.progress.add(source.name, emitted["items"])
+            self.progress.add(source.name, sum(json.loads(c["output"]).get("objects", c["items"]) for c in
+                                               self.ledger.chunks(self.job_id, f"fetch/{source.name}/")
+                                               if c["state"] == "done"))
             return
         self._fetch_all_pages(source)
         self._check_cancel()
@@ -1432,7 +1437,7 @@ class BackupJob:
         chunk = self.ledger.chunk(self.job_id, key)
         if chunk and chunk["state"] == "done" and os.path.exists(self._spool_path(source, offset)):
             out = json.loads(chunk["output"])
-            self.progress.add(source.name, out["items"])
+            self.progress.add(source.name, out.get("objects", out["items"]))
             return out
         self._check_cancel()
         self.ledger.start_chunk(self.job_id, key)
@@ -1445,9 +1450,10 @@ class BackupJob:
         except Exception as exc:
             self.ledger.fail_chunk(self.job_id, key, exc)
             raise
-        out = {"items": len(page), "full": bool(source.page_size) and raw_count >= source.page_size}
+        out = {"items": len(page), "objects": raw_count,
+               "full": bool(source.page_size) and raw_count >= source.page_size}
         self.ledger.finish_chunk(self.job_id, key, len(page), sha256_bytes(data), len(data), out)
-        self.progress.add(source.name, len(page))
+        self.progress.add(source.name, raw_count)
         return out
 
     def _get_page(self, source, offset):
@@ -2242,6 +2248,7 @@ class RestoreJob:
                 raise FylrmigError("cannot continue with different parameters: " + "; ".join(differences))
             self.original = old
             self.folder.remove_temp_files()
+            self.ledger.update_job(job["id"], params=json.dumps(public_params(a, "restore")))
             return job["id"], old["mode"]
         mode = "purge" if a.purge else "plain"
         setup = dict(self.setup(), mode=mode, datamodel=a.datamodel, base_config=a.base_config)
@@ -3030,7 +3037,8 @@ class JobRunner:
     def job_args(self, kind, name, values):
         """Form values (dest names, already typed) + the fixed parameters of the page."""
         folder = self.folder(name)
-        values = dict(values, data=self.data_dir, **WEB_FIXED[kind])
+        values = dict(WEB_FIXED[kind], **values)   # a Continue carries the previous run's values
+        values["data"] = self.data_dir
         values["log"] = folder.join(f"{kind}.log")
         if kind == "backup":
             values["dir"] = folder.path
@@ -3101,19 +3109,791 @@ def run_job(kind, args, ledger, cancel=None, logger=None, interactive=False):
 
 ############################################################################## Web UI (/inspect/migration/)
 
-def make_web_app(data_dir, access_token=""):
-    import bottle
+WEB_ROOT = "/inspect/migration/"
+WEB_CHUNK_CHOICES = (10, 25, 50, 100, 500, 1000, 5000, 10000)
+LOG_TAIL_BYTES = 64 * 1024            # the page reads at most this much of a log, however long the log is
+CSRF_COOKIE, TOKEN_COOKIE = "fylrmig_csrf", "fylrmig_token"
+E5_DEFAULT_RENAMES = "video.1920p:1080p"   # prefill of the rename table for a fresh easydb 5 backup
+VERSION_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+WEB_ACTIVE_STATES = ("starting", "queued", "running")
+# Ledger parameters a Continue from the page must not take over: the runner sets them, or they are the mode.
+WEB_RUNNER_OWNED = frozenset({"log", "dir", "manifest", "data", "verify", "purge", "continue"})
+WEB_NOTES = {"cancel": "Cancel requested: the job stops after its current chunk.",
+             "nothing": "Nothing to cancel: no job of this backup is running.",
+             "started": "Job started in the background; it goes on when you close the browser."}
+WEB_PARAMS = {p.dest: p for p in COMMON_PARAMS + BACKUP_PARAMS + RESTORE_PARAMS}
+
+
+@dataclasses.dataclass(frozen=True)
+class FormField:
+    """One control of the backup or restore form; `name` is the parameter's dest name where there is one."""
+    name: str
+    label: str
+    control: str               # text, password, select, checkbox, versions (text + datalist), renames (table)
+    help: str = ""
+    choices: tuple = ()        # ((value, label), ...)
+    default: str = ""
+    placeholder: str = ""
+    oauth: bool = False        # shown only while the OAuth2 box is ticked
+
+    @property
+    def secret(self):
+        """Secrets are never sent back to a browser, not even the value the user just typed."""
+        return self.control == "password"
+
+
+def web_chunk_choices():
+    return tuple((str(n), str(n)) for n in WEB_CHUNK_CHOICES)
+
+
+WEB_OAUTH_FIELDS = (
+    FormField("oauth2", "OAuth2", "checkbox", "only if the instance uses OAuth2; easydb 5 does not"),
+    FormField("client_id", "OAuth2 client id", "text", WEB_PARAMS["client_id"].help, placeholder="fylr-web-frontend",
+              oauth=True),
+    FormField("client_secret", "OAuth2 client secret", "password", "empty for public clients", oauth=True),
+    FormField("insecure", "Allow insecure connection", "checkbox", "skip TLS certificate verification"),
+)
+
+BACKUP_FORM = (
+    FormField("name", "Name of backup", "text", "folder under backups/: letters, digits, '.', '_' and '-'",
+              placeholder="example"),
+    FormField("server", "URL of server", "text", "the source instance, without /api/v1",
+              placeholder="https://easydb.example.com"),
+    FormField("login", "Login", "text", "root, or a user allowed to read everything", placeholder="root"),
+    FormField("password", "Password", "password"),
+    FormField("chunk_size", "Backup chunk size", "select", "objects per request; easydb 5 sources: at most 1000",
+              web_chunk_choices(), default="500"),
+    FormField("all_versions", "Include object history", "checkbox",
+              "all versions of every record: the full changelog after the restore", default="on"),
+    FormField("include_deleted", "Include soft-deleted objects", "checkbox", WEB_PARAMS["include_deleted"].help),
+    FormField("include_events", "Include events", "checkbox", "all event types (some are never backed up)",
+              default="on"),
+    FormField("include_files", "Include files", "select", "pack file bytes into the backup's files/ folder",
+              (("", "URLs only (do not pack)"), ("original", "Originals"), ("with-versions", "Originals + versions"))),
+    *WEB_OAUTH_FIELDS,
+    FormField("mode", "Purge or Continue", "select", "Purge deletes an existing backup of this name and starts over",
+              (("purge", "Purge"), ("continue", "Continue")), default="purge"),
+)
+
+RESTORE_FORM = (
+    FormField("backup", "Backup", "select", "the backup to restore"),
+    FormField("server", "URL", "text", "the target fylr, without /api/v1", placeholder="https://fylr.example.com"),
+    FormField("login", "Login", "text", "must be root when purging", placeholder="root"),
+    FormField("password", "Password", "password", "purge sets the target's root password to this one",
+              placeholder="admin"),
+    FormField("file_api", "File mode", "select", "how files get into the target",
+              (("", "(no files)"), ("put", "Copy files from source (through fylrmig) - put"),
+               ("rput", "Copy files from source (via target server) - rput"),
+               ("rput_leave", "Use files from source - rput_leave (quick tests)"))),
+    FormField("file_version", "File version", "versions", WEB_PARAMS["file_version"].help, default="original"),
+    FormField("upload_versions", "Copy file preview versions", "checkbox",
+              "copy (put, rput) or link (rput_leave) the source's versions instead of producing them"),
+    FormField("rename_versions", "Rename versions", "renames",
+              "empty target version = drop it; rows without class or source version are ignored"),
+    FormField("file_api_access_token", "Access token for file URLs", "password",
+              "only for fylr sources; leave empty for easydb 5 or to keep the signatures"),
+    FormField("chunk_size", "Chunk size", "select", "objects per request", web_chunk_choices(), default="1000"),
+    FormField("include_password", "Include password", "checkbox", "restore fails if the backup holds no hashes"),
+    FormField("include_events", "Include events", "checkbox", "only event types fylr knows", default="on"),
+    FormField("include_deleted_linked", "Include links to soft-deleted objects", "checkbox",
+              WEB_PARAMS["include_deleted_linked"].help),
+    *WEB_OAUTH_FIELDS,
+    FormField("mode", "Purge or Continue", "select", "No Purge: the target was set up by hand (datamodel, base config)",
+              (("purge", "Purge"), ("nopurge", "No Purge"), ("continue", "Continue")), default="purge"),
+)
+
+
+# -- what the pages show: read from the backup folders and the ledger, never from a running job
+
+def short_time(iso_text):
+    """'2026-11-25T21:52:34Z' -> '2026-11-25 21:52:34 UTC' for the tables."""
+    return iso_text.replace("T", " ").replace("Z", " UTC") if iso_text else ""
+
+
+def human_size(n):
+    n = float(n or 0)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def inside(root, path):
+    """True when `path`, symlinks resolved, is `root` or below it."""
+    root, path = os.path.realpath(root), os.path.realpath(path)
+    return path == root or path.startswith(root + os.sep)
+
+
+def backup_names(runner):
+    """Every backup folder under backups/ whose name is safe and which does not lead out of it."""
+    names = []
+    for entry in sorted(os.scandir(runner.backups_dir), key=lambda e: e.name):
+        if entry.is_dir() and is_backup_name(entry.name) and inside(runner.backups_dir, entry.path):
+            names.append(entry.name)
+    return names
+
+
+def is_backup_name(name):
+    try:
+        check_backup_name(name)
+    except FylrmigError:
+        return False
+    return True
+
+
+def web_folder(runner, name):
+    """The folder of an existing backup, or 404: the name is checked and may not lead out of backups/."""
+    if not is_backup_name(name):
+        bottle.abort(404, "no such backup")
+    folder = runner.folder(name)
+    if not os.path.isdir(folder.path) or not inside(runner.backups_dir, folder.path):
+        bottle.abort(404, f"no backup {name!r}")
+    return folder
+
+
+def load_manifest_quietly(folder):
+    """The manifest, or {} while a backup has not written one (or wrote a broken one)."""
+    try:
+        return folder.load_manifest() if os.path.isfile(folder.manifest_path) else {}
+    except FylrmigError:
+        return {}
+
+
+def job_params(job):
+    try:
+        return json.loads(job["params"]) if job else {}
+    except ValueError:
+        return {}
+
+
+def job_view(runner, name, folder, kind):
+    """State and progress of the newest job of one kind, or None; a job started here whose ledger row is not
+    running yet shows as 'starting'."""
+    job = runner.ledger.latest_job(folder.path, kind)
+    here = runner.running(name, kind)
+    if not job and not here:
+        return None
+    state = (job or {}).get("state", "starting")
+    if here and state != "running":
+        state = "starting"
+    view = {"Kind": kind, "State": state, "Phase": "", "Phases": [], "Started": "", "Finished": "",
+            "Runtime": "", "Error": "", "Chunks": {}, "Files": {}, "Server": "", "CanContinue": False}
+    if job and state != "starting":
+        view.update(job_progress(runner, job, state))
+    view["CanContinue"] = bool(job) and state in ("failed", "cancelled", "interrupted")
+    return view
+
+
+def job_progress(runner, job, state):
+    try:
+        counters = json.loads(job["counters"] or "{}")
+    except ValueError:
+        counters = {}
+    params = job_params(job)
+    return {"Phase": counters.get("phase", ""),
+            "Phases": phase_rows(counters.get("phases", {}), counters.get("phase", ""), job, state),
+            "Started": iso(job["started_at"]), "Finished": iso(job["finished_at"]),
+            "Runtime": format_seconds(job["runtime"] or 0), "Error": job["last_error"] or "",
+            "Chunks": runner.ledger.chunk_counts(job["id"]), "Files": runner.ledger.file_counts(job["id"]),
+            "Server": mask_url_credentials(str(params.get("server", "")))}
+
+
+def phase_rows(phases, current, job, state):
+    """Done / total per phase with rate and ETA: a phase ends where the next one started."""
+    ordered = sorted(phases.items(), key=lambda kv: kv[1].get("started", 0))
+    rows = []
+    for i, (name, p) in enumerate(ordered):
+        start = p.get("started", 0)
+        if i + 1 < len(ordered):
+            end = ordered[i + 1][1].get("started", start)
+        else:
+            end = now() if state == "running" else (job["finished_at"] or now())
+        done, total = p.get("done", 0), p.get("total", 0)
+        rate = done / max(end - start, 1e-3)
+        active = state == "running" and name == current
+        eta = format_seconds((total - done) / rate) if active and rate > 0 and total > done else ""
+        rows.append({"Name": name, "Done": done, "Total": total, "Rate": round(rate, 1), "ETA": eta,
+                     "Active": active})
+    return rows
+
+
+def newest_job(runner, folder):
+    jobs = [j for j in (runner.ledger.latest_job(folder.path, k) for k in ("backup", "restore")) if j]
+    return max(jobs, key=lambda j: j["id"]) if jobs else None
+
+
+def current_state(runner, name, folder):
+    """(kind, state) of the newest job; a job started here without a running ledger row yet is 'starting'."""
+    for kind in ("backup", "restore"):
+        if runner.running(name, kind):
+            job = runner.ledger.latest_job(folder.path, kind)
+            return kind, "running" if job and job["state"] == "running" else "starting"
+    last = newest_job(runner, folder)
+    return (last["kind"], last["state"]) if last else ("", "")
+
+
+def backup_item(runner, name, manifest=None):
+    """One entry of the list: parameters.md 5.5's shape, plus what the overview table shows."""
+    folder = runner.folder(name)
+    manifest = load_manifest_quietly(folder) if manifest is None else manifest
+    source = manifest.get("source_instance") or {}
+    backup_job = runner.ledger.latest_job(folder.path, "backup")
+    kind, state = current_state(runner, name, folder)
+    info = manifest.get("payload_info") or {}
+    files = runner.ledger.file_counts(backup_job["id"]).get("done", {}) if backup_job else {}
+    counts = manifest.get("counts") or {}
+    return {
+        "Name": name, "Dir": folder.path,
+        "Flavour": source.get("flavour", ""),
+        "SourceURL": source.get("url") or job_params(backup_job).get("server", ""),
+        "Created": (manifest.get("runs") or [{}])[0].get("started_at") or iso((backup_job or {}).get("started_at")),
+        "Finished": iso((backup_job or {}).get("finished_at")),
+        "Status": state, "LastAction": kind,
+        "Payloads": len(manifest.get("payloads") or []),
+        "HasFiles": os.path.isdir(folder.join("files")),
+        "Records": sum((counts.get("objecttypes") or {}).values()),
+        "Size": sum(p.get("bytes", 0) for p in info.values()) + files.get("bytes", 0),
+        "HasManifest": bool(manifest),
+    }
+
+
+def listed(runner, name):
+    """A folder belongs in the list when it holds a manifest, a log, or has a job in the ledger."""
+    folder = runner.folder(name)
+    return (os.path.isfile(folder.manifest_path) or any(os.path.isfile(folder.join(f"{k}.log"))
+                                                        for k in ("backup", "restore"))
+            or runner.ledger.latest_job(folder.path, "backup") is not None
+            or runner.ledger.latest_job(folder.path, "restore") is not None)
+
+
+def backup_items(runner):
+    return [backup_item(runner, n) for n in backup_names(runner) if listed(runner, n)]
+
+
+def log_tail(path, limit=LOG_TAIL_BYTES):
+    """The end of a log file: at most `limit` bytes, starting at a line boundary."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - limit))
+            data = fh.read(limit)
+    except OSError:
+        return ""
+    if size > limit and b"\n" in data:
+        data = data.split(b"\n", 1)[1]
+    return mask_url_credentials(data.decode("utf-8", errors="replace"))
+
+
+def payload_rows(manifest):
+    info = manifest.get("payload_info") or {}
+    return [{"Name": n, "Type": info.get(n, {}).get("import_type", ""), "Count": info.get(n, {}).get("count", ""),
+             "Size": info.get(n, {}).get("bytes", 0)} for n in manifest.get("payloads") or []]
+
+
+def live_status(runner, name, folder):
+    """What the status page polls: the backup's facts, job states, progress, log tails, payloads."""
+    jobs = {k: job_view(runner, name, folder, k) for k in ("backup", "restore")}
+    logs = {k: log_tail(folder.join(f"{k}.log")) for k in ("backup", "restore")}
+    manifest = load_manifest_quietly(folder)
+    return {"Item": backup_item(runner, name, manifest), "Jobs": jobs, "Logs": logs,
+            "Payloads": payload_rows(manifest),
+            "Active": any(j and j["State"] in WEB_ACTIVE_STATES for j in jobs.values())}
+
+
+# -- files/ browser
+
+def files_path(folder, sub):
+    """The path of `files/<sub>` inside a backup, or 404 for anything that could lead elsewhere."""
+    parts = [p for p in sub.split("/") if p != ""]
+    for part in parts:
+        if part in (".", "..") or "\\" in part or "\x00" in part:
+            bottle.abort(404, "no such file")
+    root = folder.join("files")
+    path = os.path.join(root, *parts)
+    if not os.path.lexists(path) or not inside(root, path):
+        bottle.abort(404, "no such file")
+    return path, "/".join(parts)
+
+
+def list_dir(root, path):
+    """Entries of a folder, folders first; links that lead out of `root` are left out."""
+    out = []
+    for entry in os.scandir(path):
+        if not inside(root, entry.path):
+            continue
+        st = entry.stat()
+        out.append({"Name": entry.name, "Size": 0 if entry.is_dir() else st.st_size, "IsDir": entry.is_dir(),
+                    "ModTime": iso(st.st_mtime)})
+    return sorted(out, key=lambda e: (not e["IsDir"], e["Name"]))
+
+
+# -- forms: posted text -> typed job values, or errors next to the fields
+
+def form_text(forms, field):
+    return (forms.get(field.name) or "").strip() if field.control != "password" else forms.get(field.name) or ""
+
+
+def shown_values(fields, forms):
+    """What goes back into the form after an error: what was posted, secrets excepted."""
+    return {f.name: "" if f.secret else form_text(forms, f) for f in fields}
+
+
+def web_bool(text):
+    value = (text or "").strip().lower()
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("", "off", "false", "0", "no"):
+        return False
+    raise FylrmigError(f"expected on or off, got {text!r}")
+
+
+def web_choice(field, text):
+    if text not in [c[0] for c in field.choices]:
+        raise FylrmigError(f"choose one of the offered values, not {text!r}")
+    return text
+
+
+def web_server_url(text):
+    if not text:
+        raise FylrmigError("required")
+    if "@" in urllib.parse.urlsplit(text).netloc:
+        raise FylrmigError("put login and password into their own fields, not into the URL")
+    try:
+        return split_server_url(text)
+    except FylrmigError as exc:
+        raise FylrmigError(str(exc).replace("--server", "the URL")) from None
+
+
+def web_required(text):
+    if not text:
+        raise FylrmigError("required")
+    return text
+
+
+def web_file_version(text):
+    if not VERSION_NAME.match(text):
+        raise FylrmigError("a version name such as original or preview")
+    return text
+
+
+def parse_form(fields, forms, checks):
+    """Typed values by field name, and an error message per field that failed its check."""
+    values, errors = {}, {}
+    for field in fields:
+        text = form_text(forms, field)
+        check = checks.get(field.name) or {"checkbox": web_bool, "select": lambda t, f=field: web_choice(f, t)}.get(
+            field.control, lambda t: t)
+        try:
+            values[field.name] = check(text)
+        except FylrmigError as exc:
+            errors[field.name] = str(exc)
+    return values, errors
+
+
+def common_job_values(values):
+    """Form values -> the job parameters shared by backup and restore (dest names, typed)."""
+    oauth = values.get("oauth2")
+    return {"server": values.get("server"), "login": values.get("login"), "password": values.get("password"),
+            "chunk_size": int(values.get("chunk_size") or 100), "insecure": values.get("insecure", False),
+            "include_events": "" if values.get("include_events") else "-",
+            "client_id": values.get("client_id", "") if oauth else "",
+            "client_secret": values.get("client_secret", "") if oauth else ""}
+
+
+def check_not_running(runner, name, errors, field):
+    for kind in ("backup", "restore"):
+        job = runner.ledger.latest_job(runner.folder(name).path, kind)
+        if runner.running(name, kind) or (job and job["state"] == "running"):
+            errors[field] = f"a {kind} of {name!r} is running: wait until it ends or cancel it"
+
+
+def check_e5_chunk(values, errors):
+    """easydb 5 answers at most 1000 objects per page: ask the source which flavour it is."""
+    if errors.get("server") or errors.get("chunk_size") or int(values["chunk_size"]) <= E5_MAX_CHUNK:
+        return
+    try:
+        flavour = probe_flavour(values["server"], values.get("insecure", False))
+    except FylrmigError as exc:
+        errors["server"] = f"cannot tell the source's flavour: {exc}"
+        return
+    if flavour == "easydb5":
+        errors["chunk_size"] = (f"easydb 5 returns at most {E5_MAX_CHUNK} objects per request: "
+                                f"choose {E5_MAX_CHUNK} or less")
+
+
+def backup_job_values(runner, forms):
+    """(name, job values, errors) of a posted backup form."""
+    checks = {"name": check_backup_name, "server": web_server_url, "login": web_required,
+              "password": web_required}
+    values, errors = parse_form(BACKUP_FORM, forms, checks)
+    if "name" not in errors:
+        check_not_running(runner, values["name"], errors, "name")
+    check_e5_chunk(values, errors)
+    job = dict(common_job_values(values), all_versions=values.get("all_versions"),
+               include_deleted=values.get("include_deleted"), include_files=values.get("include_files", ""),
+               purge=values.get("mode") == "purge")
+    job["continue"] = values.get("mode") == "continue"
+    return values.get("name"), job, errors
+
+
+def restore_job_values(runner, forms):
+    """(name, job values, errors) of a posted restore form; a purge must carry its confirmation."""
+    checks = {"backup": lambda t: restorable_backup(runner, t), "server": web_server_url, "login": web_required,
+              "password": web_required, "file_version": web_file_version}
+    values, errors = parse_form(RESTORE_FORM, forms, checks)
+    try:
+        values["rename_versions"] = rename_rows_text(forms.getall("rv_class"), forms.getall("rv_source"),
+                                                     forms.getall("rv_target"))
+    except FylrmigError as exc:
+        errors["rename_versions"] = str(exc)
+    name = values.get("backup")
+    if name:
+        check_not_running(runner, name, errors, "backup")
+        if values.get("include_password") and not load_manifest_quietly(runner.folder(name)).get("has_passwords"):
+            errors["include_password"] = "this backup holds no password hashes"
+    if int(values.get("chunk_size") or 0) > 1000:
+        errors["chunk_size"] = "a restore sends at most 1000 objects per request (fylr's limit)"
+    mode = values.get("mode")
+    if mode == "purge" and "yes" not in forms.getall("confirm_purge") and not errors.get("server"):
+        errors["mode"] = f'This will destroy all data on "{values.get("server")}"! Tick the box to confirm.'
+    job = dict(common_job_values(values), file_api=values.get("file_api", ""),
+               file_version=values.get("file_version", "original"), upload_versions=values.get("upload_versions"),
+               rename_versions=values.get("rename_versions", ""),
+               file_api_access_token=values.get("file_api_access_token", ""),
+               include_password=values.get("include_password"),
+               include_deleted_linked=values.get("include_deleted_linked"), purge=mode == "purge")
+    job["continue"] = mode == "continue"
+    if mode == "nopurge":
+        job.update(base_config="-", datamodel="-")
+    return name, job, errors
+
+
+def restorable_backup(runner, name):
+    check_backup_name(name)
+    folder = runner.folder(name)
+    if not os.path.isfile(folder.manifest_path) or not inside(runner.backups_dir, folder.path):
+        raise FylrmigError(f"backup {name!r} has no manifest.json yet")
+    return name
+
+
+# -- rename-versions table (parameters.md 8.1)
+
+def rename_rows_text(classes, sources, targets):
+    """Table rows -> 'cls.version:new,...'; rows without class or source version are ignored."""
+    terms, seen = [], set()
+    for cls, src, dst in zip(classes, sources, targets):
+        cls, src, dst = cls.strip(), src.strip(), dst.strip()
+        if not cls or not src:
+            continue
+        if not re.match(r"^[A-Za-z0-9_-]+$", cls):
+            raise FylrmigError(f"file class {cls!r}: letters, digits, '_' and '-' only")
+        for part in (src, dst):
+            if re.search(r"[:,\s]", part):
+                raise FylrmigError(f"version name {part!r} may not contain ':', ',' or spaces")
+        if (cls, src) in seen:
+            raise FylrmigError(f"{cls}.{src} is renamed twice")
+        seen.add((cls, src))
+        terms.append(f"{cls}.{src}:{dst}")
+    return ",".join(terms)
+
+
+def rename_rows(text):
+    """'cls.version:new,...' -> [(cls, version, new), ...] plus the empty row the table always ends with."""
+    rows = []
+    for term in (text or "").split(","):
+        left, colon, new = term.strip().partition(":")
+        cls, dot, version = left.partition(".")
+        if colon and dot:
+            rows.append((cls, version, new))
+    return rows + [("", "", "")]
+
+
+def posted_rename_rows(forms):
+    rows = [r for r in zip(forms.getall("rv_class"), forms.getall("rv_source"), forms.getall("rv_target"))
+            if any(x.strip() for x in r)]
+    return rows + [("", "", "")]
+
+
+def previous_renames(runner, name, manifest):
+    """The rename list of this backup's previous restore, else the easydb 5 default for a fresh backup."""
+    job = runner.ledger.latest_job(runner.folder(name).path, "restore")
+    if job:
+        return job_params(job).get("rename_versions", "")
+    return E5_DEFAULT_RENAMES if (manifest.get("source_instance") or {}).get("flavour") == "easydb5" else ""
+
+
+def restore_choices(runner, items):
+    """(name, label, renames prefill) of every backup that can be restored."""
+    out = []
+    for item in items:
+        if item["HasManifest"]:
+            manifest = load_manifest_quietly(runner.folder(item["Name"]))
+            label = f"{item['Name']} ({item['Flavour'] or '?'}, {item['Created']})"
+            out.append((item["Name"], label, previous_renames(runner, item["Name"], manifest)))
+    return out
+
+
+# -- Continue: the previous job's parameters, passwords asked again
+
+def continue_secrets(params):
+    """The secret fields a Continue asks for: the password, and the others the previous run had set."""
+    names = ["password"]
+    names += [k for k in ("client_secret", "file_api_access_token") if params.get(k) == MASK]
+    return names
+
+
+def continue_job_values(kind, params, forms):
+    values = {k: v for k, v in params.items() if k not in WEB_RUNNER_OWNED and v != MASK}
+    errors = {}
+    for name in continue_secrets(params):
+        values[name] = forms.get(name) or ""
+        if not values[name]:
+            errors[name] = "required"
+    values.update(purge=False)
+    values["continue"] = True
+    if kind == "restore":
+        values.update(base_config="", datamodel="")   # neither may be given with --continue
+    return values, errors
+
+
+def continue_shown_params(params):
+    """The previous parameters as the continue page lists them (secrets are asked for, not shown)."""
+    return [(k, v) for k, v in sorted(params.items())
+            if k not in WEB_RUNNER_OWNED and v not in ("", None, MASK) and not (WEB_PARAMS.get(k) and
+                                                                                 WEB_PARAMS[k].secret)]
+
+
+# -- requests: access token, CSRF, JSON, rendering
+
+def wants_json():
+    return (bottle.request.query.get("accept") == "application/json"
+            or "application/json" in bottle.request.get_header("Accept", ""))
+
+
+def render(template_name, **kw):
+    kw.setdefault("csrf", bottle.request.environ.get("fylrmig.csrf", ""))
+    kw.setdefault("version", __version__)
+    kw.setdefault("root", WEB_ROOT)
+    kw.setdefault("short_time", short_time)
+    kw.setdefault("human_size", human_size)
+    kw.setdefault("quote", urllib.parse.quote)
+    return bottle.template(template_name, **kw)
+
+
+def as_json(value):
+    bottle.response.content_type = "application/json; charset=utf-8"
+    return json.dumps(value, ensure_ascii=False, indent=1)
+
+
+def same_secret(given, expected):
+    return bool(given) and secrets.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def require_access_token(access_token):
+    """With an access token set, a request carries it as ?token= (which sets a cookie and redirects to
+    the URL without it), as cookie, or as 'Authorization: Bearer'; anything else gets 401."""
+    request = bottle.request
+    given = request.query.get("token")
+    if given is not None:
+        if not same_secret(given, access_token):
+            bottle.abort(401, "wrong access token")
+        bottle.response.set_cookie(TOKEN_COOKIE, given, path="/", httponly=True, samesite="lax")
+        query = [(k, v) for k, v in request.query.allitems() if k != "token"]
+        bottle.redirect(request.path + ("?" + urllib.parse.urlencode(query) if query else ""), 303)
+    bearer = request.get_header("Authorization", "")
+    given = bearer[7:] if bearer.startswith("Bearer ") else request.get_cookie(TOKEN_COOKIE)
+    if not same_secret(given or "", access_token):
+        bottle.abort(401, "this page needs its access token: open it with ?token=<access token>")
+
+
+def ensure_csrf():
+    """Double-submit cookie: every form carries the cookie's value; a POST whose field differs is refused."""
+    request = bottle.request
+    token = request.get_cookie(CSRF_COOKIE) or ""
+    if not re.match(r"^[A-Za-z0-9_-]{32,}$", token):
+        token = secrets.token_urlsafe(32)
+        bottle.response.set_cookie(CSRF_COOKIE, token, path="/", httponly=True, samesite="strict")
+        if request.method == "POST":
+            bottle.abort(403, "missing CSRF cookie: reload the page and submit again")
+    request.environ["fylrmig.csrf"] = token
+    if request.method == "POST" and not same_secret(request.forms.get("csrf") or "", token):
+        bottle.abort(403, "wrong or missing CSRF token: reload the page and submit again")
+
+
+def security_headers():
+    headers = bottle.response
+    headers.set_header("X-Content-Type-Options", "nosniff")
+    headers.set_header("X-Frame-Options", "DENY")
+    headers.set_header("Referrer-Policy", "no-referrer")
+    headers.set_header("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+                       "style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'")
+
+
+def status_url(name, note=""):
+    return WEB_ROOT + urllib.parse.quote(name) + (f"?note={note}" if note else "")
+
+
+# -- pages
+
+class MigrationPages:
+    """The routes of /inspect/migration/: every handler reads the ledger and the folders and returns at once;
+    jobs run in the JobRunner's daemon threads."""
+
+    def __init__(self, runner, inline=False):
+        self.runner, self.inline = runner, inline
+
+    def overview(self, backup=None, restore=None):
+        items = backup_items(self.runner)
+        if wants_json():
+            return as_json({"Backups": [{k: v for k, v in i.items() if k not in ("HasManifest",)} for i in items]})
+        backup = backup or {"values": {f.name: f.default for f in BACKUP_FORM}, "errors": {}}
+        choices = restore_choices(self.runner, items)
+        if restore is None:
+            chosen = bottle.request.query.get("restore") or (choices[0][0] if choices else "")
+            values = {f.name: f.default for f in RESTORE_FORM}
+            values["backup"] = chosen
+            prefill = next((c[2] for c in choices if c[0] == chosen), "")
+            restore = {"values": values, "errors": {}, "renames": rename_rows(prefill)}
+        return render("overview", backups=items, backup_form=BACKUP_FORM, restore_form=RESTORE_FORM,
+                      backup=backup, restore=restore, restore_choices=choices)
+
+    def start(self):
+        forms = bottle.request.forms.decode()
+        action = forms.get("action")
+        if action not in ("backup", "restore"):
+            bottle.abort(400, "unknown action")
+        parse = backup_job_values if action == "backup" else restore_job_values
+        name, values, errors = parse(self.runner, forms)
+        if errors:
+            bottle.response.status = 400
+            form = {"values": shown_values(BACKUP_FORM if action == "backup" else RESTORE_FORM, forms),
+                    "errors": errors, "renames": posted_rename_rows(forms)}
+            return self.overview(**{action: form})
+        return self.launch(action, name, values)
+
+    def launch(self, kind, name, values):
+        try:
+            self.runner.start(kind, name, values, inline=self.inline)
+        except FylrmigError as exc:
+            bottle.abort(409, str(exc))
+        bottle.redirect(status_url(name, "started"), 303)
+
+    def status(self, name):
+        folder = web_folder(self.runner, name)
+        live = live_status(self.runner, name, folder)
+        item = live["Item"]
+        files = list_dir(folder.join("files"), folder.join("files")) if item["HasFiles"] else []
+        if wants_json():
+            backup = {k: v for k, v in item.items() if k != "HasManifest"}
+            backup.update(Manifest=load_manifest_quietly(folder), Progress=live["Jobs"])
+            return as_json({"Backup": backup, "Files": files, "SubPath": "files" if item["HasFiles"] else ""})
+        return render("status", item=item, live=live, files=files,
+                      note=WEB_NOTES.get(bottle.request.query.get("note", ""), ""))
+
+    def live(self, name):
+        return as_json(live_status(self.runner, name, web_folder(self.runner, name)))
+
+    def files(self, name, sub=""):
+        folder = web_folder(self.runner, name)
+        path, sub = files_path(folder, sub)
+        if os.path.isfile(path):
+            # always a download: a packed .html or .svg must never run as a page of this origin
+            return bottle.static_file(os.path.relpath(path, folder.join("files")), root=folder.join("files"),
+                                      download=os.path.basename(path), mimetype="application/octet-stream")
+        entries = list_dir(folder.join("files"), path)
+        if wants_json():
+            item = backup_item(self.runner, name)
+            item.pop("HasManifest")
+            return as_json({"Backup": item, "Files": entries, "SubPath": "/".join(["files", sub]).rstrip("/")})
+        return render("files", name=name, sub=sub, entries=entries)
+
+    def log(self, name, kind):
+        folder = web_folder(self.runner, name)
+        path = folder.join(f"{kind}.log")
+        if not os.path.isfile(path):
+            bottle.abort(404, "no such log")
+        return bottle.static_file(f"{kind}.log", root=folder.path, mimetype="text/plain", charset="utf-8")
+
+    def cancel(self, name):
+        web_folder(self.runner, name)
+        kind = bottle.request.forms.get("kind")
+        if kind not in ("backup", "restore"):
+            bottle.abort(400, "unknown kind")
+        note = "cancel" if self.runner.cancel(name, kind) else "nothing"
+        bottle.redirect(status_url(name, note), 303)
+
+    def previous_job(self, name, kind):
+        folder = web_folder(self.runner, name)
+        if kind not in ("backup", "restore"):
+            bottle.abort(400, "unknown kind")
+        job = self.runner.ledger.latest_job(folder.path, kind)
+        if not job:
+            bottle.abort(404, f"no {kind} of {name!r} to continue")
+        return job
+
+    def continue_form(self, name, errors=None):
+        kind = bottle.request.query.get("kind") or bottle.request.forms.get("kind") or "backup"
+        params = job_params(self.previous_job(name, kind))
+        return render("continue", name=name, kind=kind, params=continue_shown_params(params),
+                      secret_fields=continue_secrets(params), errors=errors or {}, labels=continue_labels())
+
+    def continue_job(self, name):
+        forms = bottle.request.forms.decode()
+        kind = forms.get("kind")
+        params = job_params(self.previous_job(name, kind))
+        values, errors = continue_job_values(kind, params, forms)
+        check_not_running(self.runner, name, errors, "password")
+        if errors:
+            bottle.response.status = 400
+            return self.continue_form(name, errors)
+        return self.launch(kind, name, values)
+
+    def error(self, err):
+        if wants_json():
+            return as_json({"Error": err.body, "Status": err.status_code})
+        return render("error", status=err.status_line, message=err.body)
+
+
+def continue_labels():
+    return {"password": "Password", "client_secret": "OAuth2 client secret",
+            "file_api_access_token": "Access token for file URLs"}
+
+
+def make_web_app(data_dir, access_token="", runner=None, inline=False):
+    """The /inspect/migration/ page as a bottle app (waitress serves it: `fylrmig serve`). Jobs started here
+    run in daemon threads of `runner` (inline=True runs them before the answer, for tests)."""
+    views = resource("views")
+    if views not in bottle.TEMPLATE_PATH:
+        bottle.TEMPLATE_PATH.insert(0, views)
+    pages = MigrationPages(runner or JobRunner(data_dir), inline)
     app = bottle.Bottle()
-    bottle.TEMPLATE_PATH.insert(0, resource("views"))
+    app.pages = pages
 
-    @app.get("/")
-    def root():
-        bottle.redirect("/inspect/migration/")
+    @app.hook("before_request")
+    def guard():
+        if access_token:
+            require_access_token(access_token)
+        ensure_csrf()
 
-    @app.get("/inspect/migration/")
-    def overview():
-        return bottle.template("overview", backups=[], version=__version__)
-
+    app.add_hook("after_request", security_headers)
+    for code in (400, 401, 403, 404, 405, 409, 500):
+        app.error(code)(pages.error)
+    app.get("/", callback=lambda: bottle.redirect(WEB_ROOT))
+    app.get("/inspect/migration", callback=lambda: bottle.redirect(WEB_ROOT))
+    app.get(WEB_ROOT, callback=pages.overview)
+    app.post(WEB_ROOT, callback=pages.start)
+    app.post("/inspect/migration", callback=pages.start)
+    app.get(WEB_ROOT + "<name>", callback=pages.status)
+    app.get(WEB_ROOT + "<name>/", callback=pages.status)
+    app.get(WEB_ROOT + "<name>/live", callback=pages.live)
+    app.get(WEB_ROOT + "<name>/<kind:re:backup|restore>.log", callback=pages.log)
+    app.get(WEB_ROOT + "<name>/files", callback=pages.files)
+    app.get(WEB_ROOT + "<name>/files/", callback=pages.files)
+    app.get(WEB_ROOT + "<name>/files/<sub:path>", callback=pages.files)
+    app.post(WEB_ROOT + "<name>/cancel", callback=pages.cancel)
+    app.get(WEB_ROOT + "<name>/continue", callback=pages.continue_form)
+    app.post(WEB_ROOT + "<name>/continue", callback=pages.continue_job)
     return app
 
 

@@ -1,7 +1,139 @@
-<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>fylrmig – migration</title></head>
-<body><h1>Migration</h1><p>fylrmig {{version}}</p>
+% rebase('layout', title='Migration')
+% import json
+<h1>Migration</h1>
+<p class="muted">Backups and restores run in the background on this server and go on when the browser is closed.</p>
+
+<section class="card" id="backups">
+<h2>List of backups</h2>
 % if not backups:
-<p>No backups yet.</p>
+<p class="muted">No backups yet.</p>
+% else:
+<table>
+  <thead><tr><th>Name</th><th>Source</th><th>Flavour</th><th>State</th><th>Started</th><th>Finished</th><th class="num">Records</th><th class="num">Payloads</th><th class="num">Size</th></tr></thead>
+  <tbody>
+% for b in backups:
+    <tr data-backup="{{b['Name']}}">
+      <td><a href="{{root}}{{b['Name']}}">{{b['Name']}}</a></td>
+      <td>{{b['SourceURL']}}</td>
+      <td>{{b['Flavour']}}</td>
+      <td>
+% if b['Status']:
+        <span class="state state-{{b['Status']}}">{{b['LastAction']}} {{b['Status']}}</span>
+% else:
+        <span class="muted">no job</span>
 % end
-</body></html>
+      </td>
+      <td>{{short_time(b['Created'])}}</td>
+      <td>{{short_time(b['Finished'])}}</td>
+      <td class="num">{{b['Records']}}</td>
+      <td class="num">{{b['Payloads']}}</td>
+      <td class="num">{{human_size(b['Size'])}}</td>
+    </tr>
+% end
+  </tbody>
+</table>
+% end
+</section>
+
+<div class="forms">
+<section class="card">
+<h2 id="backup">Backup</h2>
+<form method="post" action="{{root}}" id="backup-form" data-oauth data-existing="{{json.dumps([b['Name'] for b in backups])}}">
+  <input type="hidden" name="csrf" value="{{csrf}}">
+  <input type="hidden" name="action" value="backup">
+% for f in backup_form:
+%   include('_field', field=f, values=backup['values'], errors=backup['errors'], form_id='backup', choices=None, renames=[])
+% end
+  <p class="muted">Set in the background: compression 9, no record limit, log in backups/&lt;name&gt;/backup.log.</p>
+  <div class="actions"><button type="submit">Backup</button></div>
+</form>
+</section>
+
+<section class="card">
+<h2 id="restore">Restore</h2>
+% if not restore_choices:
+<p class="muted">No finished backup to restore yet.</p>
+% else:
+<form method="post" action="{{root}}" id="restore-form" data-oauth>
+  <input type="hidden" name="csrf" value="{{csrf}}">
+  <input type="hidden" name="action" value="restore">
+% for f in restore_form:
+%   include('_field', field=f, values=restore['values'], errors=restore['errors'], form_id='restore', choices=restore_choices if f.name == 'backup' else None, renames=restore.get('renames', [('', '', '')]))
+% end
+  <noscript><label class="confirm"><input type="checkbox" name="confirm_purge" value="yes"> I understand: Purge destroys all data and the datamodel on the target.</label></noscript>
+  <p class="muted">Set in the background: skip constraints, 4 parallel file uploads, files with errors are left out, 15 min timeout, log in backups/&lt;name&gt;/restore.log.</p>
+  <div class="actions"><button type="submit">Restore</button></div>
+</form>
+% end
+</section>
+</div>
+
+<script>
+"use strict";
+// OAuth2 client id and secret are only shown while OAuth2 is ticked.
+document.querySelectorAll("form[data-oauth]").forEach(function (form) {
+  var box = form.querySelector("input[name=oauth2]");
+  function sync() { form.querySelectorAll(".oauth").forEach(function (el) { el.hidden = !box.checked; }); }
+  box.addEventListener("change", sync);
+  sync();
+});
+
+// Rename table: there is always one empty row at the end; filling it adds the next one.
+var renames = document.querySelector("table.renames tbody");
+function addRenameRow(cls, src, dst) {
+  var tr = renames.rows[0].cloneNode(true);
+  var inputs = tr.querySelectorAll("input");
+  inputs[0].value = cls; inputs[1].value = src; inputs[2].value = dst;
+  renames.appendChild(tr);
+}
+function keepEmptyRowAtEnd() {
+  var last = renames.rows[renames.rows.length - 1];
+  var filled = Array.prototype.some.call(last.querySelectorAll("input"), function (i) { return i.value.trim() !== ""; });
+  if (filled) { addRenameRow("", "", ""); }
+}
+function prefillRenames(text) {
+  while (renames.rows.length > 1) { renames.deleteRow(renames.rows.length - 1); }
+  var first = true;
+  text.split(",").forEach(function (term) {
+    var colon = term.indexOf(":"), dot = term.indexOf(".");
+    if (colon < 0 || dot < 0 || dot > colon) { return; }
+    var row = [term.slice(0, dot), term.slice(dot + 1, colon), term.slice(colon + 1)];
+    if (first) {
+      var inputs = renames.rows[0].querySelectorAll("input");
+      inputs[0].value = row[0]; inputs[1].value = row[1]; inputs[2].value = row[2];
+      first = false;
+    } else { addRenameRow(row[0], row[1], row[2]); }
+  });
+  if (first) { renames.rows[0].querySelectorAll("input").forEach(function (i) { i.value = ""; }); }
+  keepEmptyRowAtEnd();
+}
+if (renames) {
+  renames.addEventListener("input", keepEmptyRowAtEnd);
+  var backupSelect = document.querySelector("#restore-form select[name=backup]");
+  backupSelect.addEventListener("change", function () {
+    prefillRenames(backupSelect.selectedOptions[0].dataset.renames || "");
+  });
+}
+
+// A restore with Purge destroys the target: ask first, and tell the server the user agreed.
+var restoreForm = document.getElementById("restore-form");
+if (restoreForm) {
+  restoreForm.addEventListener("submit", function (event) {
+    if (restoreForm.elements.mode.value !== "purge") { return; }
+    var url = restoreForm.elements.server.value.trim();
+    if (!window.confirm('This will destroy all data on "' + url + '"!')) { event.preventDefault(); return; }
+    var agreed = document.createElement("input");
+    agreed.type = "hidden"; agreed.name = "confirm_purge"; agreed.value = "yes";
+    restoreForm.appendChild(agreed);
+  });
+}
+
+// Purging an existing backup deletes it: ask first.
+var backupForm = document.getElementById("backup-form");
+backupForm.addEventListener("submit", function (event) {
+  var name = backupForm.elements.name.value.trim();
+  var existing = JSON.parse(backupForm.dataset.existing);
+  if (backupForm.elements.mode.value === "purge" && existing.indexOf(name) >= 0 &&
+      !window.confirm('This will delete the backup "' + name + '" and start over!')) { event.preventDefault(); }
+});
+</script>

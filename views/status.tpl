@@ -1,0 +1,141 @@
+% rebase('layout', title=item['Name'])
+% name = item['Name']
+<p><a href="{{root}}">← List of backups</a></p>
+<h1>{{name}}</h1>
+% if note:
+<p class="note">{{note}}</p>
+% end
+<section class="card">
+<dl class="facts">
+  <dt>Source</dt><dd data-item="SourceURL">{{item['SourceURL']}}</dd>
+  <dt>Flavour</dt><dd data-item="Flavour">{{item['Flavour']}}</dd>
+  <dt>Created</dt><dd data-item="Created">{{item['Created']}}</dd>
+  <dt>Records</dt><dd data-item="Records">{{item['Records']}}</dd>
+  <dt>Size</dt><dd data-item="Size">{{human_size(item['Size'])}}</dd>
+  <dt>Folder</dt><dd>{{item['Dir']}}</dd>
+</dl>
+<div class="actions" id="restore-link"{{'' if item['HasManifest'] else ' hidden'}}><a class="button secondary" href="{{root}}?restore={{name}}#restore">Restore this backup</a></div>
+</section>
+
+% for kind in ('backup', 'restore'):
+%   job = live['Jobs'][kind] or {}
+%   state = job.get('State', '')
+<section class="card job" id="job-{{kind}}" data-kind="{{kind}}"{{' hidden' if not job and not live['Logs'][kind] else ''}}>
+  <h2>{{kind.capitalize()}} <span class="state state-{{state}}">{{state or 'no job'}}</span></h2>
+  <dl class="facts">
+    <dt>Server</dt><dd data-k="Server">{{job.get('Server', '')}}</dd>
+    <dt>Started</dt><dd data-k="Started">{{job.get('Started', '')}}</dd>
+    <dt>Finished</dt><dd data-k="Finished">{{job.get('Finished', '')}}</dd>
+    <dt>Runtime</dt><dd data-k="Runtime">{{job.get('Runtime', '')}}</dd>
+    <dt>Phase</dt><dd data-k="Phase">{{job.get('Phase', '')}}</dd>
+    <dt>Error</dt><dd data-k="Error" class="problem-text">{{job.get('Error', '')}}</dd>
+  </dl>
+  <table class="progress">
+    <thead><tr><th>Phase</th><th class="num">Done</th><th class="num">Total</th><th class="num">Rate /s</th><th class="num">ETA</th></tr></thead>
+    <tbody class="phases">
+% for p in job.get('Phases', []):
+      <tr{{' class=active' if p['Active'] else ''}}><td>{{p['Name']}}</td><td class="num">{{p['Done']}}</td><td class="num">{{p['Total'] or ''}}</td><td class="num">{{p['Rate']}}</td><td class="num">{{p['ETA']}}</td></tr>
+% end
+    </tbody>
+  </table>
+  <div class="actions">
+    <form method="post" action="{{root}}{{name}}/cancel" class="cancel"{{'' if state in ('starting', 'queued', 'running') else ' hidden'}}>
+      <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="kind" value="{{kind}}">
+      <button type="submit" class="danger">Cancel</button>
+    </form>
+    <a class="button continue" href="{{root}}{{name}}/continue?kind={{kind}}"{{'' if job.get('CanContinue') else ' hidden'}}>Continue</a>
+    <a href="{{root}}{{name}}/{{kind}}.log">full log</a>
+  </div>
+  <h3>Log <span class="muted">(last 64 KB, live)</span></h3>
+  <pre class="log">{{live['Logs'][kind]}}</pre>
+</section>
+% end
+
+<section class="card">
+<h2>Payloads <span class="muted" id="payload-count">({{len(live['Payloads'])}})</span></h2>
+<table id="payloads">
+  <thead><tr><th>Payload</th><th>Type</th><th class="num">Count</th><th class="num">Size</th></tr></thead>
+  <tbody>
+% for p in live['Payloads']:
+    <tr><td>{{p['Name']}}</td><td>{{p['Type']}}</td><td class="num">{{p['Count']}}</td><td class="num">{{human_size(p['Size'])}}</td></tr>
+% end
+  </tbody>
+</table>
+</section>
+
+% if item['HasFiles']:
+<section class="card">
+<h2>Files</h2>
+%   include('_filelist', name=name, sub='', entries=files, human_size=human_size)
+</section>
+% end
+
+<div id="live" data-url="{{root}}{{name}}/live" hidden></div>
+<script>
+"use strict";
+var ACTIVE = ["starting", "queued", "running"];
+var LIVE_URL = document.getElementById("live").dataset.url;
+function humanSize(n) {
+  var units = ["B", "KB", "MB", "GB", "TB"], i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return i === 0 ? n + " B" : n.toFixed(1) + " " + units[i];
+}
+function cell(text, cls) {
+  var td = document.createElement("td");
+  td.textContent = text === null || text === undefined ? "" : String(text);
+  if (cls) { td.className = cls; }
+  return td;
+}
+function row(cells) {
+  var tr = document.createElement("tr");
+  cells.forEach(function (c) { tr.appendChild(c); });
+  return tr;
+}
+function showJob(kind, job, log) {
+  var sec = document.getElementById("job-" + kind);
+  sec.hidden = !job && !log;
+  job = job || {};
+  var badge = sec.querySelector("h2 .state");
+  badge.textContent = job.State || "no job";
+  badge.className = "state state-" + (job.State || "");
+  sec.querySelectorAll("[data-k]").forEach(function (el) { el.textContent = job[el.dataset.k] || ""; });
+  sec.querySelector("tbody.phases").replaceChildren.apply(sec.querySelector("tbody.phases"), (job.Phases || []).map(function (p) {
+    var tr = row([cell(p.Name), cell(p.Done, "num"), cell(p.Total || "", "num"), cell(p.Rate, "num"), cell(p.ETA, "num")]);
+    if (p.Active) { tr.className = "active"; }
+    return tr;
+  }));
+  sec.querySelector("form.cancel").hidden = ACTIVE.indexOf(job.State) < 0;
+  sec.querySelector("a.continue").hidden = !job.CanContinue;
+  var pre = sec.querySelector("pre.log");
+  var atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
+  if (pre.textContent !== log) { pre.textContent = log; if (atEnd) { pre.scrollTop = pre.scrollHeight; } }
+}
+function showPayloads(payloads) {
+  var tbody = document.querySelector("#payloads tbody");
+  tbody.replaceChildren.apply(tbody, payloads.map(function (p) {
+    return row([cell(p.Name), cell(p.Type), cell(p.Count, "num"), cell(humanSize(p.Size || 0), "num")]);
+  }));
+  document.getElementById("payload-count").textContent = "(" + payloads.length + ")";
+}
+function showItem(item) {
+  document.querySelectorAll("[data-item]").forEach(function (el) {
+    var value = item[el.dataset.item];
+    el.textContent = el.dataset.item === "Size" ? humanSize(value || 0) : (value === undefined ? "" : String(value));
+  });
+  document.getElementById("restore-link").hidden = !item.HasManifest;
+}
+function poll() {
+  fetch(LIVE_URL, {headers: {"Accept": "application/json"}, credentials: "same-origin"})
+    .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+    .then(function (live) {
+      ["backup", "restore"].forEach(function (k) { showJob(k, live.Jobs[k], live.Logs[k]); });
+      showPayloads(live.Payloads);
+      showItem(live.Item);
+      document.body.dataset.active = live.Active ? "yes" : "no";
+      setTimeout(poll, live.Active ? 1000 : 4000);
+    })
+    .catch(function () { setTimeout(poll, 5000); });
+}
+document.querySelectorAll("pre.log").forEach(function (pre) { pre.scrollTop = pre.scrollHeight; });
+setTimeout(poll, 1000);
+</script>
