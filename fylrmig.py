@@ -1095,7 +1095,59 @@ class Source:
         self.fetch_page, self.page_size, self.total = fetch_page, page_size, total
 
 
-class BackupJob:
+class JobBase:
+    """What backup and restore share: single steps as ledger chunks, cancel between chunks, parallel
+    workers, and the line that says what a continued run skips and redoes."""
+
+    def cancelled(self):
+        return self.cancel_event.is_set()
+
+    def _check_cancel(self):
+        """Between chunks: the page's Cancel sets the event, or the ledger flag for a job run elsewhere."""
+        if not self.cancel_event.is_set() and self.job_id and self.ledger.job(self.job_id)["cancel_requested"]:
+            self.cancel_event.set()
+        if self.cancelled():
+            raise Cancelled("cancelled")
+
+    def _report_resume(self):
+        counts = self.ledger.chunk_counts(self.job_id)
+        done = counts.get("done", {}).get("chunks", 0)
+        redo = sum(counts.get(s, {}).get("chunks", 0) for s in ("running", "failed", "ready"))
+        if done or redo:
+            self.log.info("continuing: skipping %d chunks already done, redoing %d that were in flight", done, redo)
+
+    def _step(self, name, fn):
+        """A step done once per job (purge, datamodel, ...); fn may return facts kept with its chunk."""
+        key = f"step/{name}"
+        chunk = self.ledger.chunk(self.job_id, key)
+        if chunk and chunk["state"] == "done":
+            return
+        self._check_cancel()
+        self.progress.set_phase(name, 1)
+        self.ledger.start_chunk(self.job_id, key)
+        try:
+            facts = fn() or {}
+        except Exception as exc:
+            self.ledger.fail_chunk(self.job_id, key, exc)
+            raise
+        self.ledger.finish_chunk(self.job_id, key, 1, facts.get("sha256"), facts.get("bytes", 0), facts or None)
+        self.progress.add(name, 1)
+        self.log.info("step %s done", name)
+
+    def _run_parallel(self, tasks):
+        workers = self.args.max_parallel or os.cpu_count() or 1
+        if workers <= 1 or len(tasks) <= 1:
+            return [task() for task in tasks]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(task) for task in tasks]
+            try:
+                return [f.result() for f in futures]
+            except BaseException:
+                self.cancel_event.set()   # the other workers stop at their next chunk
+                raise
+
+
+class BackupJob(JobBase):
     """`fylrmig backup`: reads a source instance into a backup folder, every page a ledger chunk."""
 
     kind = "backup"
@@ -1215,28 +1267,11 @@ class BackupJob:
         with contextlib.suppress(FylrmigError, OSError):
             self._write_manifest(status=state)
 
-    def _report_resume(self):
-        counts = self.ledger.chunk_counts(self.job_id)
-        done = counts.get("done", {}).get("chunks", 0)
-        redo = sum(counts.get(s, {}).get("chunks", 0) for s in ("running", "failed", "ready"))
-        if done or redo:
-            self.log.info("continuing: skipping %d chunks already done, redoing %d that were in flight", done, redo)
-
-    def cancelled(self):
-        return self.cancel_event.is_set()
-
-    def _check_cancel(self):
-        """Between chunks: the page's Cancel sets the event, or the ledger flag for a job run elsewhere."""
-        if not self.cancel_event.is_set() and self.job_id and self.ledger.job(self.job_id)["cancel_requested"]:
-            self.cancel_event.set()
-        if self.cancelled():
-            raise Cancelled("cancelled")
-
     def _run_steps(self):
         os.makedirs(self.folder.spool, exist_ok=True)
         self._write_manifest(status="running")
-        self._single_step("datamodel", self._backup_datamodel)
-        self._single_step("base_config", self._backup_base_config)
+        self._step("datamodel", self._backup_datamodel)
+        self._step("base_config", self._backup_base_config)
         for source in self._basetype_sources():
             self._backup_source(source)
         for source in self._record_sources():
@@ -1247,16 +1282,6 @@ class BackupJob:
             self._backup_source(self._event_source())
         return self._write_manifest(status="done")
 
-    def _single_step(self, key, fn):
-        key = f"step/{key}"
-        chunk = self.ledger.chunk(self.job_id, key)
-        if chunk and chunk["state"] == "done":
-            return
-        self._check_cancel()
-        self.ledger.start_chunk(self.job_id, key)
-        name, size, digest = fn()
-        self.ledger.finish_chunk(self.job_id, key, 1, digest, size, {"file": name})
-
     def _backup_datamodel(self):
         a = self.api
         fmt = {"format": "json"} if a.flavour == "easydb5" else {}
@@ -1265,14 +1290,15 @@ class BackupJob:
         keys = a.get("/l10n/user/CURRENT")
         datamodel = {"version": schema.get("version", 1), "format_version": 1, "schema": schema, "mask": mask,
                      "keys": keys}
-        data = json_bytes(datamodel, pretty=True)
-        write_atomic(self.folder.join("datamodel.json"), data)
-        return "datamodel.json", len(data), sha256_bytes(data)
+        return self._write_document("datamodel.json", datamodel)
 
     def _backup_base_config(self):
-        data = json_bytes(self.api.get("/config"), pretty=True)
-        write_atomic(self.folder.join("base_config.json"), data)
-        return "base_config.json", len(data), sha256_bytes(data)
+        return self._write_document("base_config.json", self.api.get("/config"))
+
+    def _write_document(self, name, value):
+        data = json_bytes(value, pretty=True)
+        write_atomic(self.folder.join(name), data)
+        return {"file": name, "bytes": len(data), "sha256": sha256_bytes(data)}
 
     # -- sources
 
@@ -1478,20 +1504,6 @@ class BackupJob:
                 with open(os.path.join(folder, name), "rb") as fh:
                     yield json.loads(fh.read())
 
-    def _run_parallel(self, tasks):
-        workers = self.args.max_parallel or os.cpu_count() or 1
-        if workers <= 1 or len(tasks) <= 1:
-            return [task() for task in tasks]
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(task) for task in tasks]
-            try:
-                return [f.result() for f in futures]
-            except BaseException:
-                self.cancel_event.set() if isinstance(sys.exc_info()[1], KeyboardInterrupt) else None
-                for f in futures:
-                    f.cancel()
-                raise
-
     # -- files (--include-files)
 
     def _pack_files(self, page):
@@ -1569,9 +1581,9 @@ class BackupJob:
         self._hierarchical = source.import_type in ("pool", "collection")
         if source.import_type == "db":
             return self._db_groups(source, transform)
-        entries = [e for page in pages for e in transform(page)]
+        entries = (e for page in pages for e in transform(page))   # streamed: events can be millions
         if source.import_type in ("pool", "collection"):
-            return group_by_level(entries, source.import_type, lambda pid: self.ref(source.import_type, pid))
+            return group_by_level(list(entries), source.import_type, lambda pid: self.ref(source.import_type, pid))
         return [(None, entries)]
 
     def _db_groups(self, source, transform):
@@ -2174,7 +2186,7 @@ def payload_group(name):
     return re.sub(r"^\d+__|__batch_\d+(\.json(\.gz)?)$", "", name)
 
 
-class RestoreJob:
+class RestoreJob(JobBase):
     """`fylrmig restore`: writes a backup folder into a fylr target, every posted chunk and uploaded file a
     ledger row, so a continued run sends only what the target does not hold yet."""
 
@@ -2275,7 +2287,7 @@ class RestoreJob:
         started = now()
         self.ledger.claim_job(self.job_id)
         self.progress = Progress(self.ledger, self.job_id, self.interactive, self.log)
-        BackupJob._report_resume(self)
+        self._report_resume()
         try:
             self._run_steps()
         except BaseException as exc:
@@ -2294,10 +2306,6 @@ class RestoreJob:
             self._write_progress(state, error)
         shutil.rmtree(self.folder.join(".restore-tmp"), ignore_errors=True)
 
-    _check_cancel = BackupJob._check_cancel
-    cancelled = BackupJob.cancelled
-    _run_parallel = BackupJob._run_parallel
-
     def _summary(self):
         out = dict(self.counters)
         out["chunks"] = self.ledger.chunk_counts(self.job_id)
@@ -2312,24 +2320,10 @@ class RestoreJob:
             self._step("base_config", self._upload_base_config)
         self._restore_payloads()
         if not self.args.skip_reindex:
-            self._step("reindex", lambda: self.api.post("/system/reindex", None, blockFrontend="true"))
+            self._step("reindex", self._reindex)
 
-    def _step(self, name, fn):
-        key = f"step/{name}"
-        chunk = self.ledger.chunk(self.job_id, key)
-        if chunk and chunk["state"] == "done":
-            return
-        self._check_cancel()
-        self.progress.set_phase(name, 1)
-        self.ledger.start_chunk(self.job_id, key)
-        try:
-            fn()
-        except Exception as exc:
-            self.ledger.fail_chunk(self.job_id, key, exc)
-            raise
-        self.ledger.finish_chunk(self.job_id, key, 1)
-        self.progress.add(name, 1)
-        self.log.info("step %s done", name)
+    def _reindex(self):
+        self.api.post("/system/reindex", None, blockFrontend="true")
 
     def _purge(self):
         """purgeall sets the root password to ours, so the login keeps working (parameters.md 2)."""

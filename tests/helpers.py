@@ -97,3 +97,22 @@ def plain(value):
     """A stored field value is 'plain' when the backup must carry it unchanged."""
     return not (isinstance(value, dict) and "_system_object_id" in value) and not (
         isinstance(value, list) and value and isinstance(value[0], dict))
+
+
+def kill_at_random_points(argv, first_mode, seed, low, high, rounds=4):
+    """Run fylrmig `rounds` times (first with `first_mode`, then with --continue), each killed with
+    SIGKILL after a random delay in [low, high] s; returns how many runs were really killed."""
+    import random
+    import signal
+    import time
+    rnd, kills = random.Random(seed), 0
+    for attempt in range(rounds):
+        mode = first_mode if attempt == 0 else ["--continue"]
+        proc = subprocess.Popen([sys.executable, "-m", "fylrmig", *map(str, argv), *mode], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rnd.uniform(low, high))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    return kills

@@ -1,18 +1,13 @@
 """fylrmig backup against simulated easydb 5 and fylr sources: completeness, resume, faults, bad input."""
-import hashlib
 import json
 import os
-import random
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 
 import pytest
 
-from tests.helpers import (NEVER_BACKED_UP, ROOT, backup_argv, entries, expected_records, load, manifest,
-                           normalized_payloads, plain, records_by_sysid, reference, run_cli, run_main, tree_digest)
+from tests.helpers import (NEVER_BACKED_UP, backup_argv, entries, expected_records, kill_at_random_points,
+                           manifest, normalized_payloads, plain, records_by_sysid, reference, run_cli, run_main,
+                           tree_digest)
 from tests.simulator.faults import FaultPlan
 
 FLAVOURS = ["easydb5", "fylr"]
@@ -167,17 +162,7 @@ def test_kill_9_then_continue_equals_uninterrupted(capsys, make_sim, tmp_path):
     folder, data = str(tmp_path / "killed"), str(tmp_path / "data")
     argv = backup_argv(server, folder, data, "--all-versions", "--include-files", "with-versions",
                        "--chunk-size", "50", "--max-parallel", "3")
-    rnd = random.Random(11)
-    kills = 0
-    for attempt in range(4):
-        mode = [] if attempt == 0 else ["--continue"]
-        proc = subprocess.Popen([sys.executable, "-m", "fylrmig", *argv, *mode], cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(rnd.uniform(0.4, 2.0))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
+    kills = kill_at_random_points(argv, [], seed=11, low=0.4, high=2.0)
     assert kills >= 2, "the backup finished before it could be killed: make the simulator slower"
     result = run_cli(*argv, "--continue")
     assert result.returncode == 0, result.stderr

@@ -5,16 +5,11 @@ The expected target state is the source's canonical dump with the documented tra
 import copy
 import json
 import os
-import random
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 
 import pytest
 
-from tests.helpers import ROOT, backup_argv, manifest, run_cli, run_main
+from tests.helpers import backup_argv, kill_at_random_points, manifest, run_cli, run_main
 from tests.simulator.dump import canonical_dump
 from tests.simulator.faults import FaultPlan
 
@@ -271,21 +266,12 @@ def test_kill_9_then_continue_gives_the_uninterrupted_state(capsys, make_sim, tm
             "--include-password")
     reference_dump = canonical_dump(reference_target.sim)
     target = make_sim("fylr", size="empty", faults=FaultPlan(seed=2, latency=0.01))
-    argv = [sys.executable, "-m", "fylrmig", *map(str, restore_argv(folder, target, tmp_path, "--file-api", "rput",
-                                                                     "--chunk-size", "20", "--include-password",
-                                                                     "--max-parallel", "2"))]
-    rnd, kills = random.Random(3), 0
-    for attempt in range(4):
-        mode = ["--purge"] if attempt == 0 else ["--continue"]
-        proc = subprocess.Popen(argv + mode, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rnd.uniform(0.5, 2.5))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
+    argv = restore_argv(folder, target, tmp_path, "--file-api", "rput", "--chunk-size", "20", "--include-password",
+                        "--max-parallel", "2")
+    kills = kill_at_random_points(argv, ["--purge"], seed=3, low=0.5, high=2.5)
     assert kills >= 2, "the restore finished before it could be killed: make the target slower"
     target.faults.latency = 0
-    result = run_cli(*argv[3:], "--continue")
+    result = run_cli(*argv, "--continue")
     assert result.returncode == 0, result.stderr
     assert "skipping" in result.stdout
     assert_same(reference_dump, canonical_dump(target.sim))

@@ -1089,7 +1089,7 @@ def db_by_goid(sim, ot, mask_name, goid):
 
 def search(sim):
     """POST /search over records: objecttypes, `in` filters, sort on _system_object_id, include_deleted."""
-    user = auth.require_user(sim, bottle.request)
+    auth.require_user(sim, bottle.request)
     body = _json_body(sim) or {}
     if not isinstance(body, dict):
         raise _invalid_value(sim, "body", "not an object")

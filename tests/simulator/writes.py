@@ -35,7 +35,7 @@ import bottle
 import requests
 
 from . import datagen
-from .auth import api_error, current_user, require_root, require_user
+from .auth import api_error, require_root, require_user
 
 API = "/api/v1"
 
