@@ -790,7 +790,7 @@ class Api:
         response = self._session().request(method, url, params=params or None, json=json_body, data=data,
                                            files=files, headers=headers, timeout=self.timeout, stream=stream)
         if self.log_network:
-            self.log.debug("%s %s -> %s (%.0f ms, %s bytes)", method, mask_url_credentials(response.url),
+            self.log.info("%s %s -> %s (%.0f ms, %s bytes)", method, mask_url_credentials(response.url),
                       response.status_code, 1000 * (now() - started),
                       response.headers.get("Content-Length", "?"))
         if response.status_code >= 400:
@@ -2069,6 +2069,12 @@ def iter_file_entries(record):
                 stack.extend(v for v in value if isinstance(v, dict))
 
 
+def is_source_file_url(url, source_url):
+    """A download URL of the source instance itself (not an upstream URL of a leave-on-remote file)."""
+    own, parts = urllib.parse.urlsplit(source_url), urllib.parse.urlsplit(url)
+    return parts.netloc == own.netloc and parts.path.startswith(API_BASE + "/eas/")
+
+
 def is_remote_file(entry, source_url, flavour):
     """Files stored "leave on remote" are never packed. fylr marks none of them explicitly, but with
     files_real_url their original's URL is the upstream one instead of the source's own download route."""
@@ -2077,9 +2083,7 @@ def is_remote_file(entry, source_url, flavour):
     if flavour != "fylr":
         return False   # easydb 5 serves every file from its own EAS
     url = ((entry.get("versions") or {}).get("original") or {}).get("url") or ""
-    own = urllib.parse.urlsplit(source_url)
-    parts = urllib.parse.urlsplit(url)
-    return bool(url) and not (parts.netloc == own.netloc and parts.path.startswith(API_BASE + "/eas/"))
+    return bool(url) and not is_source_file_url(url, source_url)
 
 
 def sysid_of_global_id(gid):
@@ -2718,8 +2722,11 @@ class RestoreJob(JobBase):
         return bool(entry.get("leave")) or self.args.file_api.endswith("leave")
 
     def _url(self, url):
+        """--file-api-access-token replaces the signature of the source's own file URLs only: a remote
+        (leave) file's upstream URL must never carry the source's token to another host."""
         token = self.args.file_api_access_token
-        if url and token and self.source_flavour == "fylr":
+        source = (self.manifest.get("source_instance") or {}).get("url") or ""
+        if url and token and self.source_flavour == "fylr" and is_source_file_url(url, source):
             return with_access_token(url, token)
         return url
 

@@ -6,6 +6,7 @@ import copy
 import json
 import os
 import sqlite3
+import time
 
 import pytest
 
@@ -361,3 +362,85 @@ def test_events_skipped_are_counted_in_the_log(capsys, make_sim, tmp_path):
     assert target.sim.reindex_calls == 0
     progress = json.load(open(folder / "progress.json"))
     assert progress["status"] == "done" and progress["params"]["password"] == "***"
+
+
+# ----------------------------------------------------------------------------- files: tokens, duplicates, errors
+
+def source_token(server):
+    import requests
+    return requests.post(server.url + "/api/oauth2/token", data={
+        "grant_type": "password", "username": "root", "password": "admin",
+        "client_id": "fylr-web-frontend"}).json()["access_token"]
+
+
+@pytest.mark.parametrize("file_api", ["put", "rput"])
+def test_access_token_replaces_expired_signatures(capsys, make_sim, tmp_path, file_api):
+    source = make_sim("fylr", signature_lifetime=1)
+    folder = make_backup(capsys, source, tmp_path)
+    time.sleep(1.5)   # every x-fylr-signature in the backup has expired now
+    target = make_sim("fylr", size="empty")
+    failed = run_cli(*restore_argv(folder, target, tmp_path, "--purge", "--file-api", file_api))
+    assert failed.returncode == 1 and ("InsufficientRights" in failed.stderr or "EasRputError" in failed.stderr)
+    target = make_sim("fylr", size="empty")
+    restore(capsys, folder, target, tmp_path, "--purge", "--file-api", file_api, "--include-password",
+            "--include-deleted-linked", "--file-api-access-token", source_token(source))
+    assert_same(expected(source.sim, "fylr", file_api), actual(target.sim))
+    token = source_token(source)
+    assert not [f for f in target.sim.files.values() if token in (f.get("remote_url") or "")]
+
+
+def test_duplicate_file_reference_reuses_the_stored_file(capsys, make_sim, tmp_path):
+    """kill -9 between a file upload and its ledger row: the upload is refused as a duplicate reference
+    and the file the target already holds is linked."""
+    source, target = make_sim("fylr"), make_sim("fylr", size="empty")
+    folder = make_backup(capsys, source, tmp_path)
+    restore(capsys, folder, target, tmp_path, "--purge", "--file-api", "put", "--include-password",
+            "--include-deleted-linked")
+    files_before = len(target.sim.files)
+    db = sqlite3.connect(tmp_path / "data" / "jobs.sqlite")
+    with db:
+        db.execute("DELETE FROM files")
+        db.execute("UPDATE chunks SET state = 'running' WHERE key LIKE 'post/%\\_\\_db\\_\\_%' ESCAPE '\\'")
+    out = restore(capsys, folder, target, tmp_path, "--continue", "--file-api", "put", "--include-password",
+                  "--include-deleted-linked")
+    assert '"duplicate_refs": 0' not in out and '"duplicate_refs"' in out
+    assert len(target.sim.files) == files_before
+    assert_same(expected(source.sim, "fylr", "put"), actual(target.sim))
+
+
+def test_a_failing_file_stops_the_job_or_is_left_out_when_asked(capsys, make_sim, tmp_path):
+    source = make_sim("easydb5")
+    folder = make_backup(capsys, source, tmp_path)
+    gone = next(iter(source.sim.files))
+    del source.sim.files[gone]          # the source lost a file after the backup
+    failed = run_cli(*restore_argv(folder, make_sim("fylr", size="empty"), tmp_path, "--purge", "--file-api", "put"))
+    one_line(failed, f":eas:{gone}:original")
+    target = make_sim("fylr", size="empty")
+    restore(capsys, folder, target, tmp_path, "--purge", "--file-api", "put", "--upload-ignore-files-with-errors",
+            "--log", tmp_path / "r.log")
+    assert f":eas:{gone}:original" in (tmp_path / "r.log").read_text()
+    assert '"file_errors": 1' in (tmp_path / "r.log").read_text()
+    stored = {f["original_filename"] for f in target.sim.files.values()}
+    wanted = {f["original_filename"] for i, f in source.sim.files.items()}
+    assert wanted <= stored
+
+
+def test_restore_verify_checks_the_backup(capsys, make_sim, tmp_path):
+    source = make_sim("fylr")
+    folder = make_backup(capsys, source, tmp_path)
+    verify = ["restore", "--verify", "--manifest", folder / "manifest.json", "--data", tmp_path / "data"]
+    assert run_main(capsys, *verify)[0] == 0
+    name = manifest(folder)["payloads"][4]
+    (folder / name).write_text("{}")
+    code, _, err = run_main(capsys, *verify)
+    assert code == 1 and name in err
+
+
+@pytest.mark.parametrize("flavour", ["easydb5", "fylr"])
+@pytest.mark.parametrize("file_api", ["", "put", "rput_leave", "rput_bulk", "rput_bulk_leave"])
+def test_round_trip_small_every_file_mode(capsys, make_sim, tmp_path, flavour, file_api):
+    source, target = make_sim(flavour, size="small"), make_sim("fylr", size="empty")
+    folder = make_backup(capsys, source, tmp_path, "--chunk-size", "500")
+    restore(capsys, folder, target, tmp_path, "--purge", "--file-api", file_api, "--include-password",
+            "--include-deleted-linked", "--chunk-size", "500")
+    assert_same(expected(source.sim, flavour, file_api), actual(target.sim, file_api))
