@@ -11,6 +11,7 @@ duplicated. Formats and parameters follow fylr's own `fylr backup` / `fylr resto
 __version__ = "0.1.0"
 
 import argparse
+import collections
 import contextlib
 import dataclasses
 import gzip
@@ -784,6 +785,9 @@ class Api:
     def _send(self, method, url, params=None, json_body=None, data=None, files=None, auth=True, stream=False):
         headers = {"Accept": "application/json"}
         params = dict(params or {})
+        if isinstance(json_body, bytes):   # encoded once by the caller (who also hashes it)
+            data, json_body = json_body, None
+            headers["Content-Type"] = "application/json; charset=utf-8"
         if auth and self._token:
             self._auth(headers, params)
         started = now()
@@ -1135,16 +1139,24 @@ class JobBase:
         self.log.info("step %s done", name)
 
     def _run_parallel(self, tasks):
+        """Run tasks (any iterable, consumed lazily) on --max-parallel workers with at most twice that many
+        in flight, so memory stays bounded however many chunks there are; results in task order."""
         workers = self.args.max_parallel or os.cpu_count() or 1
-        if workers <= 1 or len(tasks) <= 1:
+        if workers <= 1:
             return [task() for task in tasks]
+        results, pending = [], collections.deque()
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(task) for task in tasks]
             try:
-                return [f.result() for f in futures]
+                for task in tasks:
+                    pending.append(pool.submit(task))
+                    if len(pending) >= 2 * workers:
+                        results.append(pending.popleft().result())
+                while pending:
+                    results.append(pending.popleft().result())
             except BaseException:
                 self.cancel_event.set()   # the other workers stop at their next chunk
                 raise
+        return results
 
 
 class BackupJob(JobBase):
@@ -2379,18 +2391,20 @@ class RestoreJob(JobBase):
             group, members = (payload_group(name), [name]) if name else (None, [])
 
     def _restore_group(self, names):
-        tasks = []
+        self._run_parallel(self._group_tasks(names))
+
+    def _group_tasks(self, names):
+        """The chunks of a group of payloads, read one payload at a time as the workers get to them."""
         for name in names:
             envelope = read_json(self.folder.join(name))
             kind = envelope.get("import_type")
-            entries = envelope.get(IMPORT_TYPE_ARRAYS.get(kind, ""), [])
+            entries = envelope.pop(IMPORT_TYPE_ARRAYS.get(kind, ""), [])
             if kind in ("plugin", "objecttype"):
                 self._skip_payload(name, kind, len(entries))
                 continue
             size = 0 if kind == "tags" else self.args.chunk_size
             for index, chunk in enumerate(batched(self._limit(kind, envelope, entries), size)):
-                tasks.append(lambda n=name, k=kind, e=envelope, i=index, c=chunk: self._chunk(n, k, e, i, c))
-        self._run_parallel(tasks)
+                yield lambda n=name, k=kind, e=envelope, i=index, c=chunk: self._chunk(n, k, e, i, c)
 
     def _skip_payload(self, name, kind, count):
         """fylr restores plugins and objecttype settings from the target side (not migrated yet): the
@@ -2421,11 +2435,11 @@ class RestoreJob(JobBase):
         self._check_cancel()
         was_in_flight = self.ledger.start_chunk(self.job_id, key) in ("running", "failed")
         try:
-            ids = self._send_chunk(kind, envelope, entries, was_in_flight)
+            ids, digest = self._send_chunk(kind, envelope, entries, was_in_flight)
         except Exception as exc:
             self.ledger.fail_chunk(self.job_id, key, exc)
             raise
-        self.ledger.finish_chunk(self.job_id, key, len(entries), sha256_bytes(json_bytes(entries)), ids=ids)
+        self.ledger.finish_chunk(self.job_id, key, len(entries), digest, ids=ids)
         self.progress.add("payloads", len(entries))
 
     def _send_chunk(self, kind, envelope, entries, was_in_flight):
@@ -2435,35 +2449,38 @@ class RestoreJob(JobBase):
         if was_in_flight:
             prepared = self._missing_in_target(kind, envelope, prepared)
         if not prepared:
-            return self._ids_of(kind, envelope, [], [])
+            return self._ids_of(kind, envelope, [], []), None
         try:
-            response = self._post(kind, envelope, prepared)
+            response, digest = self._post(kind, envelope, prepared)
         except ApiError as exc:
             if exc.code not in ALREADY_STORED_CODES:
                 raise
             prepared = self._missing_in_target(kind, envelope, prepared)
-            response = self._post(kind, envelope, prepared) if prepared else []
-        return self._ids_of(kind, envelope, prepared, response)
+            response, digest = self._post(kind, envelope, prepared) if prepared else ([], None)
+        return self._ids_of(kind, envelope, prepared, response), digest
 
     def _post(self, kind, envelope, body):
-        a, api = self.args, self.api
-        if kind == "tags":
-            return api.post("/tags", body)
-        if kind in ("group", "pool", "message"):
-            return api.post(f"/{kind}", body)
-        if kind == "user":
-            params = {"skip_constraints": "true"} if a.skip_constraints else {}
-            return api.post("/user", body, **params)
-        if kind == "collection":
-            return api.put("/collection/list", body)
+        """(answer, sha256 of what was sent): the body is encoded once, for the request and the ledger."""
         if kind == "collection_objects":
-            return [api.post(f"/collection/objects/{cid}", {"objects": objects}) for cid, objects in body]
+            answers = [self.api.post(f"/collection/objects/{cid}", {"objects": objects}) for cid, objects in body]
+            return answers, sha256_bytes(json_bytes(body))
+        method, path, params = self._post_target(kind, envelope)
+        data = json_bytes(body)
+        return self.api.call(method, path, params=params, json_body=data), sha256_bytes(data)
+
+    def _post_target(self, kind, envelope):
+        """(method, path, query) of the request that stores a chunk of `kind`."""
+        skip_constraints = {"skip_constraints": "true"} if self.args.skip_constraints else {}
+        if kind in ("tags", "group", "pool", "message"):
+            return "POST", f"/{kind}", {}
+        if kind == "user":
+            return "POST", "/user", skip_constraints
+        if kind == "collection":
+            return "PUT", "/collection/list", {}
         if kind == "event":
-            return api.post("/event/list", body, skip_constraints="true")
-        params = {"skip_events": "true", "skip_reverse_nested": "true", "format": "short"}
-        if a.skip_constraints:
-            params["skip_constraints"] = "true"
-        return api.post(f"/db/{envelope['objecttype']}", body, **params)
+            return "POST", "/event/list", {"skip_constraints": "true"}
+        return "POST", f"/db/{envelope['objecttype']}", dict(skip_constraints, skip_events="true",
+                                                             skip_reverse_nested="true", format="short")
 
     def _ids_of(self, kind, envelope, sent, response):
         """Source -> target facts to keep with the chunk: target ids of records (for events) and of
@@ -2622,8 +2639,7 @@ class RestoreJob(JobBase):
     def _prepare_db(self, entries, envelope):
         ot = envelope["objecttype"]
         out = []
-        for entry in entries:
-            entry = json.loads(json.dumps(entry))   # entries are changed in place below
+        for entry in entries:   # read from disk for this chunk alone: changed in place
             body = entry[ot]
             if body.get("_version", 1) > 1:
                 sysid = entry.pop("_system_object_id")
