@@ -2399,7 +2399,7 @@ class RestoreJob(JobBase):
             envelope = read_json(self.folder.join(name))
             kind = envelope.get("import_type")
             entries = envelope.pop(IMPORT_TYPE_ARRAYS.get(kind, ""), [])
-            if kind in ("plugin", "objecttype"):
+            if kind == "plugin":
                 self._skip_payload(name, kind, len(entries))
                 continue
             size = 0 if kind == "tags" else self.args.chunk_size
@@ -2407,8 +2407,8 @@ class RestoreJob(JobBase):
                 yield lambda n=name, k=kind, e=envelope, i=index, c=chunk: self._chunk(n, k, e, i, c)
 
     def _skip_payload(self, name, kind, count):
-        """fylr restores plugins and objecttype settings from the target side (not migrated yet): the
-        payload is kept in the backup and reported."""
+        """Plugins are installed on the target by hand (their zips are not in the backup yet): the payload
+        is kept in the backup and reported."""
         self.log.warning("payload %s (%d %s entries) is not restored: %s settings are not migrated by this "
                          "version", name, count, kind, kind)
         self.progress.add("payloads", count)
@@ -2477,6 +2477,8 @@ class RestoreJob(JobBase):
             return "POST", "/user", skip_constraints
         if kind == "collection":
             return "PUT", "/collection/list", {}
+        if kind == "objecttype":
+            return "POST", "/objecttype", {}
         if kind == "event":
             return "POST", "/event/list", {"skip_constraints": "true"}
         return "POST", f"/db/{envelope['objecttype']}", dict(skip_constraints, skip_events="true",
@@ -2506,6 +2508,8 @@ class RestoreJob(JobBase):
             return [e for e in prepared if e[kind].get("reference") not in existing]
         if kind == "event":
             return self._missing_events(prepared)
+        if kind == "objecttype":
+            return self._prepare_objecttype(prepared, envelope)   # settings merge: resend with fresh versions
         return prepared   # tags and collection object lists replace: sending again is harmless
 
     def _missing_records(self, ot, prepared):
@@ -2556,6 +2560,22 @@ class RestoreJob(JobBase):
 
     def _prepare_collection(self, entries, envelope):
         return entries
+
+    def _prepare_objecttype(self, entries, envelope):
+        """Objecttype settings go to the target's objecttype of the same name, as its next version; mapping
+        ids are left out (mappings are not migrated; omitted fields keep the target's value)."""
+        current = {o["objecttype"]["name"]: o["objecttype"] for o in self.api.get("/objecttype")}
+        out = []
+        for entry in entries:
+            name = entry["objecttype"]["name"]
+            if name not in current:
+                self.log.warning("objecttype %s is not in the target's datamodel: its settings are skipped", name)
+                continue
+            body = {k: v for k, v in entry.items() if k not in ("_compiled_tags",)}
+            settings = {k: v for k, v in entry["objecttype"].items() if not k.startswith("mapping_")}
+            body["objecttype"] = dict(settings, _id=current[name]["_id"], _version=current[name]["_version"] + 1)
+            out.append(body)
+        return out
 
     def _prepare_user(self, entries, envelope):
         out = []

@@ -548,10 +548,25 @@ class Copier:
                                                    _version=1, reference=self.key("message", i, sim.messages)),
                                    "_groups": [self.lookup("group", g["group"]["_id"], sim.groups)
                                                for g in m["_groups"]]} for i, m in sim.messages.items()])
+        self.objecttypes()
         self.files()
         self.records()
         self.collections()
         self.events()
+
+    def objecttypes(self):
+        """Settings by the target's objecttype ids, as version + 1; ACL groups and tags by reference."""
+        target = {o["objecttype"]["name"]: o["objecttype"] for o in self.client.ok("GET", "/objecttype")}
+        body = []
+        for entry in self.sim.objecttypes:
+            mine = target[entry["objecttype"]["name"]]
+            acl = [dict(rule, who=self.lookup("group", rule["who"]["group"]["_id"], self.sim.groups))
+                   for rule in entry["_acl"]]
+            tags = [{"lookup:_id": {"reference": self.sim.tag_by_id(t["_id"])["tag"]["reference"]}}
+                    for t in entry["_tags"]]
+            body.append(dict(entry, _acl=acl, _tags=tags,
+                             objecttype=dict(entry["objecttype"], _id=mine["_id"], _version=mine["_version"] + 1)))
+        self.client.ok("POST", "/objecttype", body)
 
     def tags(self):
         body = []
@@ -747,3 +762,21 @@ def test_canonical_dump_sees_differences(make_sim):
     file_id = sorted(b.files)[0]
     b.files[file_id]["versions"]["original"] += b"x"
     assert canonical_dump(a)["records"] != canonical_dump(b)["records"]
+
+
+def test_objecttype_settings_need_an_existing_id_and_the_next_version(modelled):
+    server, client = modelled
+    bilder = next(o for o in client.ok("GET", "/objecttype") if o["objecttype"]["name"] == "bilder")
+    stale = dict(bilder, objecttype=dict(bilder["objecttype"], _version=bilder["objecttype"]["_version"]))
+    error(client.call("POST", "/objecttype", [stale]), 400, "VersionMismatch")
+    unknown = dict(bilder, objecttype=dict(bilder["objecttype"], _id=999, _version=2))
+    error(client.call("POST", "/objecttype", [unknown]), 400, "ServerGeneric")
+    editors = client.ok("POST", "/group", [{"_basetype": "group", "group": {"_version": 1, "reference": "editors",
+                                                                           "name": "editors"}}])[0]
+    update = {"objecttype": {"_id": bilder["objecttype"]["_id"], "_version": bilder["objecttype"]["_version"] + 1},
+              "_acl": [{"who": {"_basetype": "group", "group": {"lookup:_id": {"reference": "editors"}}},
+                        "rights": {"read": {}}}]}
+    saved = client.ok("POST", "/objecttype", [update])[0]
+    assert saved["_acl"][0]["who"]["group"]["_id"] == editors["group"]["_id"]
+    assert saved["_private_tags"] == bilder["_private_tags"]          # fields not sent keep their value
+    assert saved["objecttype"]["name"] == "bilder"

@@ -411,6 +411,18 @@ def _mask(ot, mask_id, columns):
             "fields": [{"kind": "field", "column_name_hint": c, "edit": {}, "output": {}} for c in columns]}
 
 
+def _add_objecttype_settings(sim):
+    """Objecttype settings a restore must carry over: an ACL naming a group, and tag bindings."""
+    editors = next(g["group"]["_id"] for g in sim.groups.values() if g["group"].get("reference") == "editors")
+    tag_ids = sorted(t["tag"]["_id"] for tg in sim.taggroups.values() for t in tg["_tags"])
+    for entry in sim.objecttypes:
+        if entry["objecttype"]["name"] == "bilder":
+            entry["_acl"] = [{"who": {"_basetype": "group", "group": {"_id": editors}},
+                              "rights": {"read": {}, "write": {}}}]
+            entry["_tags"] = [{"_id": tag_ids[0]}]
+            entry["_private_tags"] = True
+
+
 def _objecttype(sim, ot, table_id):
     entry = {"_basetype": "objecttype", "objecttype": {"_id": table_id, "_version": 1, "name": ot,
                                                        "mapping_image_import": None},
@@ -652,6 +664,7 @@ def _generate(flavour, seed, size, login, password):
     _add_taggroups(sim)
     _add_messages(sim)
     _build_datamodel(sim)
+    _add_objecttype_settings(sim)
     _add_misc(sim)
     factory = _RecordFactory(sim, rnd, spec["records"], spec["files"])
     factory.allocate()

@@ -38,6 +38,7 @@ def canonical_dump(sim, strict=False):
         keys = _Keys(sim)
         return {
             "datamodel": _datamodel(sim),
+            "objecttypes": {o["objecttype"]["name"]: _objecttype_settings(keys, o) for o in sim.objecttypes},
             "config": _config(sim),
             "groups": {keys.group(i): _group(sim, keys, e) for i, e in sim.groups.items()},
             "users": {keys.user(i): _user(keys, e) for i, e in sim.users.items()},
@@ -118,6 +119,13 @@ def _acl(keys, acl):
     return sorted(result, key=lambda e: json.dumps(e, sort_keys=True))
 
 # ------------------------------------------------------------------------------------------ sections
+
+
+def _objecttype_settings(keys, entry):
+    """Settings of an objecttype (its structure is in the datamodel): ACL by keys, tag bindings by id."""
+    return _pruned({"acl": _acl(keys, entry.get("_acl")), "tags": sorted(t["_id"] for t in entry.get("_tags") or []),
+                    "private_tags": entry.get("_private_tags"), "transitions": entry.get("_transitions"),
+                    "maskfilters": entry.get("_maskfilters"), "columnfilters": entry.get("_columnfilters")})
 
 
 def _datamodel(sim):

@@ -5,7 +5,7 @@ install(app, sim) adds the routes below under /api/v1 (all exist in fylr's OpenA
     POST /system/purgeall                 POST /system/reindex
     GET|POST /schema/user/HEAD            POST /mask/HEAD    POST /l10n/user/HEAD    POST /schema/commit
     POST /config
-    POST /tags   POST /group   POST /user   POST /pool   POST /message
+    POST /tags   POST /group   POST /user   POST /pool   POST /message   POST /objecttype
     PUT /collection/list   POST /collection/objects/{id}   POST /collection/push/{id}
     POST /event/list       POST /db/{objecttype}
     POST|PUT /eas/put      POST /eas/rput   POST /eas/rput/bulk
@@ -675,6 +675,50 @@ def _resolve_tag_list(sim, entries):
             return [walk(v) for v in value]
         return value
     return walk(copy.deepcopy(entries))
+
+
+def _route_objecttype_post(sim):
+    """OAS /objecttype post: settings of existing objecttypes; `objecttype._id` must exist and `_version`
+    be current + 1 (VersionMismatch); fields not sent keep their stored value (merge)."""
+    require_root(sim, bottle.request)
+    body = _body(sim, want=list)
+    with sim.lock, _rollback(sim, "objecttypes"):
+        stored = {o["objecttype"]["_id"]: o for o in sim.objecttypes}
+        saved = []
+        for item in body:
+            block = (item or {}).get("objecttype") or {}
+            current = stored.get(block.get("_id"))
+            if current is None:
+                _fail(sim, 400, "ServerGeneric", "Objecttype %r does not exist." % (block.get("_id"),))
+            _check_next_version(sim, "objecttype", current["objecttype"]["_version"], block.get("_version"))
+            merged = copy.deepcopy(current)
+            for key, value in item.items():
+                if key == "objecttype":
+                    merged["objecttype"].update({k: v for k, v in value.items() if k not in ("_id", "name")})
+                elif key == "_acl":
+                    merged["_acl"] = _resolve_acl(sim, value)
+                elif key == "_tags":
+                    merged["_tags"] = [{"_id": _tag_id(sim, t)} for t in value or []]
+                else:
+                    merged[key] = copy.deepcopy(value)
+            stored[current["objecttype"]["_id"]] = merged
+            saved.append(merged)
+        sim.objecttypes = [stored[o["objecttype"]["_id"]] for o in sim.objecttypes]
+        return _json(saved)
+
+
+def _tag_id(sim, entry):
+    """A tag binding by `_id` or by `lookup:_id {reference}` (tag lookups accept only reference)."""
+    if "lookup:_id" in entry:
+        reference = (entry["lookup:_id"] or {}).get("reference")
+        for tg in sim.taggroups.values():
+            for t in tg["_tags"]:
+                if t["tag"].get("reference") == reference:
+                    return t["tag"]["_id"]
+        _fail(sim, 400, "LookupNotFound", "Tag %r not found." % reference, key="reference", value=reference)
+    if sim.tag_by_id(entry.get("_id")) is None:
+        _fail(sim, 400, "LookupNotFound", "Tag %r not found." % entry.get("_id"), key="_id", value=entry.get("_id"))
+    return entry["_id"]
 
 
 def _route_message_post(sim):
@@ -1486,6 +1530,7 @@ def install(app, sim):
     route("POST", "/schema/commit", _route_schema_commit)
     route("POST", "/config", _route_config_post)
     route("POST", "/tags", _route_tags_post)
+    route("POST", "/objecttype", _route_objecttype_post)
     for method in ("POST", "PUT"):                               # OAS: PUT is an alias of POST
         route(method, "/group", _route_group_post)
         route(method, "/user", _route_user_post)
