@@ -3744,6 +3744,18 @@ def require_access_token(access_token):
         bottle.abort(401, "this page needs its access token: open it with ?token=<access token>")
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def require_loopback_host():
+    """Without an access token the page is for this machine only: a request naming another host (a
+    DNS-rebinding page in the user's browser) is refused, so no other site can read or drive it."""
+    host = bottle.request.get_header("Host", "")
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]", 1)[0]
+    if name.lower() not in LOOPBACK_HOSTS:
+        bottle.abort(403, "this page answers only to localhost; start it with --access-token to share it")
+
+
 def ensure_csrf():
     """Double-submit cookie: every form carries the cookie's value; a POST whose field differs is refused."""
     request = bottle.request
@@ -3911,6 +3923,8 @@ def make_web_app(data_dir, access_token="", runner=None, inline=False):
     def guard():
         if access_token:
             require_access_token(access_token)
+        else:
+            require_loopback_host()
         ensure_csrf()
 
     app.add_hook("after_request", security_headers)

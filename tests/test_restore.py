@@ -437,10 +437,23 @@ def test_restore_verify_checks_the_backup(capsys, make_sim, tmp_path):
 
 
 @pytest.mark.parametrize("flavour", ["easydb5", "fylr"])
-@pytest.mark.parametrize("file_api", ["", "put", "rput_leave", "rput_bulk", "rput_bulk_leave"])
+@pytest.mark.parametrize("file_api", ["", "put", "rput", "rput_leave", "rput_bulk", "rput_bulk_leave"])
 def test_round_trip_small_every_file_mode(capsys, make_sim, tmp_path, flavour, file_api):
     source, target = make_sim(flavour, size="small"), make_sim("fylr", size="empty")
     folder = make_backup(capsys, source, tmp_path, "--chunk-size", "500")
     restore(capsys, folder, target, tmp_path, "--purge", "--file-api", file_api, "--include-password",
             "--include-deleted-linked", "--chunk-size", "500")
     assert_same(expected(source.sim, flavour, file_api), actual(target.sim, file_api))
+
+
+def test_max_count_restores_that_many_records_per_objecttype_with_all_their_versions(capsys, make_sim, tmp_path):
+    source, target = make_sim("fylr"), make_sim("fylr", size="empty")
+    folder = make_backup(capsys, source, tmp_path)
+    restore(capsys, folder, target, tmp_path, "--purge", "--max-count", "3", "--include-deleted-linked")
+    want = canonical_dump(source.sim)["records"]
+    got = canonical_dump(target.sim)["records"]
+    per_type = {}
+    for sysid, record in got.items():
+        per_type[record["objecttype"]] = per_type.get(record["objecttype"], 0) + 1
+        assert len(record["versions"]) == len(want[sysid]["versions"])
+    assert per_type == {ot: 3 for ot in per_type} and len(per_type) == 4

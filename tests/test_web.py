@@ -805,3 +805,14 @@ def test_pages_send_protective_headers(web):
     assert "frame-ancestors 'none'" in res.headers["Content-Security-Policy"]
     csrf_cookie = [h for k, h in res.headerlist if k == "Set-Cookie" and h.startswith("fylrmig_csrf=")][0]
     assert "httponly" in csrf_cookie.lower() and "samesite=strict" in csrf_cookie.lower()
+
+
+def test_without_an_access_token_only_loopback_host_names_are_served(tmp_path):
+    """A DNS-rebinding page (evil.example resolving to 127.0.0.1) must not read or drive the page."""
+    app = webtest.TestApp(make_web_app(str(tmp_path / "data")))
+    for host in ("localhost:8080", "127.0.0.1:8080", "[::1]:8080", "localhost"):
+        assert app.get(ROOT, headers={"Host": host}).status_int == 200
+    res = app.get(ROOT, headers={"Host": "evil.example:8080"}, status=403)
+    assert "only to localhost" in res.text
+    shared = webtest.TestApp(make_web_app(str(tmp_path / "data2"), access_token="tok-123"))
+    assert shared.get(ROOT, headers={"Host": "migration.example:8080", "Authorization": "Bearer tok-123"}).status_int == 200
