@@ -1100,8 +1100,32 @@ class Source:
 
 
 class JobBase:
-    """What backup and restore share: single steps as ledger chunks, cancel between chunks, parallel
-    workers, and the line that says what a continued run skips and redoes."""
+    """What backup and restore share: the run from claim to end state, single steps as ledger chunks,
+    cancel between chunks, parallel workers, and the line that says what a continued run skips and redoes."""
+
+    def run(self):
+        """Run the whole job; an error ends it failed (or cancelled) with the message, then propagates."""
+        self.prepare()
+        started = now()
+        self.ledger.claim_job(self.job_id)
+        self.progress = Progress(self.ledger, self.job_id, self.interactive, self.log)
+        self._report_resume()
+        try:
+            result = self._run_steps()
+        except BaseException as exc:
+            state = "cancelled" if isinstance(exc, Cancelled) else "failed"
+            self._end(started, state, "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc))
+            raise
+        self._end(started, "done")
+        self.log.info("%s done: %s, %d retries", self.kind, self._done_summary(result), self.api.retries)
+        return result
+
+    def _end(self, started, state, error=None):
+        job = self.ledger.job(self.job_id)
+        self.ledger.update_job(self.job_id, state=state, finished_at=now(), last_error=error,
+                               runtime=job["runtime"] + now() - started)
+        self.progress.finish()
+        self._write_end_state(state, error)
 
     def cancelled(self):
         return self.cancel_event.is_set()
@@ -1249,35 +1273,14 @@ class BackupJob(JobBase):
 
     # -- running
 
-    def run(self):
-        """Run the whole backup; returns the manifest. Errors end the job as failed with the message."""
-        self.prepare()
-        started = now()
-        self.ledger.claim_job(self.job_id)
-        self.progress = Progress(self.ledger, self.job_id, self.interactive, self.log)
-        self._report_resume()
-        try:
-            manifest = self._run_steps()
-        except BaseException as exc:
-            state = "cancelled" if isinstance(exc, Cancelled) else "failed"
-            self._end_job(started, state, error=str(exc) if not isinstance(exc, KeyboardInterrupt) else "interrupted")
-            raise
-        self._end_job(started, "done")
-        self.log.info("backup done: %d payloads, counts %s, %d retries", len(manifest["payloads"]),
-                      json.dumps(manifest["counts"], sort_keys=True), self.api.retries)
-        return manifest
-
-    def _end_job(self, started, state, error=None):
-        job = self.ledger.job(self.job_id)
-        self.ledger.update_job(self.job_id, state=state, finished_at=now(), last_error=error,
-                               runtime=job["runtime"] + now() - started)
-        if self.progress:
-            self.progress.finish()
-        if state == "done":
-            self._write_manifest(status="done")
-            shutil.rmtree(self.folder.spool, ignore_errors=True)
+    def _write_end_state(self, state, error):
         with contextlib.suppress(FylrmigError, OSError):
             self._write_manifest(status=state)
+        if state == "done":
+            shutil.rmtree(self.folder.spool, ignore_errors=True)
+
+    def _done_summary(self, manifest):
+        return f"{len(manifest['payloads'])} payloads, counts {json.dumps(manifest['counts'], sort_keys=True)}"
 
     def _run_steps(self):
         os.makedirs(self.folder.spool, exist_ok=True)
@@ -2298,29 +2301,13 @@ class RestoreJob(JobBase):
 
     # -- running
 
-    def run(self):
-        self.prepare()
-        started = now()
-        self.ledger.claim_job(self.job_id)
-        self.progress = Progress(self.ledger, self.job_id, self.interactive, self.log)
-        self._report_resume()
-        try:
-            self._run_steps()
-        except BaseException as exc:
-            state = "cancelled" if isinstance(exc, Cancelled) else "failed"
-            self._end(started, state, str(exc) if not isinstance(exc, KeyboardInterrupt) else "interrupted")
-            raise
-        self._end(started, "done")
-        self.log.info("restore done: %s, %d retries", json.dumps(self._summary(), sort_keys=True), self.api.retries)
-
-    def _end(self, started, state, error=None):
-        job = self.ledger.job(self.job_id)
-        self.ledger.update_job(self.job_id, state=state, finished_at=now(), last_error=error,
-                               runtime=job["runtime"] + now() - started)
-        self.progress.finish()
+    def _write_end_state(self, state, error):
         with contextlib.suppress(OSError):
             self._write_progress(state, error)
         shutil.rmtree(self.folder.join(".restore-tmp"), ignore_errors=True)
+
+    def _done_summary(self, result):
+        return json.dumps(self._summary(), sort_keys=True)
 
     def _summary(self):
         out = dict(self.counters)
