@@ -3980,17 +3980,26 @@ def check_args(args, kind):
 
 
 def cmd_backup(args, argv):
-    check_args(args, "backup")
+    return run_command("backup", args, argv, BackupFolder(args.dir))
+
+
+def cmd_restore(args, argv):
+    return run_command("restore", args, argv, BackupFolder(os.path.dirname(os.path.abspath(args.manifest))))
+
+
+def run_command(kind, args, argv, folder):
+    """A backup or restore in the foreground: the masked command line first in the log, then the job
+    (or only the check of the backup folder with --verify)."""
+    check_args(args, kind)
     ledger = Ledger(os.path.join(args.data, "jobs.sqlite"))
-    folder = BackupFolder(args.dir)
     with job_log(args.log, args.verbose):
         log.info("fylrmig %s: %s", __version__, " ".join(masked_argv(["fylrmig", *argv])))
         if args.verify:
             return report_verify(folder, ledger)
         try:
-            run_job("backup", args, ledger, interactive=sys.stderr.isatty())
+            run_job(kind, args, ledger, interactive=sys.stderr.isatty())
         except FylrmigError as exc:
-            log.error("backup failed: %s", exc)
+            log.error("%s failed: %s", kind, exc)
             raise
     return 0
 
@@ -4004,21 +4013,6 @@ def report_verify(folder, ledger):
         raise FylrmigError(f"verify found {len(problems)} problem(s) in {folder.path}")
     log.info("verify: %d payloads ok", len(folder.load_manifest()["payloads"]))
     print(f"verify: all {len(folder.load_manifest()['payloads'])} payloads ok")
-    return 0
-
-
-def cmd_restore(args, argv):
-    check_args(args, "restore")
-    ledger = Ledger(os.path.join(args.data, "jobs.sqlite"))
-    with job_log(args.log, args.verbose):
-        log.info("fylrmig %s: %s", __version__, " ".join(masked_argv(["fylrmig", *argv])))
-        if args.verify:
-            return report_verify(BackupFolder(os.path.dirname(os.path.abspath(args.manifest))), ledger)
-        try:
-            run_job("restore", args, ledger, interactive=sys.stderr.isatty())
-        except FylrmigError as exc:
-            log.error("restore failed: %s", exc)
-            raise
     return 0
 
 
