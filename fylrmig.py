@@ -291,6 +291,7 @@ def public_params(args, kind):
     for p in params_for(kind):
         value = getattr(args, p.dest)
         out[p.dest] = MASK if (p.secret and value) else value
+    out["server"] = mask_url_credentials(out.get("server") or "")
     return out
 
 
@@ -510,14 +511,24 @@ DEFAULT_CLIENT_ID = "fylr-web-frontend"
 
 
 def split_server_url(url):
-    """'https://x/api/v1/' or 'https://x' -> 'https://x' (the instance URL without the API base)."""
+    """'https://x/api/v1/' or 'https://x' -> 'https://x' (the instance URL without the API base).
+    Credentials embedded as https://login:password@x never stay in it (see url_credentials)."""
     url = (url or "").strip()
     if not re.match(r"^https?://[^/\s]+", url):
         raise FylrmigError(f"--server must be an http(s) URL, got {mask_url_credentials(url)!r}")
-    url = url.rstrip("/")
+    parts = urllib.parse.urlsplit(url.rstrip("/"))
+    url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
     if url.endswith(API_BASE):
         url = url[: -len(API_BASE)]
     return url
+
+
+def url_credentials(url):
+    """(login, password) embedded in a server URL (restore.md's http://<login>:<password>@host), or None."""
+    parts = urllib.parse.urlsplit((url or "").strip())
+    if parts.username is None:
+        return None
+    return urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or "")
 
 
 def error_code(body):
@@ -3971,6 +3982,11 @@ def check_args(args, kind):
         value = getattr(args, p.dest)
         if p.kind == "int" and ((p.lo is not None and value < p.lo) or (p.hi is not None and value > p.hi)):
             raise FylrmigError(f"{p.flag} {value} is out of range ({p.lo}..{p.hi if p.hi is not None else ''})")
+    embedded = url_credentials(getattr(args, "server", ""))
+    if embedded:   # the URL's login and password stand in for --login / --password, never stored with it
+        args.login = args.login or embedded[0]
+        args.password = args.password or embedded[1]
+        args.server = split_server_url(args.server)
     needed = [p for p in params_for(kind) if p.required]
     if args.verify:
         needed = [p for p in needed if p.flag in ("--dir", "--manifest")]

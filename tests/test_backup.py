@@ -295,3 +295,17 @@ def test_ledger_rows_and_no_secrets_anywhere(capsys, make_sim, tmp_path):
                  open(os.path.join(folder, "manifest.json"), "rb").read()]
     for hay in haystacks:
         assert b"admin" not in hay and b"s3cr3t-value" not in hay
+
+
+def test_credentials_in_the_server_url_log_in_and_are_never_stored(capsys, make_sim, tmp_path):
+    """restore.md's http://<login>:<password>@host form: used for the login, kept nowhere."""
+    server = make_sim("easydb5")
+    url = server.api_url.replace("http://", "http://root:s3cr3t-in-url@")
+    server.sim.passwords["root"] = "s3cr3t-in-url"
+    folder = tmp_path / "b"
+    code, _, err = run_main(capsys, "backup", "--server", url, "--dir", folder, "--data", tmp_path / "data",
+                            "--log", tmp_path / "b.log")
+    assert code == 0, err
+    for path in (folder / "manifest.json", tmp_path / "data" / "jobs.sqlite", tmp_path / "b.log"):
+        assert b"s3cr3t-in-url" not in path.read_bytes(), path
+    assert manifest(folder)["source_instance"]["url"] == server.url
