@@ -120,10 +120,10 @@ def test_e5_unknown_token_and_missing_token(e5_tiny):
 
 
 def test_e5_session_expires_after_lifetime(make_sim):
-    server = make_sim("easydb5", token_lifetime=0.5)
+    server = make_sim("easydb5", token_lifetime=2)   # room for a loaded CI machine before the first use
     client = Client(server)
     assert client.get("/user").status_code == 200
-    time.sleep(0.6)
+    time.sleep(2.2)
     answer = client.get("/user")
     assert answer.status_code == 400 and answer.json()["code"] == "error.user.session_not_found"
 
@@ -203,10 +203,10 @@ def test_fylr_anonymous_behaviour_after_expiry(make_sim):
 
 
 def test_fylr_token_expires_after_lifetime(make_sim):
-    server = make_sim("fylr", token_lifetime=0.5)
+    server = make_sim("fylr", token_lifetime=2)
     client = Client(server)
     assert client.get("/user").status_code == 200
-    time.sleep(0.6)
+    time.sleep(2.2)
     assert client.get("/user").status_code == 401
 
 
@@ -496,11 +496,11 @@ def test_file_download_bytes_and_renditions(client):
 
 
 def test_fylr_signature_expiry_and_access_token(make_sim):
-    server = make_sim("fylr", signature_lifetime=1)
+    server = make_sim("fylr", signature_lifetime=3)
     client = Client(server)
     url = _first_file_entry(client)["versions"]["original"]["url"]
     assert requests.get(url).status_code == 200
-    time.sleep(2.1)
+    time.sleep(3.2)
     answer = requests.get(url)
     assert answer.status_code == 403 and answer.json()["code"] == "InsufficientRights"
     assert answer.json()["parameters"]["resource"].endswith("/signature expired")
