@@ -2397,19 +2397,9 @@ class RestoreJob(JobBase):
             envelope = read_json(self.folder.join(name))
             kind = envelope.get("import_type")
             entries = envelope.pop(IMPORT_TYPE_ARRAYS.get(kind, ""), [])
-            if kind == "plugin":
-                self._skip_payload(name, kind, len(entries))
-                continue
             size = 0 if kind == "tags" else self.args.chunk_size
             for index, chunk in enumerate(batched(self._limit(kind, envelope, entries), size)):
                 yield lambda n=name, k=kind, e=envelope, i=index, c=chunk: self._chunk(n, k, e, i, c)
-
-    def _skip_payload(self, name, kind, count):
-        """Plugins are installed on the target by hand (their zips are not in the backup yet): the payload
-        is kept in the backup and reported."""
-        self.log.warning("payload %s (%d %s entries) is not restored: %s settings are not migrated by this "
-                         "version", name, count, kind, kind)
-        self.progress.add("payloads", count)
 
     def _limit(self, kind, envelope, entries):
         """--max-count: at most that many records per objecttype (all versions of the kept ones)."""
@@ -2462,6 +2452,8 @@ class RestoreJob(JobBase):
         if kind == "collection_objects":
             answers = [self.api.post(f"/collection/objects/{cid}", {"objects": objects}) for cid, objects in body]
             return answers, sha256_bytes(json_bytes(body))
+        if kind == "plugin":
+            return [self._install_plugin(plugin) for plugin in body], sha256_bytes(json_bytes(body))
         method, path, params = self._post_target(kind, envelope)
         data = json_bytes(body)
         return self.api.call(method, path, params=params, json_body=data), sha256_bytes(data)
@@ -2558,6 +2550,30 @@ class RestoreJob(JobBase):
 
     def _prepare_collection(self, entries, envelope):
         return entries
+
+    def _prepare_plugin(self, entries, envelope):
+        """url and disk plugins are installed again; a zip plugin needs its zip file, which the backup
+        does not hold, and plugins the target found in its plugin folder are its own."""
+        out = []
+        for plugin in entries:
+            if plugin.get("auto_added"):
+                continue
+            if plugin.get("type") not in ("url", "disk"):
+                self.log.warning("plugin %s (type %s) is not restored: install it on the target by hand",
+                                 plugin.get("name"), plugin.get("type"))
+                continue
+            out.append({k: plugin[k] for k in ("name", "type", "url", "path", "enabled", "update_policy")
+                        if plugin.get(k) is not None})
+        return out
+
+    def _install_plugin(self, plugin):
+        try:
+            return self.api.put("/plugin/manage", plugin)
+        except ApiError as exc:
+            if exc.code != "PluginDuplicateName":
+                raise
+            self.log.info("plugin %s is installed on the target already", plugin.get("name"))
+            return None
 
     def _prepare_objecttype(self, entries, envelope):
         """Objecttype settings go to the target's objecttype of the same name, as its next version; mapping

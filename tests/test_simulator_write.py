@@ -549,6 +549,8 @@ class Copier:
                                    "_groups": [self.lookup("group", g["group"]["_id"], sim.groups)
                                                for g in m["_groups"]]} for i, m in sim.messages.items()])
         self.objecttypes()
+        for plugin in self.sim.plugins:
+            c.ok("PUT", "/plugin/manage", {k: v for k, v in plugin.items() if k != "id"})
         self.files()
         self.records()
         self.collections()
@@ -780,3 +782,15 @@ def test_objecttype_settings_need_an_existing_id_and_the_next_version(modelled):
     assert saved["_acl"][0]["who"]["group"]["_id"] == editors["group"]["_id"]
     assert saved["_private_tags"] == bilder["_private_tags"]          # fields not sent keep their value
     assert saved["objecttype"]["name"] == "bilder"
+
+
+def test_plugin_install_refusals(target):
+    server, client = target
+    plugin = {"name": "p1", "type": "url", "url": "https://plugins.example/p1.zip", "enabled": True}
+    saved = client.ok("PUT", "/plugin/manage", plugin)
+    assert saved["id"] and saved["name"] == "p1" and saved["enabled"] is True
+    error(client.call("PUT", "/plugin/manage", plugin), 400, "PluginDuplicateName")
+    error(client.call("PUT", "/plugin/manage", dict(plugin, name="p2", id=5)), 400, "ServerGeneric")
+    error(client.call("PUT", "/plugin/manage", {"name": "p3", "type": "zip", "zip_file": {"_id": 999}}), 400,
+          "ServerGeneric")
+    assert [p["name"] for p in client.ok("GET", "/plugin/manage")["plugins"]] == ["p1"]

@@ -39,6 +39,8 @@ def canonical_dump(sim, strict=False):
         return {
             "datamodel": _datamodel(sim),
             "objecttypes": {o["objecttype"]["name"]: _objecttype_settings(keys, o) for o in sim.objecttypes},
+            "plugins": {p["name"]: _pruned({k: p.get(k) for k in ("type", "url", "path", "enabled", "update_policy")})
+                        for p in sim.plugins or [] if not p.get("auto_added")},
             "config": _config(sim),
             "groups": {keys.group(i): _group(sim, keys, e) for i, e in sim.groups.items()},
             "users": {keys.user(i): _user(keys, e) for i, e in sim.users.items()},

@@ -5,7 +5,7 @@ install(app, sim) adds the routes below under /api/v1 (all exist in fylr's OpenA
     POST /system/purgeall                 POST /system/reindex
     GET|POST /schema/user/HEAD            POST /mask/HEAD    POST /l10n/user/HEAD    POST /schema/commit
     POST /config
-    POST /tags   POST /group   POST /user   POST /pool   POST /message   POST /objecttype
+    POST /tags   POST /group   POST /user   POST /pool   POST /message   POST /objecttype   PUT /plugin/manage
     PUT /collection/list   POST /collection/objects/{id}   POST /collection/push/{id}
     POST /event/list       POST /db/{objecttype}
     POST|PUT /eas/put      POST /eas/rput   POST /eas/rput/bulk
@@ -719,6 +719,25 @@ def _tag_id(sim, entry):
     if sim.tag_by_id(entry.get("_id")) is None:
         _fail(sim, 400, "LookupNotFound", "Tag %r not found." % entry.get("_id"), key="_id", value=entry.get("_id"))
     return entry["_id"]
+
+
+def _route_plugin_put(sim):
+    """OAS /plugin/manage put: install one plugin (no `id`; type disk|zip|url; zip needs an uploaded file)."""
+    require_root(sim, bottle.request)
+    body = _body(sim, want=dict)
+    if body.get("id") or body.get("type") not in ("disk", "zip", "url"):
+        _fail(sim, 400, "ServerGeneric", "A new plugin needs a type (disk, zip, url) and no id.")
+    if body["type"] == "zip" and ((body.get("zip_file") or {}).get("_id") not in sim.files):
+        _fail(sim, 400, "ServerGeneric", "zip_file must name an uploaded file.")
+    with sim.lock:
+        if any(p["name"] == body.get("name") for p in sim.plugins):
+            _fail(sim, 400, "PluginDuplicateName", "Plugin %r exists." % body.get("name"), name=body.get("name"))
+        # SILENT: fylr reads the name from the plugin's manifest; the simulator takes it from the body.
+        plugin = {"id": max([p["id"] for p in sim.plugins] or [0]) + 1, "name": body.get("name"),
+                  "enabled": bool(body.get("enabled")), "type": body["type"],
+                  "url": body.get("url"), "path": body.get("path"), "update_policy": body.get("update_policy")}
+        sim.plugins = sim.plugins + [plugin]
+        return _json(plugin)
 
 
 def _route_message_post(sim):
@@ -1531,6 +1550,7 @@ def install(app, sim):
     route("POST", "/config", _route_config_post)
     route("POST", "/tags", _route_tags_post)
     route("POST", "/objecttype", _route_objecttype_post)
+    route("PUT", "/plugin/manage", _route_plugin_put)
     for method in ("POST", "PUT"):                               # OAS: PUT is an alias of POST
         route(method, "/group", _route_group_post)
         route(method, "/user", _route_user_post)
