@@ -1894,6 +1894,9 @@ class BackupJob(JobBase):
             user = entry.get("user") or entry.get("_user")
             if isinstance(user, dict):
                 new["user"] = self._who(user if "user" in user else {"_basetype": "user", "user": user})
+            export_user = (event.get("info") or {}).get("export_user_id")
+            if export_user is not None:   # ids do not survive a restore, references do (see RestoreJob)
+                new["_fylrmig_refs"] = {"export_user_id": self.ref("user", export_user)}
             out.append(new)
         return out
 
@@ -2483,9 +2486,9 @@ class RestoreJob(JobBase):
                 if obj.get("_system_object_id") is not None:
                     ot = envelope["objecttype"]
                     ids.append(("object", obj["_system_object_id"], f"{ot}/{obj[ot]['_id']}"))
-        elif kind == "collection":
+        elif kind in ("collection", "user"):
             for entry in response or []:
-                ids.append(("collection", entry["collection"].get("reference"), entry["collection"]["_id"]))
+                ids.append((kind, entry[kind].get("reference"), entry[kind]["_id"]))
         return ids
 
     # -- finding what a chunk in flight already stored
@@ -2516,14 +2519,7 @@ class RestoreJob(JobBase):
         return out
 
     def _target_references(self, kind):
-        path = {"collection": "/collection/list"}.get(kind, f"/{kind}")
-        refs, offset = set(), 0
-        while True:
-            page = self.api.get(path, limit=1000, offset=offset)
-            refs |= {e[kind].get("reference") for e in page}
-            if len(page) < 1000:
-                return refs
-            offset += 1000
+        return set(self._refresh_target_ids(kind))
 
     def _missing_events(self, prepared):
         stamps = sorted(e["event"].get("timestamp") or "" for e in prepared)
@@ -2601,28 +2597,38 @@ class RestoreJob(JobBase):
         return out
 
     def _prepare_collection_objects(self, entries, envelope):
-        targets = self.ledger.ids(self.job_id, "collection")
         out = []
         for entry in entries:
             ref = entry["collection"]["lookup:_id"]["reference"]
-            if ref not in targets:
-                targets = self._refresh_collection_ids()
-            if ref not in targets:
+            target = self._target_id("collection", ref)
+            if target is None:
                 raise FylrmigError(f"collection {ref!r} is not in the target: restore its collection payload first")
-            out.append((targets[ref], entry["objects"]))
+            out.append((target, entry["objects"]))
         return out
 
-    def _refresh_collection_ids(self):
-        found = {}
-        offset = 0
+    def _target_id(self, kind, reference):
+        """The target id of a collection or user by reference: from the ledger, else asked of the target
+        once (entries stored by a run that died before its ledger row, or present before the restore)."""
+        if reference is None:
+            return None
+        known = self.ledger.ids(self.job_id, kind)
+        if reference not in known:
+            with self._guard:
+                known = self._refresh_target_ids(kind)
+        return int(known[reference]) if reference in known else None
+
+    def _refresh_target_ids(self, kind):
+        """reference -> target id of every entry of a basetype in the target (kept in the ledger)."""
+        path = {"collection": "/collection/list"}.get(kind, f"/{kind}")
+        found, offset = {}, 0
         while True:
-            page = self.api.get("/collection/list", limit=1000, offset=offset)
-            found.update({e["collection"].get("reference"): str(e["collection"]["_id"]) for e in page})
+            page = self.api.get(path, limit=1000, offset=offset)
+            found.update({e[kind].get("reference"): str(e[kind]["_id"]) for e in page if e[kind].get("reference")})
             if len(page) < 1000:
                 break
             offset += 1000
-        self.ledger.put_ids(self.job_id, "collection", found)
-        return {k: str(v) for k, v in found.items()}
+        self.ledger.put_ids(self.job_id, kind, found)
+        return found
 
     def _prepare_event(self, entries, envelope):
         out = []
@@ -2655,10 +2661,33 @@ class RestoreJob(JobBase):
                 event["objecttype"] = event.get("objecttype") or ot   # easydb 5 events name no objecttype
             else:
                 event["object_id"] = None
+        event["info"] = self._event_info(event.get("info"), entry.get("_fylrmig_refs") or {})
         out = {"_basetype": "event", "event": event}
         if isinstance(entry.get("user"), dict):
             out["user"] = entry["user"]
         return out
+
+    def _event_info(self, info, refs):
+        """Known ids inside `info` point to the restored files and users (parameters.md 6.1); exports
+        are not migrated, so an export's id becomes null."""
+        if not isinstance(info, dict):
+            return info
+        info = dict(info)
+        if isinstance(info.get("export"), dict):
+            info["export"] = dict(info["export"], _id=None)
+        if "export_user_id" in info:
+            info["export_user_id"] = self._target_id("user", refs.get("export_user_id"))
+        if isinstance(info.get("assets"), list):
+            info["assets"] = [dict(a, id=self._target_file_id(a.get("id"))) if isinstance(a, dict) else a
+                              for a in info["assets"]]
+        if "eas_id" in info:
+            info["eas_id"] = self._target_file_id(info["eas_id"])
+        return info
+
+    def _target_file_id(self, source_id):
+        host = (self.manifest.get("source_instance") or {}).get("host") or ""
+        row = self.ledger.file_row(self.job_id, f"{host}:eas:{source_id}:original", "original")
+        return int(row["target_id"]) if row and row["target_id"] else None
 
     def _skip_event(self, etype):
         with self._guard:
@@ -2948,15 +2977,11 @@ def convert_e5_config(config):
 
 
 def map_e5_event(event):
-    """parameters.md 6.1: type renamed, basetype set, ids of things that are not migrated cleared."""
+    """parameters.md 6.1: type renamed, basetype set (ids inside info: RestoreJob._event_info)."""
     etype = event["type"]
     event = dict(event, type=E5_EVENT_TYPES[etype])
     if etype in ("ASSET_DOWNLOAD", "ASSET_EXPORT_DOWNLOAD"):
         event["basetype"] = "file"
-        info = dict(event.get("info") or {})
-        if isinstance(info.get("export"), dict):
-            info["export"] = dict(info["export"], _id=None)
-        event["info"] = info
     elif etype in ("USER_CREATED", "USER_LOGIN", "USER_LOGOUT"):
         event["basetype"] = "user"
     elif etype == "ASSET_DOWNLOAD_CONFIRMATION_MESSAGE":

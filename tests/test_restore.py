@@ -5,6 +5,7 @@ The expected target state is the source's canonical dump with the documented tra
 import copy
 import json
 import os
+import re
 import sqlite3
 import time
 
@@ -56,9 +57,10 @@ def restore(capsys, folder, target, tmp_path, *extra):
 
 # ----------------------------------------------------------------------------- expected target state
 
-def expected(source, flavour, file_api="put", include_password=True, file_version="original"):
+def expected(source, flavour, file_api="put", include_password=True, file_version="original", target=None):
     want = copy.deepcopy(canonical_dump(source))
-    want["events"] = sorted((e for e in map(lambda e: expected_event(e, flavour), want["events"]) if e),
+    ids = new_ids(source, target)
+    want["events"] = sorted((e for e in map(lambda e: expected_event(e, flavour, ids), want["events"]) if e),
                             key=lambda e: json.dumps(e, sort_keys=True))
     for record in want["records"].values():
         for version in record["versions"]:
@@ -87,7 +89,36 @@ def expected_e5_config(e5):
     return {"system": {k: v for k, v in (("login", login), ("password", password)) if v}}
 
 
-def expected_event(event, flavour):
+def new_ids(source, target):
+    """Where the source's file and user ids went in the target: files by the reference a restore gives them
+    (<source host>:eas:<id>:original), users by their reference (or the documented user:<id> fallback)."""
+    files = {}
+    for target_id, info in target.files.items():
+        match = re.match(r"^[^:]+:eas:(\d+):original$", info.get("reference") or "")
+        if match:
+            files[int(match.group(1))] = target_id
+    by_reference = {u["user"].get("reference"): uid for uid, u in target.users.items()}
+    users = {uid: by_reference.get(u["user"].get("reference") or f"user:{uid}") for uid, u in source.users.items()}
+    return files, users
+
+
+def expected_info(info, ids):
+    """parameters.md 6.1: known ids inside info point to the restored files and users; exports are not
+    migrated (their id becomes null)."""
+    files, users = ids
+    info = dict(info)
+    if isinstance(info.get("export"), dict):
+        info["export"] = dict(info["export"], _id=None)
+    if "export_user_id" in info:
+        info["export_user_id"] = users.get(info["export_user_id"])
+    if isinstance(info.get("assets"), list):
+        info["assets"] = [dict(a, id=files.get(a.get("id"))) for a in info["assets"]]
+    if "eas_id" in info:
+        info["eas_id"] = files.get(info["eas_id"])
+    return info
+
+
+def expected_event(event, flavour, ids):
     etype = event["type"]
     if etype in NEVER_BACKED_UP:
         return None
@@ -97,11 +128,9 @@ def expected_event(event, flavour):
         event = dict(event, type=E5_EVENTS[etype][0])
         if E5_EVENTS[etype][1]:
             event["basetype"] = E5_EVENTS[etype][1]
-        if etype in ("ASSET_DOWNLOAD", "ASSET_EXPORT_DOWNLOAD") and isinstance(event["info"].get("export"), dict):
-            event["info"] = dict(event["info"], export=dict(event["info"]["export"], _id=None))
     if event["type"].startswith("TASK"):
         return None   # the TASK group is always refused by fylr (EventTypeNotAllowed)
-    return event
+    return dict(event, info=expected_info(event.get("info") or {}, ids))
 
 
 def expected_value(value, file_api, file_version):
@@ -136,6 +165,21 @@ def actual(target, file_api="put"):
     return got
 
 
+def by_reference(dump, sim):
+    """Two targets number their files and users differently: name those inside event info by reference."""
+    file_ref = lambda fid: (sim.files.get(fid) or {}).get("reference")
+    for event in dump["events"]:
+        info = event["info"]
+        if "export_user_id" in info:
+            info["export_user_id"] = (sim.users.get(info["export_user_id"]) or {}).get("user", {}).get("reference")
+        if isinstance(info.get("assets"), list):
+            info["assets"] = [dict(a, id=file_ref(a.get("id"))) for a in info["assets"]]
+        if "eas_id" in info:
+            info["eas_id"] = file_ref(info["eas_id"])
+    dump["events"] = sorted(dump["events"], key=lambda e: json.dumps(e, sort_keys=True))
+    return dump
+
+
 def without_system_entities(dump):
     """System pools/users/collections exist on every instance and are referenced, never migrated."""
     for section in ("pools", "users", "collections", "groups"):
@@ -165,7 +209,7 @@ def test_round_trip_tiny_every_file_mode(capsys, make_sim, tmp_path, flavour, fi
     folder = make_backup(capsys, source, tmp_path)
     restore(capsys, folder, target, tmp_path, "--purge", "--file-api", file_api, "--include-password",
             "--include-deleted-linked")
-    assert_same(expected(source.sim, flavour, file_api), actual(target.sim, file_api))
+    assert_same(expected(source.sim, flavour, file_api, target=target.sim), actual(target.sim, file_api))
     assert target.sim.reindex_calls == 1
 
 
@@ -176,7 +220,7 @@ def test_round_trip_small_with_packed_files(capsys, make_sim, tmp_path, flavour)
                          "--max-parallel", "2")
     restore(capsys, folder, target, tmp_path, "--purge", "--file-api", "rput", "--include-password",
             "--include-deleted-linked", "--max-parallel", "2", "--chunk-size", "250")
-    assert_same(expected(source.sim, flavour), actual(target.sim))
+    assert_same(expected(source.sim, flavour, target=target.sim), actual(target.sim))
 
 
 def test_links_to_deleted_records_dropped_by_default(capsys, make_sim, tmp_path):
@@ -207,7 +251,7 @@ def test_file_version_preview_becomes_the_original(capsys, make_sim, tmp_path):
     folder = make_backup(capsys, source, tmp_path, "--include-files", "with-versions")
     restore(capsys, folder, target, tmp_path, "--purge", "--file-api", "put", "--file-version", "preview",
             "--include-password", "--include-deleted-linked")
-    want = expected(source.sim, "fylr", "put", file_version="preview")
+    want = expected(source.sim, "fylr", "put", file_version="preview", target=target.sim)
     got = actual(target.sim)
     originals = lambda dump: sorted(f["versions"].get("original", "") for r in dump["records"].values()
                                     for v in r["versions"] for x in v["fields"].values()
@@ -253,7 +297,7 @@ def test_no_purge_mode_uploads_only_basetypes_and_records(capsys, make_sim, tmp_
             "--include-deleted-linked", "--file-api", "rput")
     assert target.sim.config == config_before
     assert len(target.sim.schema_commits) == 1          # only the hand-made one
-    want, got = expected(source.sim, "fylr", "rput"), actual(target.sim)
+    want, got = expected(source.sim, "fylr", "rput", target=target.sim), actual(target.sim)
     assert want["records"] == got["records"] and want["users"] == got["users"]
 
 
@@ -265,7 +309,7 @@ def test_kill_9_then_continue_gives_the_uninterrupted_state(capsys, make_sim, tm
     reference_target = make_sim("fylr", size="empty")
     restore(capsys, folder, reference_target, tmp_path, "--purge", "--file-api", "rput", "--chunk-size", "20",
             "--include-password")
-    reference_dump = canonical_dump(reference_target.sim)
+    reference_dump = by_reference(canonical_dump(reference_target.sim), reference_target.sim)
     target = make_sim("fylr", size="empty", faults=FaultPlan(seed=2, latency=0.01))
     argv = restore_argv(folder, target, tmp_path, "--file-api", "rput", "--chunk-size", "20", "--include-password",
                         "--max-parallel", "2")
@@ -275,7 +319,7 @@ def test_kill_9_then_continue_gives_the_uninterrupted_state(capsys, make_sim, tm
     result = run_cli(*argv, "--continue")
     assert result.returncode == 0, result.stderr
     assert "skipping" in result.stdout
-    assert_same(reference_dump, canonical_dump(target.sim))
+    assert_same(reference_dump, by_reference(canonical_dump(target.sim), target.sim))
 
 
 def test_resending_a_chunk_never_duplicates(capsys, make_sim, tmp_path):
@@ -303,7 +347,7 @@ def test_restore_survives_5xx_and_token_expiry(capsys, make_sim, tmp_path, flavo
     assert plan.errors > 3 and plan.token_expiries == 1
     log_text = (tmp_path / "r.log").read_text()
     assert log_text.count("retry ") >= plan.errors and "admin" not in log_text
-    assert_same(expected(source.sim, flavour, "rput"), actual(target.sim))
+    assert_same(expected(source.sim, flavour, "rput", target=target.sim), actual(target.sim))
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -384,7 +428,7 @@ def test_access_token_replaces_expired_signatures(capsys, make_sim, tmp_path, fi
     target = make_sim("fylr", size="empty")
     restore(capsys, folder, target, tmp_path, "--purge", "--file-api", file_api, "--include-password",
             "--include-deleted-linked", "--file-api-access-token", source_token(source))
-    assert_same(expected(source.sim, "fylr", file_api), actual(target.sim))
+    assert_same(expected(source.sim, "fylr", file_api, target=target.sim), actual(target.sim))
     token = source_token(source)
     assert not [f for f in target.sim.files.values() if token in (f.get("remote_url") or "")]
 
@@ -405,7 +449,7 @@ def test_duplicate_file_reference_reuses_the_stored_file(capsys, make_sim, tmp_p
                   "--include-deleted-linked")
     assert '"duplicate_refs": 0' not in out and '"duplicate_refs"' in out
     assert len(target.sim.files) == files_before
-    assert_same(expected(source.sim, "fylr", "put"), actual(target.sim))
+    assert_same(expected(source.sim, "fylr", "put", target=target.sim), actual(target.sim))
 
 
 def test_a_failing_file_stops_the_job_or_is_left_out_when_asked(capsys, make_sim, tmp_path):
@@ -443,7 +487,7 @@ def test_round_trip_small_every_file_mode(capsys, make_sim, tmp_path, flavour, f
     folder = make_backup(capsys, source, tmp_path, "--chunk-size", "500")
     restore(capsys, folder, target, tmp_path, "--purge", "--file-api", file_api, "--include-password",
             "--include-deleted-linked", "--chunk-size", "500")
-    assert_same(expected(source.sim, flavour, file_api), actual(target.sim, file_api))
+    assert_same(expected(source.sim, flavour, file_api, target=target.sim), actual(target.sim, file_api))
 
 
 def test_max_count_restores_that_many_records_per_objecttype_with_all_their_versions(capsys, make_sim, tmp_path):
