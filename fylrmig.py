@@ -456,12 +456,6 @@ class Ledger:
             db.execute("UPDATE chunks SET state = 'failed', error = ?, updated_at = ? WHERE job_id = ? AND key = ?",
                        (str(error)[:2000], now(), job_id, key))
 
-    def reset_chunks(self, job_id, prefix):
-        """Forget the chunks under `prefix` (a step that must be redone whole)."""
-        with self.write() as db:
-            db.execute("UPDATE chunks SET state = 'ready' WHERE job_id = ? AND key >= ? AND key < ?",
-                       (job_id, prefix, prefix + "\uffff"))
-
     def chunk_counts(self, job_id):
         rows = self.read().execute("SELECT state, COUNT(*) AS n, SUM(items) AS items FROM chunks WHERE job_id = ? "
                                    "GROUP BY state", (job_id,))
@@ -2436,7 +2430,9 @@ class RestoreJob(JobBase):
     def _send_chunk(self, kind, envelope, entries, was_in_flight):
         """Send one chunk; a chunk that may have reached the target already is reduced to what is missing
         there first (DESIGN.md), and an 'already stored' answer after a retry is handled the same way."""
-        prepared = getattr(self, f"_prepare_{kind}")(entries, envelope)
+        # tags, groups, pools, messages and collections are sent as the backup wrote them
+        prepare = getattr(self, f"_prepare_{kind}", lambda entries, envelope: entries)
+        prepared = prepare(entries, envelope)
         if was_in_flight:
             prepared = self._missing_in_target(kind, envelope, prepared)
         if not prepared:
@@ -2531,21 +2527,6 @@ class RestoreJob(JobBase):
                                         e["event"].get("system_object_id")) not in seen]
 
     # -- preparing entries for the target
-
-    def _prepare_tags(self, entries, envelope):
-        return entries
-
-    def _prepare_group(self, entries, envelope):
-        return entries
-
-    def _prepare_pool(self, entries, envelope):
-        return entries
-
-    def _prepare_message(self, entries, envelope):
-        return entries
-
-    def _prepare_collection(self, entries, envelope):
-        return entries
 
     def _prepare_plugin(self, entries, envelope):
         """url and disk plugins are installed again; a zip plugin needs its zip file, which the backup

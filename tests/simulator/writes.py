@@ -530,25 +530,35 @@ def _stored_tag(sim, entry, seen):
 # ------------------------------------------------------------------------------------ groups / users
 
 
-def _route_group_post(sim):
-    require_root(sim, bottle.request)
-    body = _body(sim, want=list)
-    with _rollback(sim, "_seq", deep=("groups",)):
-        saved = [_save_group(sim, item) for item in body]
-        return _json(saved)
+def _basetype_route(table, save):
+    """POST of groups, pools or messages: root only, the whole array saved or nothing (rollback)."""
+    def route(sim):
+        require_root(sim, bottle.request)
+        body = _body(sim, want=list)
+        with _rollback(sim, "_seq", deep=(table,)):
+            return _json([save(sim, item) for item in body])
+    return route
+
+
+def _addressed(sim, kind, block, table):
+    """(stored id or None, version) of a basetype write: version 1 creates, a later version must address
+    a stored entry and be its version + 1 (VersionMismatch otherwise)."""
+    version = block.get("_version", 1)
+    stored_id = _target_for_update(sim, kind, block) if version != 1 else None
+    if version != 1 and stored_id is None:
+        _fail(sim, 400, "VersionMismatch", "Update without _id.", expected=1, got=version)
+    if stored_id is not None:
+        _check_next_version(sim, kind, table[stored_id][kind]["_version"], version)
+    return stored_id, version
 
 
 def _save_group(sim, item):
     block = item.get("group") or {}
-    version = block.get("_version", 1)
-    gid = _target_for_update(sim, "group", block) if version != 1 else None
-    if version != 1 and gid is None:
-        _fail(sim, 400, "VersionMismatch", "Update without _id.", expected=1, got=version)
+    gid, version = _addressed(sim, "group", block, sim.groups)
     if gid is None and block.get("type") == "system":
         _fail(sim, 400, "GroupTypeNotAllowed", 'The group type "system" is not allowed.', type="system")
     if gid is not None:
         stored = sim.groups[gid]
-        _check_next_version(sim, "group", stored["group"]["_version"], version)
         if block.get("type") not in (None, stored["group"].get("type")):
             _fail(sim, 400, "GroupTypeChangeNotAllowed", "The group type cannot change.", type=block.get("type"))
     gid = gid or sim.next_id("group")
@@ -624,22 +634,10 @@ def _user_response(entry):
 # -------------------------------------------------------------------------------------- pools, messages
 
 
-def _route_pool_post(sim):
-    require_root(sim, bottle.request)
-    body = _body(sim, want=list)
-    with _rollback(sim, "_seq", deep=("pools",)):
-        return _json([_save_pool(sim, item) for item in body])
-
-
 def _save_pool(sim, item):
     block = item.get("pool") or {}
-    version = block.get("_version", 1)
-    pid = _target_for_update(sim, "pool", block) if version != 1 else None
-    if version != 1 and pid is None:
-        _fail(sim, 400, "VersionMismatch", "Update without _id.", expected=1, got=version)
+    pid, version = _addressed(sim, "pool", block, sim.pools)
     stored = sim.pools.get(pid)
-    if stored:
-        _check_next_version(sim, "pool", stored["pool"]["_version"], version)
     if block.get("is_system_pool") and not (stored and stored["pool"].get("is_system_pool")):
         _fail(sim, 400, "UnableToSetIsSystemPool", "is_system_pool cannot be set.")
     if "lookup:_id_parent" in block:
@@ -740,21 +738,9 @@ def _route_plugin_put(sim):
         return _json(plugin)
 
 
-def _route_message_post(sim):
-    require_root(sim, bottle.request)
-    body = _body(sim, want=list)
-    with _rollback(sim, "_seq", deep=("messages",)):
-        return _json([_save_message(sim, item) for item in body])
-
-
 def _save_message(sim, item):
     block = item.get("message") or {}
-    version = block.get("_version", 1)
-    mid = _target_for_update(sim, "message", block) if version != 1 else None
-    if version != 1 and mid is None:
-        _fail(sim, 400, "VersionMismatch", "Update without _id.", expected=1, got=version)
-    if mid is not None:
-        _check_next_version(sim, "message", sim.messages[mid]["message"]["_version"], version)
+    mid, version = _addressed(sim, "message", block, sim.messages)
     mid = mid or sim.next_id("message")
     _check_unique_reference(sim, "message", block.get("reference"), mid)
     entry = {k: copy.deepcopy(v) for k, v in item.items() if k not in ("message", "_groups")}
@@ -1552,10 +1538,10 @@ def install(app, sim):
     route("POST", "/objecttype", _route_objecttype_post)
     route("PUT", "/plugin/manage", _route_plugin_put)
     for method in ("POST", "PUT"):                               # OAS: PUT is an alias of POST
-        route(method, "/group", _route_group_post)
+        route(method, "/group", _basetype_route("groups", _save_group))
         route(method, "/user", _route_user_post)
-        route(method, "/pool", _route_pool_post)
-        route(method, "/message", _route_message_post)
+        route(method, "/pool", _basetype_route("pools", _save_pool))
+        route(method, "/message", _basetype_route("messages", _save_message))
         route(method, "/eas/put", _route_eas_put)
     route("PUT", "/collection/list", _route_collection_list_put)
     route("POST", "/collection/objects/<collection_id>",
