@@ -41,7 +41,7 @@ def test_empty_is_a_fresh_fylr_target():
     sim = datagen.generate("fylr", size="empty", password="pw")
     assert [u["user"]["reference"] for u in sim.users.values()] == ["system:root"]
     assert {p["pool"]["reference"] for p in sim.pools.values()} == {"system:root", "system:standard", "system:none"}
-    assert [c["collection"]["reference"] for c in sim.collections.values()] == ["system:root"]
+    assert [c["collection"]["reference"] for c in sim.collections.values()] == ["system:root", "user:ref:system:root"]
     assert not sim.records and not sim.files and not sim.events and sim.passwords == {"root": "pw"}
 
 
@@ -149,3 +149,113 @@ def test_large_generates_fast_and_search_pages_every_record_once():
         print("large: search pass in %.1f s" % (time.monotonic() - started - generation))
     finally:
         server.shutdown()
+
+
+# ------------------------------------------------------------------------ traps a migration must handle
+
+
+@pytest.mark.parametrize("flavour", ["easydb5", "fylr"])
+def test_every_user_has_one_home_collection_with_the_documented_reference(flavour):
+    sim = generated_instance(flavour)
+    root_collection = next(c for c in sim.collections.values() if c["collection"]["reference"] == "system:root")
+    homes = {c["_owner"]["user"]["_id"]: c for c in sim.collections.values() if c["collection"]["type"] == "user"}
+    assert sorted(homes) == sorted(sim.users)
+    for uid, home in homes.items():
+        user = sim.users[uid]["user"]
+        expected = ("user:ref:%s" % user["reference"] if user["reference"] else
+                    "user:login:%s" % user["login"] if user["login"] else "user:id:%d" % uid)
+        assert home["collection"]["reference"] == expected
+        assert home["collection"]["_id_parent"] == root_collection["collection"]["_id"]
+    kinds = {h["collection"]["reference"].split(":")[1] for h in homes.values()}
+    assert kinds == {"ref", "login", "id"}
+
+
+@pytest.mark.parametrize("flavour", ["easydb5", "fylr"])
+def test_home_collections_hold_records_and_workfolders_three_levels_deep(flavour):
+    sim = generated_instance(flavour)
+    homes = {cid: c["collection"]["reference"] for cid, c in sim.collections.items() if c["collection"]["type"] == "user"}
+    assert any(sim.collection_objects[cid] for cid in homes)                  # records directly at home
+
+    def home_of(cid, depth=0):
+        parent = sim.collections[cid]["collection"]["_id_parent"]
+        if parent in homes:
+            return homes[parent], depth + 1
+        return home_of(parent, depth + 1) if parent is not None else (None, depth)
+    deep = {}
+    for cid, c in sim.collections.items():
+        if c["collection"]["type"] == "workfolder" and c["collection"]["_id_parent"] is not None:
+            home, depth = home_of(cid)
+            if home:
+                kind = home.split(":")[1]
+                deep[kind] = max(deep.get(kind, 0), depth)
+    assert deep == {"ref": 3, "login": 3, "id": 3}
+
+
+def test_fylr_collections_hold_foreign_objects():
+    sim = generated_instance("fylr")
+    foreign = [e for entries in sim.collection_objects.values() for e in entries if isinstance(e, str)]
+    assert foreign and all("@other-instance-" in e for e in foreign)
+    assert not any(isinstance(e, str) for entries in generated_instance("easydb5").collection_objects.values()
+                   for e in entries)
+
+
+def test_easydb5_events_cover_every_row_of_the_migration_table():
+    sim = generated_instance("easydb5")
+    types = {e["event"]["type"] for e in sim.events.values()}
+    assert set(datagen.E5_MIGRATED_EVENT_TYPES) <= types and len(datagen.E5_MIGRATED_EVENT_TYPES) == 20
+    assert {"JANITOR_SESSION_PURGE", "EXPORT", "OBJECT_INDEX"} <= types              # never migrated / unknown
+    export = next(e["event"] for e in sim.events.values() if e["event"]["type"] == "DOWNLOAD_EXPORT")
+    assert export["info"]["export"]["_id"]
+    confirmation = next(e["event"] for e in sim.events.values()
+                        if e["event"]["type"] == "ASSET_DOWNLOAD_CONFIRMATION_MESSAGE")
+    assert confirmation["basetype"] is None and confirmation["info"]["assets"][0]["id"] in sim.files
+
+
+@pytest.mark.parametrize("flavour", ["easydb5", "fylr"])
+def test_user_events_carry_the_user_id_as_object_id(flavour):
+    sim = generated_instance(flavour)
+    user_events = [e["event"] for e in sim.events.values() if e["event"]["type"] in datagen.USER_EVENTS]
+    assert {e["type"] for e in user_events} == ({"USER_LOGIN", "USER_LOGOUT", "USER_CREATED"} if flavour == "easydb5"
+                                                else {"USER_LOGIN", "USER_LOGOUT", "USER_INSERT"})
+    for event in user_events:
+        assert event["object_id"] in sim.users
+        assert event["basetype"] == ("user" if flavour == "fylr" else None)
+
+
+def test_fylr_events_about_groups_pools_collections_messages():
+    sim = generated_instance("fylr")
+    tables = {"group": sim.groups, "pool": sim.pools, "collection": sim.collections, "message": sim.messages}
+    seen = {}
+    for entry in sim.events.values():
+        event = entry["event"]
+        if event["basetype"] in tables:
+            assert event["object_id"] in tables[event["basetype"]]
+            seen[event["basetype"]] = event["type"]
+    assert seen == {"group": "GROUP_INSERT", "pool": "POOL_UPDATE", "collection": "COLLECTION_INSERT",
+                    "message": "MESSAGE_INSERT"}
+
+
+@pytest.mark.parametrize("flavour", ["easydb5", "fylr"])
+def test_unique_column_history_collides_when_every_version_1_goes_first(flavour):
+    """orte.code is unique among the latest versions at every point in time; version 1 of a later record
+    reuses a code an earlier record gave up in its version 2."""
+    sim = generated_instance(flavour)
+    table = next(t for t in sim.schema["tables"] if t["name"] == "orte")
+    assert [[c["column_name_hint"] for c in key["columns"]] for key in table["unique_keys"]] == [["code"]]
+    timeline = sorted((v["_created"], r["_system_object_id"], v["fields"]["code"])
+                      for r in sim.records["orte"].values() for v in r["versions"])
+    holder = {}
+    for _when, sysid, code in timeline:                  # replay: latest codes never collide
+        holder = {s: c for s, c in holder.items() if s != sysid}
+        assert code not in holder.values()
+        holder[sysid] = code
+    first_versions = [r["versions"][0]["fields"]["code"] for r in sim.records["orte"].values()]
+    assert len(first_versions) != len(set(first_versions))      # all version 1 at once: a collision
+
+
+def test_easydb5_has_two_users_with_one_email_address():
+    emails = [(u["user"]["email"] or "").lower() for u in generated_instance("easydb5").users.values()
+              if u["user"]["email"]]
+    assert len(emails) != len(set(emails))
+    fylr = [(u["user"]["email"] or "").lower() for u in generated_instance("fylr").users.values() if u["user"]["email"]]
+    assert len(fylr) == len(set(fylr))

@@ -1,9 +1,20 @@
 """Deterministic test data for one simulated instance (see store.py for the stored forms).
 
 generate(flavour, seed, size) builds a store.Instance: a datamodel of four objecttypes (`orte` is
-hierarchical; links between all of them incl. a forward link; nested tables), basetypes, records with
-1-4 versions, files with real bytes and renditions, collections and events.  Everything derives from
-one random.Random(seed), so the same arguments always give the same instance.
+hierarchical and has the unique column `code`; links between all of them incl. a forward link; nested
+tables), basetypes, records with 1-4 versions, files with real bytes and renditions, collections and
+events.  Everything derives from one random.Random(seed), so the same arguments always give the same
+instance.
+
+Traps a migration must handle, on purpose:
+  * unique column history: orte A's version 1 holds the `code` that orte B (created after A's version 2,
+    see the `_created` stamps) holds later - posting every version 1 before any version 2 collides;
+  * every user has a home collection with the documented reference (user:ref: / user:login: / user:id:),
+    records sit directly in some of them and workfolders are nested under them several levels deep;
+  * a user without login (home user:id:<id>); easydb 5: two users share one e-mail address (case differs);
+  * fylr: collections holding FOREIGN objects ("<n>@other-instance-<seed>"), soft-deleted records;
+  * events of every easydb 5 type of the migration table (parameters.md 6.1) plus never-migrated ones;
+    fylr also events about groups, pools, collections and messages (object_id = their _id).
 
 Sizes: "empty" = fresh fylr target (system pools, system:root collection, root user, empty datamodel);
 "tiny" ~50 records, "small" ~2,000, "large" ~100,000 (files stay few: see _SIZES["files"]).
@@ -34,7 +45,7 @@ SIZES = ("empty", "tiny", "small", "large")
 
 # name -> (options, columns, nested tables).  Column type "link:<ot>" is a link column to <ot>.
 DATAMODEL = [
-    ("orte", {"hierarchical": True, "pool": False, "tags": False},
+    ("orte", {"hierarchical": True, "pool": False, "tags": False, "unique": ("code",)},
      [("name", "text_l10n"), ("code", "text_oneline"), ("einwohner", "integer"), ("breite", "number")], {}),
     ("personen", {"hierarchical": False, "pool": True, "tags": False},
      [("name", "text_oneline"), ("biografie", "text"), ("geboren", "date"), ("aktiv", "boolean"),
@@ -49,6 +60,8 @@ DATAMODEL = [
      [("titel", "text_oneline"), ("inhalt", "text"), ("seiten", "integer"), ("verweis", "link:bilder"),
       ("datei", "eas")], {}),
 ]
+
+_OPTIONS = {ot: opts for ot, opts, _columns, _nested in DATAMODEL}
 
 _L10N_NAMES = {"orte": ("Orte", "Places"), "personen": ("Personen", "People"),
                "bilder": ("Bilder", "Images"), "dokumente": ("Dokumente", "Documents")}
@@ -69,6 +82,10 @@ _BASE_TIME = datetime.datetime(2019, 1, 1, tzinfo=datetime.timezone.utc)
 
 def _iso(dt):
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_iso(text):
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
 
 
 def _uuid(rnd):
@@ -171,7 +188,7 @@ def _make_file(sim, rnd, ot, index, uploader, when):
         "_id": file_id, "original_filename": name, "extension": extension, "class": file_class,
         "mime_type": mime, "reference": ("import:%s:%d" % (ot, index)) if index % 4 == 1 else None,
         "leave": leave, "remote_url": ("/remote/%d/%s" % (file_id, name)) if leave else None,
-        "produce_versions": not manual, "versions": versions,
+        "produce_versions": not manual, "versions": versions, "status": "done",
         "upload_user": uploader, "date_uploaded": _iso(when),
     }
     return file_id
@@ -195,6 +212,7 @@ def _new_instance(flavour, seed, login, password):
 
 def _add_user(sim, login, reference, *, email=None, first=None, last=None, utype="easydb",
               password=None, groups=(), displayname=None):
+    """A user and its home collection."""
     uid = sim.next_id("user")
     entry = {"_basetype": "user",
              "user": {"_id": uid, "_version": 1, "login": login, "reference": reference, "type": utype,
@@ -204,6 +222,7 @@ def _add_user(sim, login, reference, *, email=None, first=None, last=None, utype
     if password is not None:
         _set_password_hash(sim, entry, password)
     sim.users[uid] = entry
+    sim.add_home_collection(uid)           # created WITH the user (lookups.en.md user collections)
     return uid
 
 
@@ -218,13 +237,14 @@ def _set_password_hash(sim, entry, password):
 
 
 def _add_system_entities(sim, login, password):
-    """What a freshly purged fylr has: root user, system pools, the system:root collection, a datamodel."""
+    """What a freshly purged fylr has: the system:root collection, root user (with its home collection),
+    system pools, a datamodel."""
+    _add_collection(sim, 1, None, "system:root", {"en-US": "Root"}, "system")   # parent of home collections
     _add_user(sim, login, "system:root", email="root@example.com", first="Root", password=password)
     _add_pool(sim, None, "system:root", {"de-DE": "Wurzel", "en-US": "Root"}, system=True)
     _add_pool(sim, 1, "system:standard", {"de-DE": "Standard", "en-US": "Standard"}, system=True)
     if sim.flavour == "fylr":
         _add_pool(sim, 1, "system:none", {"de-DE": "Kein Pool", "en-US": "No pool"}, system=True)
-    _add_collection(sim, 1, None, "system:root", {"en-US": "Root"}, "system")
     sim.schema = {"version": 1, "type": "user", "max_table_id": 0, "max_column_id": 0, "tables": []}
     sim.mask = {"type": "user", "version": 1, "based_on_schema_version": 1, "max_mask_id": 0, "masks": []}
     sim.config = _base_config(sim)
@@ -289,6 +309,10 @@ def _add_users(sim, rnd, extra):
     _add_user(sim, "ldapuser", "ldap:uid=ldapuser", utype="ldap", first="Lisa", last="Dap")
     _add_user(sim, "nomail", None, first="No", last="Mail", password="nomail-pw", groups=[2])
     _add_user(sim, "rana", None, email="rana@example.org", displayname="رنا", groups=[3])
+    # No login and no reference: its home collection is user:id:<id>.  easydb 5 lets two users share an
+    # e-mail address (fylr refuses that with UserDuplicateEmail; the address differs only in case here).
+    _add_user(sim, None, None, utype="email", first="Gast", last="Ohne Login",
+              email="MUELLER@example.com" if sim.flavour == "easydb5" else "gast@example.net")
     for n in range(extra):
         _add_user(sim, "user%04d" % n, ("user-ref-%d" % n) if n % 2 else None,
                   email="user%04d@example.com" % n, first=rnd.choice(_WORDS_DE), last=rnd.choice(_WORDS_EN),
@@ -359,7 +383,10 @@ def _build_datamodel(sim):
             if ctype.startswith("link:"):
                 foreign_keys.append(_foreign_key(name, ctype[5:]))
             l10n["schema.%s.column.%s" % (ot, name)] = {"de-DE": name.capitalize(), "en-US": name}
-        tables.append(_schema_table(sim, ot, table_id, opts, table_columns, foreign_keys, None))
+        table = _schema_table(sim, ot, table_id, opts, table_columns, foreign_keys, None)
+        table["unique_keys"] = [{"columns": [{"column_id": c["column_id"], "column_name_hint": c["name"]}]}
+                                for c in table_columns if c["name"] in opts.get("unique", ())]
+        tables.append(table)
         l10n["schema.%s.name" % ot] = {"de-DE": _L10N_NAMES[ot][0], "en-US": _L10N_NAMES[ot][1]}
         masks.append(_mask(ot, len(masks) + 1, [n for n, _ in columns]))
         objecttypes.append(_objecttype(sim, ot, table_id))
@@ -502,16 +529,36 @@ class _RecordFactory:
         return base
 
     def changed(self, ot, columns, fields):
-        """A later version: shallow copy with one plain column changed (nested values are shared)."""
+        """A later version: shallow copy with one plain column changed (nested values are shared).
+        Unique columns keep their value (the only change of one is the planned trap, unique_key_history)."""
+        unique = _OPTIONS[ot].get("unique", ())
         fields = dict(fields)
-        name, ctype = self.rnd.choice([c for c in columns if c[1] not in ("eas",) and not c[1].startswith("link")])
+        name, ctype = self.rnd.choice([c for c in columns if c[1] not in ("eas",) and not c[1].startswith("link")
+                                       and c[0] not in unique])
         fields[name] = self.value(ctype, None)
         return fields
+
+    def unique_key_history(self):
+        """orte A (index 1) version 1 holds the code that orte B (index 5) holds later; A's version 2 has its
+        own code and B is created after it.  Latest versions stay unique at every point in time, but a
+        restore that posts every version 1 before any version 2 collides (DatabaseUniqueKeyViolation)."""
+        if len(self.ids["orte"]) < 6:
+            return
+        records = self.sim.records["orte"]
+        a, b = records[self.ids["orte"][1][0]], records[self.ids["orte"][5][0]]
+        first = a["versions"][0]
+        a["versions"][0] = dict(first, fields=dict(first["fields"], code=b["versions"][0]["fields"]["code"]))
+        start = _parse_iso(b["versions"][0]["_created"])
+        shift = _parse_iso(a["versions"][1]["_created"]) + datetime.timedelta(days=1) - start
+        b["versions"] = [dict(v, _created=_iso(_parse_iso(v["_created"]) + shift),
+                              _last_modified=_iso(_parse_iso(v["_last_modified"]) + shift)) for v in b["versions"]]
 
     def fields(self, ot, columns, nested, index, oid, when):
         values = {}
         for name, ctype in columns:
-            if ctype == "eas":
+            if name in _OPTIONS[ot].get("unique", ()):
+                values[name] = "%s-%05d" % (ot[:3].upper(), index)      # unique among all records
+            elif ctype == "eas":
                 values[name] = self.files(ot, index, when)
             elif ctype.startswith("link:"):
                 values[name] = self.link(ot, name, ctype[5:], index)
@@ -569,17 +616,30 @@ class _RecordFactory:
 
 
 def _add_collections(sim, rnd):
-    """Per-user home collections (type "user"), nested workfolders with objects, a presentation."""
+    """Home collections (created with the users) get records directly and nested workfolders, three levels
+    deep, under every kind of home reference (user:ref:, user:login:, user:id:); plus a presentation, a big
+    collection and (fylr) foreign objects."""
     sysids = sorted(sim.sysids)
-    for uid in sorted(sim.users)[:8]:
-        home = _add_collection(sim, uid, 1, None, {"en-US": "Home"}, "user")
+    homes = {c["_owner"]["user"]["_id"]: cid for cid, c in sorted(sim.collections.items())
+             if c["collection"]["type"] == "user"}
+    for uid in sorted(sim.users)[:9]:
+        home = homes[uid]
+        if uid % 2 or uid == 1:
+            sim.collection_objects[home] = rnd.sample(sysids, min(len(sysids), 2))   # records directly at home
         if uid == 1:
             continue
         folder = _add_collection(sim, uid, home, "collection:fav-%d" % uid if uid % 2 else None,
                                  {"de-DE": "Favoriten – お気に入り", "en-US": "Favourites"}, "workfolder")
         child = _add_collection(sim, uid, folder, None, {"en-US": "Sub folder"}, "workfolder")
+        grandchild = _add_collection(sim, uid, child, "deep-%d" % uid, {"en-US": "Deep folder"}, "workfolder")
         sim.collection_objects[folder] = rnd.sample(sysids, min(len(sysids), rnd.randint(2, 6)))
         sim.collection_objects[child] = rnd.sample(sysids, min(len(sysids), 3))
+        sim.collection_objects[grandchild] = rnd.sample(sysids, min(len(sysids), 1))
+        if sim.flavour == "fylr" and uid % 3 == 0:
+            # foreign objects: stored and rendered verbatim (OAS /collection/objects/{collectionId} post)
+            sim.collection_objects[child] = sim.collection_objects[child] + [
+                "%d@other-instance-%d" % (n, uid) for n in (7, 70)]
+            sim.collection_props[child] = {"7@other-instance-%d" % uid: {"note": "fremd – 外部"}}
     show = _add_collection(sim, 2, None, "presentation-1", {"en-US": "Presentation"}, "presentation")
     sim.collection_objects[show] = sysids[:4]
     sim.collection_props[show] = {s: {"slide": n + 1, "layout": "wide"} for n, s in enumerate(sysids[:2])}
@@ -589,18 +649,26 @@ def _add_collections(sim, rnd):
 # ----------------------------------------------------------------------------------------------- events
 
 _EVENTS_NEVER_MIGRATED = ["OBJECT_INDEX", "SESSION_INVALID", "FRONTEND_ERROR", "COLLECTION_OWNER_RIGHTS_ERROR"]
+# easydb 5: every row of the migration table (parameters.md 6.1), then types that are never migrated.
+E5_MIGRATED_EVENT_TYPES = [
+    "ASSET_DOWNLOAD_CONFIRMATION_MESSAGE", "CUSTOM_TYPE_UPDATER_RESPONSE", "CUSTOM_TYPE_UPDATER_START",
+    "CUSTOM_TYPE_UPDATER_RESPONSE_ERROR", "CUSTOM_TYPE_UPDATER_RESPONSE_FAILED", "SCHEMA_COMMIT", "DETAIL_VIEW",
+    "EMAIL_SENT", "DOWNLOAD_EXPORT", "ASSET_DOWNLOAD", "ASSET_EXPORT_DOWNLOAD", "OBJECT_DELETE", "OBJECT_INSERT",
+    "OBJECT_UPDATE", "SEARCH", "USER_CREATED", "USER_LOGIN", "USER_LOGOUT", "WEBHOOK_OK", "WEBHOOK_ERROR"]
 EVENT_TYPES = {
-    "easydb5": ["OBJECT_INSERT", "OBJECT_UPDATE", "OBJECT_DELETE", "USER_LOGIN", "USER_LOGOUT", "USER_CREATED",
-                "SCHEMA_COMMIT", "ASSET_DOWNLOAD", "ASSET_EXPORT_DOWNLOAD", "ASSET_DOWNLOAD_CONFIRMATION_MESSAGE",
-                "DETAIL_VIEW", "SEARCH", "DOWNLOAD_EXPORT", "EMAIL_SENT", "CUSTOM_TYPE_UPDATER_START",
-                "WEBHOOK_OK", "JANITOR_SESSION_PURGE", "EXPORT"] + _EVENTS_NEVER_MIGRATED,
+    "easydb5": E5_MIGRATED_EVENT_TYPES + ["JANITOR_SESSION_PURGE", "EXPORT"] + _EVENTS_NEVER_MIGRATED,
     "fylr": ["OBJECT_INSERT", "OBJECT_UPDATE", "OBJECT_DELETE", "USER_LOGIN", "USER_LOGOUT", "USER_INSERT",
              "DATAMODEL_COMMIT", "FILE_DOWNLOAD", "DETAIL_VIEW", "SEARCH", "EXPORT_DOWNLOAD", "EMAIL_SENT",
-             "WEBHOOK", "TASK_START"] + _EVENTS_NEVER_MIGRATED,
+             "WEBHOOK", "TASK_START", "GROUP_INSERT", "POOL_UPDATE", "COLLECTION_INSERT",
+             "MESSAGE_INSERT"] + _EVENTS_NEVER_MIGRATED,
 }
 _OBJECT_EVENTS = {"OBJECT_INSERT", "OBJECT_UPDATE", "OBJECT_DELETE", "OBJECT_INDEX", "DETAIL_VIEW"}
-_USER_EVENTS = {"USER_LOGIN", "USER_LOGOUT", "USER_CREATED", "USER_INSERT", "SESSION_INVALID"}
+USER_EVENTS = {"USER_LOGIN", "USER_LOGOUT", "USER_CREATED", "USER_INSERT"}     # object_id = the user's _id
 _FILE_EVENTS = {"ASSET_DOWNLOAD", "ASSET_EXPORT_DOWNLOAD", "FILE_DOWNLOAD", "ASSET_DOWNLOAD_CONFIRMATION_MESSAGE"}
+_EXPORT_EVENTS = {"DOWNLOAD_EXPORT", "EXPORT_DOWNLOAD"}
+# fylr events about a basetype entry: type prefix -> (basetype, Instance table); object_id = the entry's _id
+_BASETYPE_EVENTS = {"GROUP_": ("group", "groups"), "POOL_": ("pool", "pools"),
+                    "COLLECTION_INSERT": ("collection", "collections"), "MESSAGE_": ("message", "messages")}
 
 
 def _add_events(sim, rnd, count):
@@ -619,18 +687,29 @@ def _add_event(sim, rnd, etype, when, sysids, file_ids, user_ids):
     event = {"_id": eid, "type": etype, "timestamp": _iso(when), "basetype": None, "objecttype": None,
              "object_id": None, "system_object_id": None, "object_version": None, "info": {},
              "pollable": etype in _OBJECT_EVENTS, "schema": None}
+    basetype = next((v for k, v in _BASETYPE_EVENTS.items() if etype.startswith(k)), None)
     if etype in _OBJECT_EVENTS and sysids:
         ot, record = sim.record_by_sysid(rnd.choice(sysids))
         event.update(basetype="object", objecttype=ot, object_id=record["_id"], schema="USER",
                      system_object_id=record["_system_object_id"],
                      object_version=rnd.randint(1, len(record["versions"])))
-    elif etype in _USER_EVENTS:
-        event["basetype"] = "user" if sim.flavour == "fylr" else None
+    elif etype in USER_EVENTS:
+        subject = rnd.choice(user_ids)
+        event.update(basetype="user" if sim.flavour == "fylr" else None, object_id=subject)
+        event["info"] = {"login": sim.users[subject]["user"]["login"]}
+    elif etype == "SESSION_INVALID":
         event["info"] = {"login": sim.users[uid]["user"]["login"], "reason": "expired"}
     elif etype in _FILE_EVENTS and file_ids:
         fid = rnd.choice(file_ids)
-        event["basetype"] = "asset" if sim.flavour == "easydb5" else "file"
+        if etype != "ASSET_DOWNLOAD_CONFIRMATION_MESSAGE" or sim.flavour == "fylr":   # E5: no basetype there
+            event["basetype"] = "asset" if sim.flavour == "easydb5" else "file"
         event["info"] = {"export": {"_id": 12}, "export_user_id": uid, "assets": [{"id": fid}], "eas_id": fid}
+    elif etype in _EXPORT_EVENTS:
+        event["info"] = {"export": {"_id": 30 + eid}, "export_user_id": uid}
+    elif basetype is not None:
+        kind, table = basetype
+        event.update(basetype=kind, object_id=rnd.choice(sorted(getattr(sim, table))))
+        event["info"] = {"detail": "%s %d" % (kind, eid)}
     else:
         event["info"] = {"detail": "Ereignis %d – 事件" % eid}
     sim.events[eid] = {"_basetype": "event", "event": event,
@@ -669,6 +748,7 @@ def _generate(flavour, seed, size, login, password):
     factory = _RecordFactory(sim, rnd, spec["records"], spec["files"])
     factory.allocate()
     factory.build_all()
+    factory.unique_key_history()
     _add_collections(sim, rnd)
     _add_events(sim, rnd, spec["events"])
     first_bild = sim.records["bilder"][1]["_system_object_id"]

@@ -16,16 +16,24 @@ def canonical_dump(sim, strict=False):
     - Cross references are written as such keys: user -> group keys, pool -> parent pool key,
       message -> group keys, collection -> parent collection key + owner user key, ACL `who` -> key.
     - Tags keep their ids (tag ids are restored, limitations.md): each tag lists its `_id`.
-    - User home collections (type "user") are keyed `home:<owner key>` and listed only when they hold
-      objects or child collections (fylr creates them on demand; empty ones carry no data).
+    - Every collection, home collections included, is keyed by its stored `reference` (fallback
+      `collection:<id>`), with `owner` (user key) and `parent` (the parent's key) as fields: a home
+      collection with the wrong reference, or a second one, shows.  `objects` lists local objects by
+      system object id, foreign ones by their _global_object_id string, promised (deferred _uuid) ones
+      as "uuid:<uuid>"; `webfrontend_props` is keyed by str() of those entries.
     - Records are keyed by str(_system_object_id) with objecttype, `_uuid`, `deleted` flag and every
       version in order: `_version`, owner/pool/tags as keys, parent as the parent's system object id,
       fields with links as {"_objecttype", "_system_object_id"}, nested rows with their `_uuid`, and file
-      fields as [{preferred, name, original_filename, leave, versions: {name: sha256 of bytes}}] (a
-      leave-on-remote original is "remote:<absolute url>" instead of a hash).  Empty values (None, "",
-      [], {}) are dropped: absent and empty compare equal.
+      fields as [{preferred, name, original_filename, leave, status, versions: {name: sha256 of bytes}}]
+      (a leave-on-remote original is "remote:<absolute url>" instead of a hash; a pending or failed
+      file has no versions and says so in `status`).  A link promised by a deferred _uuid lookup is
+      {"_objecttype", "_deferred_uuid"}.  Empty values (None, "", [], {}) are dropped: absent and empty
+      compare equal.
     - Events are a sorted list without ids: type, basetype, objecttype, system_object_id,
-      object_version, user key, timestamp, info (object_id is a per-instance _id and left out).
+      object_version, user key, timestamp, info, and `object_id` as the KEY of the entry the event is
+      about when that is a user / group / pool / collection / message (basetype of that name, or an
+      easydb 5 user event USER_LOGIN/USER_LOGOUT/USER_CREATED without basetype); object events leave it
+      out (system_object_id names the record).
     - Datamodel: schema tables, masks and l10n (version numbers / commit stamps differ by design);
       config: system.config minus sections a restore never writes (default_locations, license,
       logging, purge; FG releases 6.7.0) plus plugin configs.
@@ -84,12 +92,10 @@ class _Keys:
         return self.basetype("tag", tag_id, entry) if entry else "tag:missing:%s" % tag_id
 
     def collection(self, cid):
-        entry = self.sim.collections.get(cid)
-        if entry is None:
-            return None if cid is None else "collection:missing:%s" % cid
-        if entry["collection"].get("type") == "user":
-            return "home:%s" % self.user(entry["_owner"]["user"]["_id"])
-        return self.basetype("collection", cid, entry)
+        return self._of("collection", self.sim.collections, cid)
+
+    def message(self, mid):
+        return self._of("message", self.sim.messages, mid)
 
     def who(self, value):
         """ACL `who` / any {"_basetype": kind, kind: {"_id": n}} wrapper -> {"_basetype", "key"}."""
@@ -186,18 +192,20 @@ def _message(keys, entry):
                     "webfrontend_type": m.get("webfrontend_type"), "groups": _group_keys(keys, entry.get("_groups"))})
 
 
+def _collection_entry(entry):
+    return "uuid:%s" % entry["_uuid"] if isinstance(entry, dict) else entry
+
+
 def _collections(sim, keys):
-    children = {}
-    for entry in sim.collections.values():
-        children.setdefault(entry["collection"].get("_id_parent"), []).append(entry["collection"]["_id"])
     result = {}
     for cid, entry in sim.collections.items():
         c = entry["collection"]
-        objects = list(sim.collection_objects.get(cid) or [])
-        if c.get("type") == "user" and not objects and not children.get(cid):
-            continue
+        objects = [_collection_entry(e) for e in sim.collection_objects.get(cid) or []]
         props = (getattr(sim, "collection_props", None) or {}).get(cid) or {}
-        result[keys.collection(cid)] = _pruned({
+        key = keys.collection(cid)
+        if key in result:                     # two collections with one reference: both must show
+            key = "%s#%s" % (key, cid)
+        result[key] = _pruned({
             "displayname": c.get("displayname"), "type": c.get("type"), "parent": keys.collection(c.get("_id_parent")),
             "owner": keys.user((entry.get("_owner") or {}).get("user", {}).get("_id")),
             "acl": _acl(keys, entry.get("_acl")), "objects": objects,
@@ -249,6 +257,8 @@ def _value(sim, key, value):
         return [dict(_fields(sim, {k: v for k, v in row.items() if k != "_uuid"}), _uuid=row.get("_uuid"))
                 for row in value or []]
     if isinstance(value, dict) and "_objecttype" in value:
+        if "_system_object_id" not in value:          # promised by a deferred _uuid lookup
+            return {"_objecttype": value["_objecttype"], "_deferred_uuid": value.get("_uuid")}
         return {"_objecttype": value["_objecttype"], "_system_object_id": value.get("_system_object_id")}
     if isinstance(value, list) and value and all(isinstance(v, dict) and "_id" in v for v in value):
         return [_file_entry(sim, v) for v in value]
@@ -266,22 +276,43 @@ def _file_entry(sim, entry):
     out = {"preferred": bool(entry.get("preferred")), "name": entry.get("name")}
     if info is None:
         return dict(out, missing_file=True)
-    versions = {name: hashlib.sha256(data).hexdigest() for name, data in (info.get("versions") or {}).items()
-                if data is not None}
-    if info.get("leave"):
-        versions["original"] = "remote:%s" % _absolute(sim, info.get("remote_url"))
+    status = info.get("status", "done")
+    versions = {}
+    if status in ("sync", "done"):            # a pending / failed file has no readable versions
+        versions = {name: hashlib.sha256(data).hexdigest() for name, data in (info.get("versions") or {}).items()
+                    if data is not None}
+        if info.get("leave"):
+            versions["original"] = "remote:%s" % _absolute(sim, info.get("remote_url"))
     return dict(out, original_filename=info.get("original_filename"), leave=bool(info.get("leave")),
-                versions=versions)
+                status=status, versions=versions)
 
 # -------------------------------------------------------------------------------------------- events
+
+
+_KEYED_BASETYPES = ("user", "group", "pool", "collection", "message")
+_E5_USER_EVENTS = ("USER_LOGIN", "USER_LOGOUT", "USER_CREATED")      # easydb 5: no basetype, object_id = user
+
+
+def _event_subject(keys, e):
+    """Key of the user / group / pool / collection / message an event is about, else None."""
+    kind = e.get("basetype")
+    if kind is None and e.get("type") in _E5_USER_EVENTS:
+        kind = "user"
+    if kind not in _KEYED_BASETYPES or e.get("object_id") is None:
+        return None
+    return getattr(keys, kind)(e["object_id"])
 
 
 def _events(sim, keys):
     result = []
     for entry in sim.events.values():
         e = entry["event"]
-        result.append({"type": e.get("type"), "basetype": e.get("basetype"), "objecttype": e.get("objecttype"),
-                       "system_object_id": e.get("system_object_id"), "object_version": e.get("object_version"),
-                       "user": keys.user(((entry.get("user") or {}).get("user") or {}).get("_id")),
-                       "timestamp": e.get("timestamp"), "info": e.get("info") or {}})
+        out = {"type": e.get("type"), "basetype": e.get("basetype"), "objecttype": e.get("objecttype"),
+               "system_object_id": e.get("system_object_id"), "object_version": e.get("object_version"),
+               "user": keys.user(((entry.get("user") or {}).get("user") or {}).get("_id")),
+               "timestamp": e.get("timestamp"), "info": e.get("info") or {}}
+        subject = _event_subject(keys, e)
+        if subject is not None:
+            out["object_id"] = subject
+        result.append(out)
     return sorted(result, key=lambda e: json.dumps(e, sort_keys=True, default=str))

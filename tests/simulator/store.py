@@ -22,12 +22,24 @@ basetypes  - kept in fylr API shape exactly as GET returns them on fylr, keyed b
                          "webfrontend_type"},"_groups":[{"_basetype":"group","group":{"_id":gid}}]}
     sim.collections[id] {"_basetype":"collection","_owner":{"_basetype":"user","user":{"_id":uid}},
                          "collection":{"_id","_id_parent","_version","reference","displayname","type","uuid"},"_acl":[]}
-                         system collection: reference "system:root" (id 1)
-    sim.collection_objects[coll_id] = [sysid, ...]          (order kept)
+                         system collection: reference "system:root" (id 1, parent None)
+                         home collections (type "user"): exactly one per user, created WITH the user
+                         (Instance.add_home_collection): parent = the system:root collection, owner = that user,
+                         reference fixed at creation by home_reference(): "user:ref:<user reference>", else
+                         "user:login:<login>", else "user:id:<user id>" (a later change of the user is not followed)
+    sim.collection_objects[coll_id] = [entry, ...]          (order kept); an entry is
+                         int  - the system object id of a LOCAL object (it may not exist yet: deferred lookup),
+                         str  - a FOREIGN _global_object_id ("<n>@<other instance>"), stored verbatim,
+                         {"_uuid": str} - a local object promised by a deferred _uuid lookup (replaced by its
+                                system object id when that object is saved; not rendered until then)
     sim.events[id]      {"_basetype":"event","event":{"_id","type","timestamp","basetype","objecttype","object_id",
                          "system_object_id","object_version","info","pollable","schema"},
                          "user":{"_basetype":"user","user":{"_id":uid}}}
                          `type` is stored in the SOURCE flavour's vocabulary (easydb 5 types on an easydb5 instance).
+                         object_id is the _id of the entry the event is about: the record's _id for object
+                         events, the user's id for USER_LOGIN/USER_LOGOUT/USER_CREATED/USER_INSERT (basetype
+                         "user" on fylr, None on easydb 5), the group / pool / collection / message id for
+                         events of basetype "group" / "pool" / "collection" / "message".
 
 datamodel  - sim.schema (GET /schema/user/CURRENT body), sim.mask (GET /mask/CURRENT), sim.l10n (flat key map),
              sim.objecttypes (GET /objecttype body, list), sim.config (fylr shape {"system":{"config":{...}},
@@ -37,7 +49,10 @@ datamodel  - sim.schema (GET /schema/user/CURRENT body), sim.mask (GET /mask/CUR
 
 records    - sim.records[objecttype][_id] = Record, a dict:
     {"_id": int, "_system_object_id": int, "_uuid": str, "deleted_at": None | iso-str,
-     "versions": [Version, ...]}               oldest first, versions[k]["_version"] == k + 1
+     "versions": [Version, ...],               oldest first, versions[k]["_version"] == k + 1
+     "indexed": {"at": epoch | None, "before": None | {"version": n, "deleted_at": ...}}   (optional)}
+    `indexed` present = the search index lags behind: until `at` (None = until POST /system/reindex)
+    POST /search sees the state `before` (None = the record is not in the index yet).  Absent = indexed.
     Version:
     {"_version": n, "_created": iso, "_last_modified": iso, "_comment": str|None, "_create_user": uid,
      "_owner": uid|None, "_pool": pool_id|None, "_id_parent": parent _id|None, "_tags": [tag_id, ...],
@@ -45,6 +60,8 @@ records    - sim.records[objecttype][_id] = Record, a dict:
         "<text col>": "str", "<l10n col>": {"de-DE": "...", "en-US": "..."}, "<date col>": {"value": "2020-01-31"},
         "<int/number col>": 12, "<boolean col>": True,
         "<link col>": {"_objecttype": "orte", "_system_object_id": 17} | None,
+                      (a link whose target was promised by a deferred `_uuid` lookup is stored as
+                       {"_objecttype": "orte", "_uuid": "..."} until that target is saved)
         "<eas col>": [{"_id": file_id, "preferred": True, "name": None}],
         "_nested:<ot>__<name>": [{"_uuid": "...", "<col>": value, ...}],
      }}
@@ -53,15 +70,20 @@ records    - sim.records[objecttype][_id] = Record, a dict:
 files      - sim.files[file_id] = FileInfo dict:
     {"_id", "original_filename", "extension", "class", "mime_type", "reference": str|None,
      "leave": bool (stored as remote reference, never packed), "remote_url": str|None,
-     "produce_versions": bool, "versions": {"original": b"...", "preview": b"...", ...}}
-     bytes are real; sha256(versions[v]) is what tests compare.
+     "produce_versions": bool, "versions": {"original": b"...", "preview": b"...", ...},
+     "status": "pending" | "processing" | "done" | "failed"      (fylr file status; absent = "done"),
+     "fetch_id": str (only while an rput fetch is under way), "pending_versions": {name: fetch_id}
+                 (manual renditions uploaded by rput whose fetch is under way)}
+     bytes are real; sha256(versions[v]) is what tests compare.  A file in "pending"/"processing" has no
+     bytes yet, a "failed" one never gets any: versions is {} for both (renditions are readable only in
+     "sync"/"done", OAS components.schemas.file.status).
 
 Added by the read side (datagen / auth / app), same rules (plain JSON-able dicts):
     sim.users[id]["_password_salt"]   easydb 5 only: salt rendered as `_password_insecure_hash_salt`
                                       (the stored `_password_hash` is then "<md5|sha-512>:<hex>")
     sim.pools: fylr instances also have "system:none" (id 3, parent 1, is_system_pool True)
-    sim.collections: user home collections have collection.type "user" and _owner = that user
-    sim.collection_props[coll_id][sysid] = webfrontend props dict of an entry (absent = None)
+    sim.collection_props[coll_id][entry] = webfrontend props dict of a collection_objects entry (sysid int or
+                                           foreign goid str; absent = None)
     sim.right_presets = {"object": [PresetApi...], "collection": [...]}  (GET /right/{ctx}/presets body)
     sim.xmlmappings = [XmlMappingApi ...]   sim.publish = [PublishApi ...]   sim.transitions = [...]
     sim.tokens[token] = {"kind": "session"|"access"|"refresh", "user_id": int|None,
@@ -69,6 +91,12 @@ Added by the read side (datagen / auth / app), same rules (plain JSON-able dicts
     sim.oauth_clients = {client_id: secret or None (public client)}
     sim.status = "ready" | "startup" | "purge" | "busy" | "reindex"   (fylr x-fylr-status; startup/purge/busy
                  answer every request with 503 before any handler, like fylr's status middleware)
+    sim.status_until   epoch seconds after which `status` falls back to "ready" (0 = stays); a purge sets
+                 status "purge" for sim.purge_busy_seconds after POST /system/purgeall has answered
+    sim.read_only_until  epoch seconds until which fylr answers writes 400 ReadOnlyMode (0 = not read-only)
+    sim.rput_delay     seconds between the answer of /eas/rput(/bulk) and the start of its background fetch
+    sim.background_delay  seconds before POST /event/list?background=true does its work
+    sim.index_lag      seconds until a saved/deleted record is seen by POST /search (await_index skips the lag)
     sim.signature_secret  HMAC key of x-fylr-signature file URL parameters
     sim.e5_event_envelope = "objects" | "array"   shape of E5 GET /event/list (undocumented; default objects)
     sim.e5_event_json_full = True   False simulates easydb < 5.140: format=json_full answers the short format
@@ -81,7 +109,18 @@ Instance.clone() gives an independent deep copy (tests cache generated instances
 import copy
 import itertools
 import threading
+import uuid
 from dataclasses import dataclass, field
+
+
+def home_reference(user):
+    """Reference of a user's home collection (E5 datamanagement/lookups.en.md), from the user block as it
+    is when the user is created: user:ref:<reference>, else user:login:<login>, else user:id:<_id>."""
+    if user.get("reference") not in (None, ""):
+        return "user:ref:%s" % user["reference"]
+    if user.get("login") not in (None, ""):
+        return "user:login:%s" % user["login"]
+    return "user:id:%s" % user["_id"]
 
 
 @dataclass
@@ -127,6 +166,12 @@ class Instance:
     signature_secret: str = "sim-signature-secret"
     e5_event_envelope: str = "objects"
     e5_event_json_full: bool = True
+    status_until: float = 0.0        # epoch seconds; status falls back to "ready" afterwards (0 = never)
+    purge_busy_seconds: float = 0.3  # fylr answers 503 (x-fylr-status: purge) this long after a purge
+    read_only_until: float = 0.0     # epoch seconds; fylr refuses writes with ReadOnlyMode until then
+    rput_delay: float = 0.05         # seconds before an rput fetch starts (it runs after the answer)
+    background_delay: float = 0.05   # seconds before POST /event/list?background=true does its work
+    index_lag: float = 0.2           # seconds until POST /search sees a saved record (unless await_index)
 
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _seq: dict = field(default_factory=dict, repr=False)
@@ -175,6 +220,25 @@ class Instance:
                 if entry["tag"]["_id"] == tag_id:
                     return entry
         return None
+
+    def system_collection_id(self):
+        """_id of the collection with reference "system:root", or None."""
+        return next((i for i, c in self.collections.items() if c["collection"].get("reference") == "system:root"),
+                    None)
+
+    def add_home_collection(self, user_id):
+        """Create the home collection of user `user_id` (called when the user is created; see home_reference)."""
+        with self.lock:
+            cid = self.next_id("collection")
+            self.collections[cid] = {
+                "_basetype": "collection", "_owner": {"_basetype": "user", "user": {"_id": user_id}},
+                "collection": {"_id": cid, "_id_parent": self.system_collection_id(), "_version": 1,
+                               "reference": home_reference(self.users[user_id]["user"]),
+                               "displayname": {"en-US": "Home"}, "type": "user",
+                               "uuid": str(uuid.UUID(int=cid * 7919 + 17))},
+                "_acl": []}
+            self.collection_objects[cid] = []
+            return cid
 
     def find_by_reference(self, kind, reference):
         """Basetype entry of kind ('user','group','pool','taggroup','message','collection') by reference."""
