@@ -5,6 +5,7 @@ import copy
 import hashlib
 import json
 import re
+import time
 
 import pytest
 import requests
@@ -48,6 +49,30 @@ def error(response, status, code):
     assert body["code"] == code, body
     assert body["statuscode"] == status and body["realm"] == "api"
     return body
+
+
+def wait_until(predicate, timeout=10.0, step=0.02):
+    """Poll until predicate() is true (asynchronous server work); returns its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            assert value, "condition not met within %.1f s" % timeout
+            return value
+        time.sleep(step)
+
+
+def wait_ready(server):
+    """After a purge fylr answers 503 (x-fylr-status: purge) for a while (sim.purge_busy_seconds)."""
+    wait_until(lambda: requests.get(server.api_url + "/settings").status_code == 200)
+
+
+def wait_files_done(client, file_ids):
+    """rput is asynchronous: poll GET /eas until every file left pending/processing; {id: file}."""
+    def settled():
+        files = client.ok("GET", "/eas", ids=json.dumps(sorted(file_ids)), format="short")
+        return files if all(f["status"] not in ("pending", "processing") for f in files.values()) else None
+    return {int(k): v for k, v in wait_until(settled).items()}
 
 
 @pytest.fixture
@@ -111,12 +136,14 @@ def test_purge_empties_instance_sets_password_and_kills_tokens(make_sim):
     client = Client(server)
     old_name = server.sim.name
     assert client.ok("POST", "/system/purgeall", set_password="neu-pw!") == {"status": "ok"}
+    wait_ready(server)
     sim = server.sim
     assert sim.name != old_name
     assert not sim.records and not sim.files and not sim.events and not sim.groups and not sim.taggroups
     assert sorted(p["pool"]["reference"] for p in sim.pools.values()) == ["system:none", "system:root",
                                                                           "system:standard"]
-    assert [c["collection"]["reference"] for c in sim.collections.values()] == ["system:root"]
+    assert [c["collection"]["reference"] for c in sim.collections.values()] == ["system:root",
+                                                                                "user:ref:system:root"]
     assert [u["user"]["reference"] for u in sim.users.values()] == ["system:root"]
     assert sim.schema["tables"] == []
     error(client.call("GET", "/schema/user/HEAD"), 401, "UserRequired")      # old token is dead
@@ -206,7 +233,7 @@ def test_tags_keep_ids_and_replace_the_set(target):
     body = [{"_basetype": "taggroup", "taggroup": {"_version": 1, "reference": "rights", "type": "checkbox",
                                                    "displayname": {"en-US": "Rights"}},
              "_tags": [{"tag": {"_id": 17, "_version": 1, "reference": "public", "displayname": {"en-US": "P"}}},
-                       {"_id": 4, "reference": "tag:4", "displayname": {"en-US": "bare"}}]}]
+                       {"_id": 4, "_version": 1, "reference": "tag:4", "displayname": {"en-US": "bare"}}]}]
     saved = client.ok("POST", "/tags", body)
     assert [t["tag"]["_id"] for t in saved[0]["_tags"]] == [17, 4]
     assert server.sim.next_id("tag") == 18                                 # sequence bumped past 17
@@ -245,13 +272,16 @@ def test_groups_users_pools_messages(target):
     assert "_password_hash" not in saved[0]
     stored = server.sim.users[saved[0]["user"]["_id"]]
     assert stored["_password_hash"].startswith("sha256:")
-    error(client.call("POST", "/user", [user]), 409, "UserDuplicateLogin")
+    error(client.call("POST", "/user", [user]), 409, "UserDuplicateEmail")
+    same_login = copy.deepcopy(user)
+    same_login["user"].update(email="other@example.com", reference="other")
+    error(client.call("POST", "/user", [same_login]), 409, "UserDuplicateLogin")
     bad = copy.deepcopy(user)
     bad["user"].update(login="x", reference="x", email="not-an-email")
     error(client.call("POST", "/user", [bad]), 400, "UserEmailMalformed")
     client.ok("POST", "/user", [bad], skip_constraints="true")
     ghost = copy.deepcopy(user)
-    ghost["user"].update(login="y", reference="y")
+    ghost["user"].update(login="y", reference="y", email="y@example.com")
     ghost["_groups"][0]["group"]["lookup:_id"]["reference"] = "nope"
     error(client.call("POST", "/user", [ghost]), 400, "LookupNotFound")
 
@@ -282,7 +312,7 @@ def test_basetype_batch_is_atomic(target):
 
 
 def orte(sysid, version=1, name="Köln", parent=None, **extra):
-    block = {"_version": version, "name": {"de-DE": name}, "code": "K"}
+    block = {"_version": version, "name": {"de-DE": name}, "code": "K-%d" % sysid}      # code is unique
     if version > 1:
         block["lookup:_id"] = {"_system_object_id": sysid}
     if parent is not None:
@@ -324,7 +354,8 @@ def test_version_chain_and_version_mismatch(modelled):
     body = error(client.call("POST", "/db/orte", [orte(10, version=4)]), 400, "VersionMismatch")
     assert body["parameters"]["expected"] == 3 and body["parameters"]["got"] == 4
     oid = server.sim.sysids[10][1]
-    update_by_id = {"_objecttype": "orte", "orte": {"_id": oid, "_version": 3, "name": {"de-DE": "v3"}}}
+    update_by_id = {"_objecttype": "orte", "_mask": "_all_fields",
+                    "orte": {"_id": oid, "_version": 3, "name": {"de-DE": "v3"}}}
     client.ok("POST", "/db/orte", [update_by_id])
     record = server.sim.records["orte"][oid]
     assert [v["fields"]["name"]["de-DE"] for v in record["versions"]] == ["v1", "v2", "v3"]
@@ -344,7 +375,7 @@ def test_lookups_deferred_links_and_parents(modelled):
     assert child["versions"][0]["_id_parent"] == sim.sysids[20][1]
     assert not sim.deferred_parents
 
-    person = {"_objecttype": "personen", "_system_object_id": 30, "_uuid": "p30",
+    person = {"_objecttype": "personen", "_mask": "_all_fields", "_system_object_id": 30, "_uuid": "p30",
               "_owner": {"_basetype": "user", "user": {"lookup:_id": {"reference": "system:root"}}},
               "personen": {"_version": 1, "name": "Ada",
                            "_pool": {"pool": {"lookup:_id": {"reference": "system:standard"}}},
@@ -363,7 +394,7 @@ def test_lookups_deferred_links_and_parents(modelled):
     body = error(client.call("POST", "/db/personen", [person2]), 400, "LookupNotFound")
     assert body["parameters"]["value"] == 999
     person2["personen"]["geburtsort"] = link("orte", 20)
-    person2["_tags"] = [{"lookup:_id": {"reference": "nope"}}]
+    person2["_owner"] = {"_basetype": "user", "user": {"lookup:_id": {"reference": "nope"}}}
     error(client.call("POST", "/db/personen", [person2]), 400, "LookupNotFound")
 
 
@@ -406,6 +437,8 @@ def test_put_rput_and_bulk_store_identical_bytes(make_sim, target):
                                                  "skip_head_request": True},
                                                 {"url": url, "filename": "c.png", "reference": "bulk-2"}])
     assert [b["reference"] for b in bulk] == ["bulk-1", "bulk-2"]
+    assert put["status"] == "done" and {f["status"] for f in [single] + bulk} == {"pending"}   # rput: async
+    wait_files_done(client, [f["_id"] for f in [single] + bulk])
     for file_json in [put, single] + bulk:
         stored = server.sim.files[file_json["_id"]]
         assert stored["versions"]["original"] == data
@@ -424,10 +457,10 @@ def test_duplicate_reference_error_and_skip(target):
     first = put("host:eas:1:original").json()[0]
     body = error(put("host:eas:1:original"), 400, "EasDuplicateReference")
     assert body["error"] == "Duplicate file reference provided: host:eas:1:original with file id %d" % first["_id"]
-    assert body["parameters"]["file_id"] == first["_id"]
+    assert set(body["parameters"]) == {"realm", "statuscode"}        # the id is in the message only
     url = server.url + "/nowhere"
-    body = error(client.call("POST", "/eas/rput", url=url, filename="x.txt", reference="host:eas:1:original",
-                             skip_head_request="1"), 400, "EasRputError")    # fetch happens first
+    error(client.call("POST", "/eas/rput", url=url, filename="x.txt", reference="host:eas:1:original",
+                      skip_head_request="1"), 400, "EasDuplicateReference")    # the fetch comes later
     r = requests.post(client.api + "/eas/rput/bulk", params={"skip_duplicate_reference": "true"},
                       headers={"Authorization": "Bearer " + client.token},
                       data=json.dumps([{"url": server.api_url + "/settings", "filename": "s.json",
@@ -447,15 +480,18 @@ def test_rput_errors_leave_and_manual_renditions(make_sim, target):
     remote = source.url + leave["remote_url"]
     saved = client.ok("POST", "/eas/rput", url=remote, leave="1", filename=leave["original_filename"],
                       produce_versions="true")[0]
+    wait_files_done(client, [saved["_id"]])
     stored = server.sim.files[saved["_id"]]
     assert stored["leave"] and stored["remote_url"] == remote and "original" not in stored["versions"]
     for name, blob in leave["versions"].items():
         if name != "original":
             assert stored["versions"][name] == blob
     original = client.ok("POST", "/eas/rput", url=remote, filename="o.png", produce_versions="false")[0]
+    wait_files_done(client, [original["_id"]])
     assert set(server.sim.files[original["_id"]]["versions"]) == {"original"}
     rendition = client.ok("POST", "/eas/rput", url=remote, filename="p.png", version_name="preview",
                           id_parent=str(original["_id"]), reference="r:preview")[0]
+    wait_until(lambda: "preview" in server.sim.files[original["_id"]]["versions"])
     assert server.sim.files[original["_id"]]["versions"]["preview"] == leave["versions"]["original"]
     assert rendition["_id"] == original["_id"]
     error(client.call("POST", "/eas/rput", url=remote, filename="p.png", version_name="small",
@@ -476,14 +512,15 @@ def test_collections_and_objects(modelled):
     assert home["collection"]["type"] == "user" and home["_owner"]["user"]["_id"] == 1
     objects = [{"lookup:_global_object_id": {"_system_object_id": s, "_allow_defer": True}} for s in (1, 2)]
     assert client.ok("POST", "/collection/objects/%d" % cid, {"objects": objects})["count"] == 2
-    push = [{"lookup:_global_object_id": {"_system_object_id": 3}}, {"_global_object_id": "1@x"}]
-    assert client.ok("POST", "/collection/push/%d" % cid, {"objects": push})["count"] == 3
-    assert server.sim.collection_objects[cid] == [2, 3, 1]
+    push = [{"lookup:_global_object_id": {"_system_object_id": 3}}, {"_global_object_id": "1@local"},
+            {"_global_object_id": "1@x"}]                                  # 1@x is FOREIGN: kept verbatim
+    assert client.ok("POST", "/collection/push/%d" % cid, {"objects": push})["count"] == 4
+    assert server.sim.collection_objects[cid] == [2, 3, 1, "1@x"]
     error(client.call("POST", "/collection/push/%d" % cid, {"objects": [
         {"lookup:_global_object_id": {"_system_object_id": 77}}]}), 400, "LookupNotFound")
-    error(client.call("POST", "/collection/push/9999", {"objects": []}), 404, "ResourceNotFound")
+    error(client.call("POST", "/collection/push/9999", {"objects": []}), 404, "ObjectNotFound")
     listed = client.ok("GET", "/collection/objects/%d" % cid)
-    assert listed["count"] == 3
+    assert listed["count"] == 4 and listed["objects"][-1]["_global_object_id"] == "1@x"
 
 
 def test_event_types(target):
@@ -518,19 +555,34 @@ def test_reindex_is_counted(target):
 
 class Copier:
     """Writes the content of a served source simulator into an empty target through the write routes
-    (a miniature restore: the order of backup-format.md 5)."""
+    (a miniature restore: the order of backup-format.md 5) - and proves that a faithful restore passes
+    every refusal of the strict simulator: users keep their references (so their home collections get
+    the same references), records are posted in time order (unique columns) with soft-deleted ones
+    first and then trashed, rput files are waited for."""
 
     def __init__(self, source, client):
         self.src, self.sim, self.client = source, source.sim, client
+        self.target = client.server.sim
         self.src_token = Client(source).token
         self.file_refs = {}
+        self.tables = {t["name"]: t for t in self.sim.schema["tables"]}
 
     def key(self, kind, entry_id, table):
         ref = table[entry_id][kind].get("reference")
         return ref if ref else "%s:%s" % (kind, entry_id)
 
     def lookup(self, kind, entry_id, table):
+        if kind == "user":
+            return {"_basetype": "user", "user": self.user_lookup(entry_id)}
         return {"_basetype": kind, kind: {"lookup:_id": {"reference": self.key(kind, entry_id, table)}}}
+
+    def user_lookup(self, uid):
+        """Users keep their own reference (none when they have none): by reference, login or _id."""
+        user = self.sim.users[uid]["user"]
+        for key in ("reference", "login"):
+            if user.get(key):
+                return {"lookup:_id": {key: user[key]}}
+        return {"lookup:_id": {"_id": uid}}             # same id on the target (created in source order)
 
     def run(self):
         sim, c = self.sim, self.client
@@ -582,16 +634,16 @@ class Copier:
 
     def users(self):
         body = []
-        for i, u in self.sim.users.items():
+        for i, u in sorted(self.sim.users.items()):
             if u["user"]["reference"] == "system:root":
                 continue
-            entry = {"_basetype": "user", "user": dict({k: v for k, v in u["user"].items() if k != "_id"},
-                                                       reference=self.key("user", i, self.sim.users)),
+            entry = {"_basetype": "user", "user": {k: v for k, v in u["user"].items() if k != "_id"},
                      "_groups": [self.lookup("group", g["group"]["_id"], self.sim.groups) for g in u["_groups"]]}
             if "_password_hash" in u:
                 entry["_password_hash"] = u["_password_hash"]
             body.append(entry)
-        self.client.ok("POST", "/user", body, skip_constraints="true")
+        saved = self.client.ok("POST", "/user", body, skip_constraints="true")
+        assert [u["user"]["_id"] for u in saved] == sorted(self.sim.users)[1:]     # user:id: homes match
 
     def pools(self):
         sim, done = self.sim, {i for i, p in self.sim.pools.items() if p["pool"]["is_system_pool"]}
@@ -607,6 +659,7 @@ class Copier:
 
     def files(self):
         """Originals: rput (every other file) or put; leave files: rput leave; manual renditions: put."""
+        pending = []
         for n, (fid, f) in enumerate(sorted(self.sim.files.items())):
             ref = f["reference"] or "src:eas:%d:original" % fid
             self.file_refs[fid] = ref
@@ -614,12 +667,14 @@ class Copier:
                 saved = self.client.ok("POST", "/eas/rput", url=self.src.url + f["remote_url"], leave="1",
                                        filename=f["original_filename"], reference=ref,
                                        produce_versions=str(f["produce_versions"]).lower())[0]
+                pending.append(saved["_id"])
             elif n % 2:
                 digest = hashlib.sha256(f["versions"]["original"]).hexdigest()
                 url = "%s/eas/download/%d/%s/original?access_token=%s" % (self.src.api_url, fid, digest, self.src_token)
                 saved = self.client.ok("POST", "/eas/rput/bulk", [{
                     "url": url, "filename": f["original_filename"], "reference": ref, "skip_head_request": True,
                     "produce_versions": f["produce_versions"]}])[0]
+                pending.append(saved["_id"])
             else:
                 saved = self.put(f["original_filename"], f["versions"]["original"], references=[ref],
                                  produce_versions=[f["produce_versions"]])
@@ -627,6 +682,8 @@ class Copier:
                 for name, blob in f["versions"].items():
                     if name != "original":
                         self.put("r.png", blob, version_names=[name], id_parents=[saved["_id"]])
+        states = wait_files_done(self.client, pending)
+        assert {f["status"] for f in states.values()} <= {"done"}, states
 
     def put(self, filename, data, **params):
         r = requests.post(self.client.api + "/eas/put", headers={"Authorization": "Bearer " + self.client.token},
@@ -645,48 +702,64 @@ class Copier:
         return value
 
     def payload(self, ot, rec, version):
-        sim = self.sim
+        sim, table = self.sim, self.tables[ot]
         block = {"_version": version["_version"]}
         block.update({k: self.value(k, v) for k, v in version["fields"].items()})
         if version["_pool"] is not None:
             block["_pool"] = {"pool": {"lookup:_id": {"reference": self.key("pool", version["_pool"], sim.pools)}}}
-        parent = version["_id_parent"]
-        block["lookup:_id_parent"] = None if parent is None else {
-            "_system_object_id": sim.records[ot][parent]["_system_object_id"], "_allow_defer": True}
-        item = {"_objecttype": ot, "_mask": "_all_fields", ot: block,
-                "_tags": [{"lookup:_id": {"reference": self.key("tag", t, {t: sim.tag_by_id(t)})}}
-                          for t in version["_tags"]]}
+        if table["is_hierarchical"]:
+            parent = version["_id_parent"]
+            block["lookup:_id_parent"] = None if parent is None else {
+                "_system_object_id": sim.records[ot][parent]["_system_object_id"], "_allow_defer": True}
+        item = {"_objecttype": ot, "_mask": "_all_fields", ot: block}
+        if table["has_tags"]:
+            item["_tags"] = [{"lookup:_id": {"reference": self.key("tag", t, {t: sim.tag_by_id(t)})}}
+                             for t in version["_tags"]]
         if version["_owner"] is not None:
             item["_owner"] = self.lookup("user", version["_owner"], sim.users)
         if version["_version"] == 1:
             item.update(_system_object_id=rec["_system_object_id"], _uuid=rec["_uuid"])
         else:
             block["lookup:_id"] = {"_system_object_id": rec["_system_object_id"]}
-        if rec["deleted_at"] and version is rec["versions"][-1]:
-            item["_latest_version_deleted_at"] = rec["deleted_at"]
         return item
 
+    def post_in_time_order(self, selected):
+        """Every version of the selected records in the order of their `_created` (unique columns hold at
+        every point in time); consecutive versions of one objecttype go in one request."""
+        versions = sorted((v["_created"], ot, rec["_system_object_id"], v["_version"], rec, v)
+                          for ot, rec in selected for v in rec["versions"])
+        batch, batch_ot = [], None
+        for _when, ot, _sysid, _number, rec, version in versions + [(None, None, None, None, None, None)]:
+            if batch and ot != batch_ot:
+                self.client.ok("POST", "/db/" + batch_ot, batch, skip_events="true", skip_reverse_nested="true",
+                               format="short")
+                batch = []
+            if ot is not None:
+                batch_ot = ot
+                batch.append(self.payload(ot, rec, version))
+
     def records(self):
-        top = max(len(r["versions"]) for recs in self.sim.records.values() for r in recs.values())
-        for number in range(1, top + 1):
-            for ot, recs in self.sim.records.items():
-                batch = [self.payload(ot, r, r["versions"][number - 1]) for _, r in sorted(recs.items())
-                         if len(r["versions"]) >= number]
-                if batch:
-                    self.client.ok("POST", "/db/" + ot, batch, skip_events="true", skip_reverse_nested="true",
-                                   format="short")
+        """Soft-deleted records first (nothing live links them yet), then trashed; then the live ones."""
+        everything = [(ot, rec) for ot, recs in sorted(self.sim.records.items()) for _, rec in sorted(recs.items())]
+        deleted = [(ot, rec) for ot, rec in everything if rec["deleted_at"]]
+        self.post_in_time_order(deleted)
+        trashed = set()
+        for ot in sorted({ot for ot, _ in deleted}):
+            target = self.client.server.sim
+            triples = [[target.sysids[rec["_system_object_id"]][1], len(rec["versions"]), None]
+                       for o, rec in deleted if o == ot and rec["_system_object_id"] not in trashed]
+            if triples:   # linking records are deleted ones too: remove takes them along
+                answer = self.client.ok("DELETE", "/db/" + ot, triples, delete_policy="remove")
+                trashed.update(answer["removed"])
+        self.post_in_time_order([(ot, rec) for ot, rec in everything if not rec["deleted_at"]])
 
     def collection_ref(self, cid):
-        c = self.sim.collections[cid]
-        if c["collection"]["type"] == "user":
-            return "user:ref:" + self.key("user", c["_owner"]["user"]["_id"], self.sim.users)
         return self.key("collection", cid, self.sim.collections)
 
     def collections(self):
+        """Home collections come with the users; workfolders below them keep their parent by reference."""
         sim, c = self.sim, self.client
-        skip = {i for i, e in sim.collections.items()
-                if e["collection"]["type"] == "user" or e["collection"]["reference"] == "system:root"}
-        done = set(skip)
+        done = {i for i, e in sim.collections.items() if e["collection"]["type"] in ("user", "system")}
         while len(done) < len(sim.collections):
             level = [i for i, e in sim.collections.items()
                      if i not in done and e["collection"]["_id_parent"] in done | {None}]
@@ -694,33 +767,40 @@ class Copier:
             for i in level:
                 e = sim.collections[i]
                 block = {k: v for k, v in e["collection"].items() if k not in ("_id", "_id_parent", "uuid")}
-                block["reference"] = self.key("collection", i, sim.collections)
+                block["reference"] = self.collection_ref(i)
+                entry = {"_basetype": "collection", "collection": block, "_acl": e["_acl"]}
                 if e["collection"]["_id_parent"] is not None:
                     block["lookup:_id_parent"] = {"reference": self.collection_ref(e["collection"]["_id_parent"])}
-                body.append({"_basetype": "collection", "collection": block, "_acl": e["_acl"],
-                             "_owner": self.lookup("user", e["_owner"]["user"]["_id"], sim.users)})
+                else:
+                    entry["_owner"] = self.lookup("user", e["_owner"]["user"]["_id"], sim.users)
+                body.append(entry)
             c.ok("PUT", "/collection/list", body)
             done.update(level)
-        for cid, sysids in sim.collection_objects.items():
-            if not sysids:
+        for cid, entries in sim.collection_objects.items():
+            if not entries:
                 continue
             target_id = self.target_collection_id(self.collection_ref(cid))
             props = (sim.collection_props.get(cid) or {})
-            objects = [{"lookup:_global_object_id": {"_system_object_id": s, "_allow_defer": True},
-                        "webfrontend_props": props.get(s)} for s in sysids]
+            objects = [{"_global_object_id": e} if isinstance(e, str)           # foreign: verbatim
+                       else {"lookup:_global_object_id": {"_system_object_id": e, "_allow_defer": True}}
+                       for e in entries]
+            for obj, e in zip(objects, entries):
+                if props.get(e) is not None:
+                    obj["webfrontend_props"] = props[e]
             c.ok("POST", "/collection/push/%d" % target_id, {"objects": objects})
 
     def target_collection_id(self, ref):
-        """Target id of a collection reference (a user:ref: reference names that user's home)."""
-        target = self.client.server.sim
-        for cid, entry in target.collections.items():
-            block = entry["collection"]
-            if block["reference"] == ref:
-                return cid
-            owner = target.users[entry["_owner"]["user"]["_id"]]["user"]["reference"]
-            if block["type"] == "user" and ref == "user:ref:" + owner:
-                return cid
-        raise KeyError(ref)
+        hit = self.target.find_by_reference("collection", ref)
+        assert hit, ref
+        return hit["collection"]["_id"]
+
+    def target_id(self, kind, source_id):
+        """Target _id of the basetype entry an event is about (found by its key)."""
+        table = getattr(self.sim, kind + "s")
+        if kind == "user":
+            return source_id
+        hit = self.target.find_by_reference(kind, self.key(kind, source_id, table))
+        return hit[kind]["_id"]
 
     def events(self):
         body = []
@@ -728,6 +808,8 @@ class Copier:
             if event_type_group(e["event"]["type"]) in (None, "TASK"):
                 continue
             event = {k: v for k, v in e["event"].items() if k != "_id"}
+            if event["basetype"] in ("user", "group", "pool", "collection", "message") and event["object_id"]:
+                event["object_id"] = self.target_id(event["basetype"], event["object_id"])
             body.append({"_basetype": "event", "event": event,
                          "user": self.lookup("user", e["user"]["user"]["_id"], self.sim.users)})
         self.client.ok("POST", "/event/list", body, skip_constraints="true")

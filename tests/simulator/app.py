@@ -16,6 +16,13 @@ Choices where api.md is silent (each also noted at the code):
     switches to a bare array).  Entries are {"event": {...}, "_user": {...}}.
   * leave-on-remote files are served by this simulator under /remote/<file_id>/<filename> (a stand-in for
     the upstream host; not a fylr route, allowed explicitly by the route test).
+  * fylr status middleware: startup/purge/busy answer 503 before any handler (a purge leaves "purge" for
+    sim.purge_busy_seconds); while sim.read_only_until lies ahead every write answers 400 ReadOnlyMode with
+    `X-Fylr-Read-Only-Mode: true` (except the routes documented without the guard).
+  * files have a status (pending, processing, sync, done, failed); renditions are listed and downloadable
+    only in sync/done, else the download answers 403 like a version that does not exist.
+  * POST /search sees records as of the index (store.py `indexed`): saved records appear sim.index_lag
+    seconds later; GET /db reads are immediate.
 """
 import copy
 import hashlib
@@ -27,7 +34,7 @@ import urllib.parse
 
 import bottle
 
-from . import auth
+from . import auth, writes
 from .auth import api_error, json_response
 
 API = "/api/v1"
@@ -104,23 +111,10 @@ def make_app(sim):
     _install_common(app, sim)
     if sim.flavour == "fylr":
         _install_fylr(app, sim)
-        writes = _writes_module()
-        if writes is not None:
-            writes.install(app, sim)
+        writes.install(app, sim)
     else:
         _install_easydb5(app, sim)
     return app
-
-
-def _writes_module():
-    """tests/simulator/writes.py (written separately); None only while that file does not exist yet."""
-    try:
-        from . import writes
-    except ModuleNotFoundError as exc:
-        if exc.name != __package__ + ".writes":
-            raise
-        return None
-    return writes
 
 
 def _route(app, method, path, handler):
@@ -128,9 +122,36 @@ def _route(app, method, path, handler):
 
 
 def _status_gate(sim):
-    """fylr's status middleware: startup/purge/busy answer 503 before any handler runs."""
-    if sim.flavour == "fylr" and sim.status in ("startup", "purge", "busy"):
-        raise json_response({"status": sim.status}, 503, {"x-fylr-status": sim.status})
+    """fylr's status middleware: startup/purge/busy answer 503 before any handler runs (until
+    sim.status_until, when set); read-only mode refuses writes."""
+    if sim.flavour != "fylr":
+        return
+    now = time.time()
+    with sim.lock:
+        if sim.status_until and now >= sim.status_until:
+            sim.status, sim.status_until = "ready", 0.0
+        status = sim.status
+    if status in ("startup", "purge", "busy"):
+        raise json_response({"status": status}, 503, {"x-fylr-status": status})
+    if read_only(sim) and _is_guarded_write(bottle.request):
+        raise api_error(sim, 400, "ReadOnlyMode", "Read-only mode is enabled.",
+                        headers={"X-Fylr-Read-Only-Mode": "true"})
+
+
+def read_only(sim):
+    return bool(sim.read_only_until) and time.time() < sim.read_only_until
+
+
+# Writes documented WITHOUT the read-only guard: /eas/rput/bulk (api.md 6.8), single POST /event (OAS
+# /event/list post); POST /search and the OAuth2 routes only read.
+_UNGUARDED = ("/api/v1/search", "/api/v1/eas/rput/bulk", "/api/v1/event", "/api/oauth2/")
+
+
+def _is_guarded_write(request):
+    if request.method not in ("POST", "PUT", "DELETE", "PATCH"):
+        return False
+    path = request.path
+    return not any(path == u or (u.endswith("/") and path.startswith(u)) for u in _UNGUARDED)
 
 
 def _common_headers(sim):
@@ -139,8 +160,11 @@ def _common_headers(sim):
         response.set_header("X-Easydb-API-Version", "1")
         response.set_header("X-Easydb-Base-Schema-Version", "5123")
         response.set_header("X-Easydb-User-Schema-Version", str(sim.schema.get("version", 1)))
-    elif "Cache-Control" not in response.headers:
-        response.set_header("Cache-Control", "no-store, no-cache")
+    else:
+        if "Cache-Control" not in response.headers:
+            response.set_header("Cache-Control", "no-store, no-cache")
+        if read_only(sim):
+            response.set_header("X-Fylr-Read-Only-Mode", "true")
 
 
 def _unknown_endpoint(sim):
@@ -197,6 +221,8 @@ def _install_fylr(app, sim):
     _route(app, "GET", API + "/system/status", lambda: system_status(sim))
     _route(app, "GET", API + "/eas/download/<file_id:int>/<digest>/<version>",
            lambda **kw: eas_download(sim, **kw))
+    _route(app, "GET", API + "/eas", lambda: eas_files(sim))
+    _route(app, "GET", API + "/eas/<file_id:int>", lambda **kw: eas_file(sim, **kw))
     _route(app, "GET", "/remote/<file_id:int>/<name:path>", lambda **kw: remote_file(sim, **kw))
 
 
@@ -219,7 +245,7 @@ def settings(sim):
                 "build_commit": "0000000", "build_commit_time": "2026-01-01T00:00:00Z", "startup_time": now,
                 "external_url": base, "num_cpu": 2, "index_names": [sim.name + "-objects"],
                 "capabilities": {"auth": True, "ci_hub": False, "linkrui": False, "mobile_app": False,
-                                 "read_only": False, "geo_support": False, "kubernetes": False,
+                                 "read_only": read_only(sim), "geo_support": False, "kubernetes": False,
                                  "two_factor": False}}
         return json_response(body, headers={"x-fylr-status": sim.status})
     version = sim.version
@@ -364,8 +390,26 @@ def fylr_user_session(sim):
 
 
 def system_status(sim):
-    return json_response({"status": sim.status, "pending_files": 0, "queued_files": 0},
-                         headers={"x-fylr-status": sim.status})
+    """OAS /system/status get: SystemStats, root only; pending_files counts files still to be fetched or
+    processed, total_not_indexed the records POST /search does not see in their current state yet."""
+    auth.require_root(sim, bottle.request)
+    now = time.time()
+    with sim.lock:
+        states = [f.get("status", "done") for f in sim.files.values()]
+        counts = {}
+        for state in states:
+            counts[state] = counts.get(state, 0) + 1
+        not_indexed = sum(1 for records in sim.records.values() for r in records.values() if _index_pending(r, now))
+        body = {"objecttypes": [{"name": ot, "count": len(records)} for ot, records in sorted(sim.records.items())],
+                "basetypes": [{"name": kind, "count": len(getattr(sim, table))} for kind, table in (
+                    ("collection", "collections"), ("event", "events"), ("group", "groups"),
+                    ("message", "messages"), ("pool", "pools"), ("user", "users"))],
+                "indices_objects": {}, "total_not_indexed": not_indexed,
+                "pending_files": counts.get("pending", 0),
+                "queued_files": counts.get("pending", 0) + counts.get("processing", 0),
+                "file_stats": [{"status": k, "count": v} for k, v in sorted(counts.items())],
+                "indices_stats": []}
+    return json_response(body, headers={"x-fylr-status": sim.status})
 
 # ============================================================================ datamodel, config
 
@@ -571,15 +615,17 @@ def collection_objects(sim, collection_id):
         offset, limit = _paging(sim, 100)
     entry = sim.collections.get(collection_id)
     if entry is None:
-        if sim.flavour == "fylr":
-            raise api_error(sim, 404, "ResourceNotFound", resource="collection/%d" % collection_id)
+        if sim.flavour == "fylr":           # OAS /collection/objects/{collectionId}: 404 ObjectNotFound
+            raise api_error(sim, 404, "ObjectNotFound", object="collection:%d" % collection_id)
         raise api_error(sim, 400, "error.user.collection_not_found", id=str(collection_id))
-    sysids = sim.collection_objects.get(collection_id, [])
+    # entries promised by a deferred _uuid lookup are not linked yet (store.py)
+    linked = [e for e in sim.collection_objects.get(collection_id, []) if not isinstance(e, dict)]
     props = sim.collection_props.get(collection_id, {})
     key = "_webfrontend_props" if sim.flavour == "easydb5" else "webfrontend_props"
-    objects = [{"_global_object_id": _goid(sim, s), key: props.get(s)} for s in _page(sysids, offset, limit)]
+    objects = [{"_global_object_id": e if isinstance(e, str) else _goid(sim, e), key: props.get(e)}
+               for e in _page(linked, offset, limit)]          # foreign ids are rendered verbatim
     return json_response({"_version": entry["collection"]["_version"], "offset": offset, "limit": limit,
-                          "count": len(sysids), "objects": objects})
+                          "count": len(linked), "objects": objects})
 
 # ============================================================================ events
 
@@ -796,6 +842,8 @@ def render_link(ctx, value):
     """A link wrapper; a link to a soft-deleted target carries `_latest_version_deleted_at`, a link to a
     missing (purged/deferred) target is a thin wrapper (fylr) or null (easydb 5)."""
     sim = ctx.sim
+    if "_system_object_id" not in value:          # promised by a deferred _uuid lookup, not saved yet
+        return {"_objecttype": value["_objecttype"], "_uuid": value.get("_uuid"), "_purged_or_deferred": True}
     target_ot, target = sim.record_by_sysid(value["_system_object_id"])
     if target is None:
         if sim.flavour == "fylr":
@@ -845,33 +893,54 @@ def _file_hash(info, data):
     return _sha(data)
 
 
+def file_status(info):
+    """Stored file status (store.py); datagen files and files uploaded by eas/put are "done"."""
+    return info.get("status", "done")
+
+
+def readable(info):
+    """OAS file.status: "Files and renditions can be accessed in status sync and done"."""
+    return file_status(info) in ("sync", "done")
+
+
 def _render_file_entry(ctx, entry):
-    sim = ctx.sim
-    info = sim.files.get(entry.get("_id"))
+    """A file field entry of a record: the relation keys (preferred, name, ...) plus the file rendering."""
+    info = ctx.sim.files.get(entry.get("_id"))
     out = {k: v for k, v in entry.items()}
     if info is None:
         out["status"] = "failed"
         return out
-    versions = _file_versions(info)
+    out.update(render_file(ctx, info, "long"))
+    return out
+
+
+def render_file(ctx, info, fmt="standard"):
+    """The file rendering (OAS components.schemas.file): short = no versions, standard = with versions,
+    long = with versions and technical metadata.  Pending/processing/failed files have no versions."""
+    sim = ctx.sim
+    versions = _file_versions(info) if readable(info) else {}
     original = versions.get("original")
-    width, height = _png_size(original or b"")
     name = info.get("original_filename") or ""
-    out.update({"original_filename": name, "extension": info.get("extension"), "class": info.get("class"),
-                "class_extension": "%s.%s" % (info.get("class"), info.get("extension")),
-                "filesize": len(original) if original is not None else None, "status": "done",
-                "is_original": True, "eas_parent_id": None,
-                "technical_metadata": {"mime_type": _version_meta(original, info, "original")[2],
-                                       "width": width, "height": height},
-                "upload_user": {"_basetype": "user", "user": {"_id": info.get("upload_user")}},
-                "date_uploaded": info.get("date_uploaded"),
-                "versions": {vname: _render_file_version(ctx, info, vname, data) for vname, data in versions.items()}})
+    out = {"_id": info["_id"], "original_filename": name, "extension": info.get("extension"),
+           "class": info.get("class"), "class_extension": "%s.%s" % (info.get("class"), info.get("extension")),
+           "filesize": len(original) if original is not None else None, "status": file_status(info),
+           "is_original": True, "eas_parent_id": None,
+           "upload_user": {"_basetype": "user", "user": {"_id": info.get("upload_user")}},
+           "date_uploaded": info.get("date_uploaded")}
+    if fmt != "short":
+        out["versions"] = {vname: _render_file_version(ctx, info, vname, data) for vname, data in versions.items()}
+    if fmt == "long" and readable(info):
+        width, height = _png_size(original or b"")
+        out["technical_metadata"] = {"mime_type": _version_meta(original, info, "original")[2],
+                                     "width": width, "height": height}
     if not info.get("produce_versions", True):
         # GAP: fylr 6.34 knows originals with produce-versions off (manual renditions) but documents no
         # file JSON field for it; we expose it under the name of the upload parameter.
         out["produce_versions"] = False
     if sim.flavour == "fylr":
-        out.update({"hash": _file_hash(info, original), "reference": info.get("reference"),
-                    "original_filename_basename": name.rsplit(".", 1)[0]})
+        out.update({"reference": info.get("reference"), "original_filename_basename": name.rsplit(".", 1)[0]})
+        if readable(info):
+            out["hash"] = _file_hash(info, original)
         out.setdefault("frontend_prefs", {})
     return out
 
@@ -945,13 +1014,49 @@ def eas_download(sim, file_id, digest, version):
             raise api_error(sim, 403, "InsufficientRights", resource="%d/signature %s" % (file_id, problem))
     elif auth.current_user(sim, request) is None:
         raise api_error(sim, 403, "InsufficientRights", resource="File")
-    versions = _file_versions(info)
+    versions = _file_versions(info) if readable(info) else {}      # pending/failed: no version exists yet
     if version not in versions or _file_hash(info, versions[version]) != digest:
         raise api_error(sim, 403, "InsufficientRights", resource="%d/%s/%s" % (file_id, digest, version))
     data = versions[version]
     if data is None:        # leave-on-remote original without local bytes: hand over to the upstream URL
         raise bottle.HTTPResponse("", 307, Location=remote_url(sim, info, _base_url(sim)))
     return _bytes_response(data, _version_meta(data, info, version)[2], info.get("original_filename") or "file")
+
+
+def _eas_format():
+    """OAS /eas get: short | standard (default) | long; "If an unknown format is given short is used"."""
+    fmt = _param("format", "standard")
+    return fmt if fmt in ("short", "standard", "long") else "short"
+
+
+def _eas_reader(sim):
+    """/eas routes answer no 401: an anonymous request may see no file -> 403 InsufficientRights (OAS)."""
+    if auth.current_user(sim, bottle.request) is None:
+        raise api_error(sim, 403, "InsufficientRights", resource="File")
+
+
+def eas_files(sim):
+    """GET /eas?ids=[1,2]: an object keyed by file id (unknown ids are left out, SILENT)."""
+    _eas_reader(sim)
+    try:
+        ids = json.loads(_param("ids") or "")
+        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise ValueError(ids)
+    except ValueError:
+        raise _invalid_value(sim, "ids", _param("ids"))
+    ctx, fmt = _RenderContext(sim, "full"), _eas_format()
+    with sim.lock:
+        return json_response({str(i): render_file(ctx, sim.files[i], fmt) for i in ids if i in sim.files})
+
+
+def eas_file(sim, file_id):
+    """GET /eas/{fileId}: the file rendering itself (not wrapped in a map)."""
+    _eas_reader(sim)
+    info = sim.files.get(file_id)
+    if info is None:
+        # SILENT: OAS lists only 200/403; we answer like /eas/download for an unknown id
+        raise api_error(sim, 404, "FileNotFound", file=file_id)
+    return json_response(render_file(_RenderContext(sim, "full"), info, _eas_format()))
 
 
 def _bytes_response(data, mime, filename):
@@ -963,7 +1068,7 @@ def _bytes_response(data, mime, filename):
 def remote_file(sim, file_id, name):
     """Stand-in for the upstream host of leave-on-remote files (original bytes, no auth)."""
     info = sim.files.get(file_id)
-    if info is None or not info.get("leave"):
+    if info is None or not info.get("leave") or "original" not in info.get("versions", {}):
         raise bottle.HTTPResponse("not found", 404)
     return _bytes_response(info["versions"]["original"], info["mime_type"], info["original_filename"])
 
@@ -1119,6 +1224,7 @@ def _search_hits(sim, body, offset, limit):
     page itself is collected (no 100,000-element lists per request)."""
     wanted = set(body.get("objecttypes") or sim.records.keys())
     include_deleted = sim.flavour == "fylr" and bool(body.get("include_deleted"))
+    now = time.time()
     predicates = [_search_predicate(sim, s) for s in body.get("search") or []]
     sort = body.get("sort") or []
     presorted = [(t.get("field"), str(t.get("order", "ASC")).upper()) for t in sort] in ([], [("_system_object_id", "ASC")])
@@ -1129,6 +1235,10 @@ def _search_hits(sim, body, offset, limit):
         if ot not in wanted:
             continue
         record = records[ot][oid]
+        if "indexed" in record:
+            record = _indexed_view(record, now)
+            if record is None:                 # saved, but not in the search index yet
+                continue
         if record.get("deleted_at") and not include_deleted:
             continue
         if predicates and not all(p(ot, record) for p in predicates):
@@ -1141,6 +1251,21 @@ def _search_hits(sim, body, offset, limit):
     for term in reversed(sort):
         hits.sort(key=_sort_key(sim, term), reverse=str(term.get("order", "ASC")).upper() == "DESC")
     return count, _page(hits, offset, limit)
+
+
+def _index_pending(record, now):
+    indexed = record.get("indexed")
+    return bool(indexed) and (indexed["at"] is None or now < indexed["at"])
+
+
+def _indexed_view(record, now):
+    """The record as the search index knows it (store.py `indexed`), or None when it is not indexed yet."""
+    if not _index_pending(record, now):
+        return record
+    before = record["indexed"]["before"]
+    if before is None:
+        return None
+    return dict(record, versions=record["versions"][:before["version"]], deleted_at=before["deleted_at"])
 
 
 def _sort_key(sim, term):

@@ -23,11 +23,12 @@ _FYLR_TEXT = {
     "UnknownEndpointMethod": "Unknown endpoint or method.",
 }
 _FYLR_PACKAGE = {"UserRequired": "session", "InvalidToken": "session", "SystemRightRequired": "acl",
-                 "InsufficientRights": "rightcheck"}
+                 "InsufficientRights": "rightcheck", "DatabaseLockError": "ferrors", "ReadOnlyMode": "ferrors",
+                 "UserDuplicateEmail": "acl", "UserDuplicateLogin": "acl", "TagsInUse": "tag"}
 
 
-def api_error(sim, status, code, message="", **parameters):
-    """The flavour's error envelope as an HTTPResponse; callers `raise` it.
+def api_error(sim, status, code, message="", headers=None, **parameters):
+    """The flavour's error envelope as an HTTPResponse; callers `raise` it.  `headers`: extra response headers.
 
     easydb 5 realm is taken from the code (`error.user.x` -> "user"); server errors carry a uuid."""
     if sim.flavour == "fylr":
@@ -44,7 +45,7 @@ def api_error(sim, status, code, message="", **parameters):
             body["uuid"] = secrets.token_hex(16)
         elif message:
             body["description"] = message
-    return json_response(body, status)
+    return json_response(body, status, headers)
 
 
 def json_response(body, status=200, headers=None):

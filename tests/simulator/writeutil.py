@@ -1,0 +1,271 @@
+"""Helpers shared by the fylr write modules (writes.py, records.py, files.py): request parsing, errors,
+rights, all-or-nothing rollback and the basetype lookups of api.md 6.7.
+
+Lookup rules (conformance.md "Lookups"): a lookup object names exactly ONE key; basetypes accept
+`reference` (users also `login`, every kind `_id`), tags and files only `reference`.  The stored value
+must equal the sent one exactly - no prefix (`user:ref:`, `system:`) is interpreted.  SILENT: a lookup
+with another or an extra key is refused with 400 ServerGeneric (malformed body); no hit is 400
+LookupNotFound (`key`, `value`), two hits 400 LookupFoundTooMany.
+"""
+import copy
+import datetime
+import json
+import re
+from contextlib import contextmanager
+
+import bottle
+
+from .auth import api_error
+
+API = "/api/v1"
+
+# ------------------------------------------------------------------------------------------- request
+
+
+def now_iso():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def fail(sim, status, code, message="", **parameters):
+    raise api_error(sim, status, code, message, **parameters)
+
+
+def json_answer(data, status=200):
+    return bottle.HTTPResponse(body=json.dumps(data), status=status,
+                               headers={"Content-Type": "application/json; charset=utf-8"})
+
+
+def body(sim, code="ServerGeneric", want=None):
+    """Parsed JSON body; `want` (list/dict) checks the top-level type."""
+    raw = bottle.request.body.read()
+    try:
+        data = json.loads(raw.decode("utf-8")) if raw else None
+    except ValueError as exc:
+        fail(sim, 400, code, "Unable to parse the JSON body: %s" % exc, msg=str(exc))
+    if want is not None and not isinstance(data, want):
+        fail(sim, 400, code, "The body must be a JSON %s." % ("array" if want is list else "object"))
+    return data
+
+
+def truthy(value):
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def query(name, default=None):
+    """Query parameter decoded as UTF-8 (bottle keeps raw latin-1 strings)."""
+    value = bottle.request.query.getunicode(name)
+    return default if value is None else value
+
+
+def flag(name):
+    return truthy(query(name, ""))
+
+
+def _version_tuple(text):
+    return tuple(int(n) for n in re.findall(r"\d+", text or "")[:3]) or (0,)
+
+
+def skip_constraints_param(sim):
+    """skip_constraints; the camelCase spelling only on servers older than 6.27.0 (renamed there)."""
+    if flag("skip_constraints"):
+        return True
+    return flag("skipConstraints") and _version_tuple(sim.version) < (6, 27, 0)
+
+
+def confirm_tasks(title, message, form=None, buttons=()):
+    """A confirm-and-resend body (OAS components.schemas.response_202)."""
+    task = {"title": title, "message": message, "buttons": list(buttons)}
+    if form:
+        task["form"] = form
+    return {"tasks": [task]}
+
+
+def options_field(name, choices, disabled=()):
+    """One `form` field of a 202 task: the chosen option's value is re-sent as query parameter `name`."""
+    return {"label": "", "type": "options", "name": name, "horizontal": False,
+            "options": [{"text": text, "value": value, "disabled": value in disabled} for text, value in choices]}
+
+# -------------------------------------------------------------------------------------------- rights
+
+
+def user_id(user):
+    if not user:
+        return None
+    return user["user"]["_id"] if "user" in user else user.get("_id")
+
+
+def user_entry(sim, user):
+    return sim.users.get(user_id(user))
+
+
+def is_system_root_user(sim, user):
+    entry = user_entry(sim, user)
+    return bool(entry) and entry["user"].get("reference") == "system:root"
+
+
+def holds_root_right(sim, user):
+    """system.root held directly (the system:root user) or through a group's _system_rights."""
+    entry = user_entry(sim, user)
+    if not entry:
+        return False
+    if entry["user"].get("reference") == "system:root":
+        return True
+    for g in entry.get("_groups", []):
+        rights = sim.groups.get(g["group"]["_id"], {}).get("_system_rights") or {}
+        if rights.get("system.root"):
+            return True
+    return False
+
+# ------------------------------------------------------------------------------------------ rollback
+
+
+@contextmanager
+def rollback(sim, *names, deep=()):
+    """All-or-nothing: restore the named Instance attributes when the block raises.
+
+    Runs under sim.lock.  `names` are copied two levels deep (dict of dicts / dict of lists) - writers must
+    replace nested objects instead of mutating them; `deep` attributes are deep-copied (small tables)."""
+    with sim.lock:
+        saved = {}
+        for name in names:
+            value = getattr(sim, name, None)
+            if isinstance(value, dict):
+                saved[name] = {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
+                               for k, v in value.items()}
+            else:
+                saved[name] = copy.copy(value)
+        for name in deep:
+            saved[name] = copy.deepcopy(getattr(sim, name, None))
+        try:
+            yield
+        except BaseException:
+            for name, value in saved.items():
+                setattr(sim, name, value)
+            raise
+
+
+_STATE = (("datamodel_head", None), ("schema_commits", []), ("reindex_calls", 0), ("deferred_parents", {}),
+          ("deferred_uuids", {}), ("rendition_references", {}))
+
+
+def ensure_state(sim):
+    """The write-side attributes of the Instance (see writes.py's docstring)."""
+    for name, default in _STATE:
+        if not hasattr(sim, name):
+            setattr(sim, name, copy.deepcopy(default))
+
+
+def reset_state(sim):
+    for name, default in _STATE:
+        if name != "schema_commits" and name != "reindex_calls":
+            setattr(sim, name, copy.deepcopy(default))
+
+# ------------------------------------------------------------------------------- basetype lookups
+
+KIND_TABLE = {"user": "users", "group": "groups", "pool": "pools", "collection": "collections",
+              "message": "messages", "taggroup": "taggroups"}
+# The one key a lookup object may name (api.md 6.7; OAS LookupByReference): reference, or a documented
+# unique key.  Tags and files: reference only.
+LOOKUP_KEYS = {"user": ("reference", "login", "_id"), "tag": ("reference",), "file": ("reference",)}
+_DEFAULT_LOOKUP_KEYS = ("reference", "_id")
+
+
+def lookup_key(sim, kind, lookup):
+    """(key, value) of a basetype lookup object, refusing anything but exactly one allowed key."""
+    allowed = LOOKUP_KEYS.get(kind, _DEFAULT_LOOKUP_KEYS)
+    if not isinstance(lookup, dict) or len(lookup) != 1 or next(iter(lookup)) not in allowed:
+        fail(sim, 400, "ServerGeneric", "A %s lookup names exactly one of %s, got %s." % (
+            kind, ", ".join(allowed), json.dumps(lookup)), key="lookup:_id", value=lookup)
+    return next(iter(lookup.items()))
+
+
+def lookup_basetype(sim, kind, lookup):
+    """_id of the basetype entry whose stored `key` equals the lookup value exactly."""
+    key, value = lookup_key(sim, kind, lookup)
+    if kind == "tag":
+        hits = [t["tag"]["_id"] for tg in sim.taggroups.values() for t in tg["_tags"] if t["tag"].get(key) == value]
+    else:
+        hits = [i for i, e in getattr(sim, KIND_TABLE[kind]).items() if e[kind].get(key) == value]
+    if not hits:
+        fail(sim, 400, "LookupNotFound", "Lookup %s %s=%r found nothing." % (kind, key, value), key=key, value=value)
+    if len(hits) > 1:
+        fail(sim, 400, "LookupFoundTooMany", "Lookup %s %s=%r found %d." % (kind, key, value, len(hits)),
+             count=len(hits), value=value)
+    return hits[0]
+
+
+def ref_id(sim, kind, block):
+    """Resolve `{"_id": n}` or `{"lookup:_id": {...}}` (the inner block of a basetype reference)."""
+    if not isinstance(block, dict):
+        fail(sim, 400, "ServerGeneric", "Invalid %s reference %r." % (kind, block))
+    if "lookup:_id" in block:
+        return lookup_basetype(sim, kind, block["lookup:_id"])
+    if block.get("_id") is not None:
+        exists = (sim.tag_by_id(block["_id"]) if kind == "tag"
+                  else getattr(sim, KIND_TABLE[kind]).get(block["_id"]))
+        if not exists:
+            fail(sim, 400, "LookupNotFound", "%s %r not found." % (kind, block["_id"]), key="_id", value=block["_id"])
+        return block["_id"]
+    fail(sim, 400, "ServerGeneric", "The %s reference needs _id or lookup:_id." % kind)
+
+
+def wrapped_ref_id(sim, kind, wrapper):
+    """Resolve `{"_basetype": kind, kind: {...}}` or `{kind: {...}}`; None stays None."""
+    if wrapper is None:
+        return None
+    inner = wrapper.get(kind, wrapper) if isinstance(wrapper, dict) else wrapper
+    return ref_id(sim, kind, inner)
+
+
+def resolve_acl(sim, acl):
+    """ACL entries: `who` may address a user/group by lookup; store it by _id."""
+    result = []
+    for entry in acl or []:
+        entry = copy.deepcopy(entry)
+        who = entry.get("who")
+        if isinstance(who, dict):
+            kind = who.get("_basetype") or next((k for k in ("user", "group") if k in who), None)
+            if kind in ("user", "group") and isinstance(who.get(kind), dict):
+                who[kind] = {"_id": ref_id(sim, kind, who[kind])}
+        result.append(entry)
+    return result
+
+
+def group_refs(sim, groups):
+    return [{"_basetype": "group", "group": {"_id": wrapped_ref_id(sim, "group", g)}} for g in groups or []]
+
+
+def check_unique_reference(sim, kind, reference, own_id=None):
+    """SILENT: a second basetype with the same reference -> 400 DatabaseUniqueKeyViolation (references
+    are unique in fylr; the docs name no dedicated code)."""
+    if reference in (None, ""):
+        return
+    for i, entry in getattr(sim, KIND_TABLE[kind]).items():
+        if i != own_id and entry[kind].get("reference") == reference:
+            fail(sim, 400, "DatabaseUniqueKeyViolation",
+                 "Duplicate %s reference %r." % (kind, reference), name="%s.reference" % kind)
+
+
+def target_for_update(sim, kind, block):
+    """Stored id addressed by block `_id` or `lookup:_id`, or None when the block addresses nothing."""
+    if "lookup:_id" in block:
+        return lookup_basetype(sim, kind, block["lookup:_id"])
+    if block.get("_id") is not None:
+        if block["_id"] not in getattr(sim, KIND_TABLE[kind]):
+            fail(sim, 400, "LookupNotFound", "%s %r does not exist." % (kind, block["_id"]), key="_id",
+                 value=block["_id"])
+        return block["_id"]
+    return None
+
+
+def check_next_version(sim, kind, stored, sent):
+    if sent != stored + 1:
+        fail(sim, 400, "VersionMismatch", "%s: version %r given, %d expected." % (kind, sent, stored + 1),
+             expected=stored + 1, expectedversion=stored + 1, got=sent, receivedversion=sent,
+             currentversion=stored, object=kind)
+
+
+def clean_block(block):
+    return {k: copy.deepcopy(v) for k, v in block.items() if not k.startswith("lookup:")}
