@@ -1,6 +1,7 @@
 """Basetypes, collections and events on the fylr simulator (tests/simulator/writes.py, writeutil.py):
 home collections, strict lookups, users, tags, collection objects, POST /event/list - via real HTTP."""
 import copy
+import hashlib
 import json
 
 import pytest
@@ -333,3 +334,66 @@ def test_background_event_list_answers_at_once_and_drops_invalid_entries(make_si
     wait_until(lambda: len(server.sim.events) == 2)
     assert sorted(e["event"]["type"] for e in server.sim.events.values()) == ["DETAIL_VIEW", "SEARCH"]
     error(client.call("POST", "/event/list", "not a list", background="true"), 400, "ServerGeneric")
+
+# ------------------------------------------------------------------------------- schema keys, sessions
+
+
+@pytest.mark.parametrize("path,item", [
+    ("/user", {"user": {"login": "e5", "_primary_email": "a@example.com"}}),
+    ("/user", {"user": {"login": "e5"}, "_emails": [{"email": "a@example.com", "is_primary": True}]}),
+    ("/user", {"user": {"login": "e5"}, "_password_insecure_hash": "abc", "_password_insecure_hash_method": "md5"}),
+    ("/message", {"message": {"_version": 1, "title": {"en-US": "t"}, "message_html": {"en-US": "<p>"}}}),
+    ("/message", {"message": {"_version": 1, "title": {"en-US": "t"}, "type": "eula"}}),
+    ("/group", {"group": {"_version": 1, "reference": "g", "_unknown": 1}}),
+    ("/pool", {"pool": {"_version": 1, "reference": "p", "lookup:_id_parent": {"reference": "system:root"}},
+               "_pool_extra": 1})])
+def test_basetype_keys_outside_the_oas_schema_are_refused(target, path, item):
+    """easydb 5 key names would be dropped silently by fylr: the simulator refuses them."""
+    server, client = target
+    body = error(client.call("POST", path, [item]), 400, "ServerGeneric")
+    assert body["parameters"]["keys"]
+
+
+def test_system_users_are_refused(target):
+    _, client = target
+    error(client.call("POST", "/user", [{"user": {"login": "s", "type": "system"}}]), 400, "UserTypeNotAllowed")
+
+
+def test_a_password_change_ends_the_users_sessions(make_sim):
+    server = make_sim("fylr", size="tiny")
+    root, jdoe = Client(server), Client(server, "jdoe", "secret")
+    me = server.sim.users[2]
+    root.ok("POST", "/user", [{"user": dict(me["user"], _version=me["user"]["_version"] + 1)}])
+    assert jdoe.ok("GET", "/user")                                               # nothing changed: still alive
+    new_hash = "sha256:" + hashlib.sha256(b"neu").hexdigest()
+    root.ok("POST", "/user", [{"user": dict(me["user"], _version=me["user"]["_version"] + 2),
+                               "_password_hash": new_hash}])
+    error(jdoe.call("GET", "/user"), 401, "UserRequired")
+    with pytest.raises(AssertionError):
+        Client(server, "jdoe", "secret")                                         # the old password is gone
+    Client(server, "jdoe", "neu")
+
+
+def test_a_collection_created_with_objects_links_them(make_sim):
+    server = make_sim("fylr", size="tiny")
+    client = Client(server)
+    sysid = sorted(server.sim.sysids)[0]
+    saved = client.ok("PUT", "/collection/list", [{"collection": {
+        "_version": 1, "reference": "with-objects", "lookup:_id_parent": {"reference": "user:ref:jdoe"}},
+        "objects": [{"lookup:_global_object_id": {"_system_object_id": sysid}}, {"_global_object_id": "5@far"}]}])
+    assert server.sim.collection_objects[saved[0]["collection"]["_id"]] == [sysid, "5@far"]
+    error(client.call("PUT", "/collection/list", [{"collection": {
+        "_version": 1, "reference": "bad", "lookup:_id_parent": {"reference": "user:ref:jdoe"}},
+        "objects": [{"_global_object_id": "999999@local"}]}]), 400, "LookupNotFound")
+    assert not server.sim.find_by_reference("collection", "bad")
+
+
+def test_taggroup_version_is_counted_by_the_server_and_checked_when_sent(target):
+    server, client = target
+    saved = client.ok("POST", "/tags", [{"taggroup": {"reference": "g", "type": "choice"}, "_tags": []}])
+    assert saved[0]["taggroup"]["_version"] == 1
+    gid = saved[0]["taggroup"]["_id"]
+    assert client.ok("POST", "/tags", [{"taggroup": {"_id": gid, "reference": "g", "type": "choice"},
+                                        "_tags": []}])[0]["taggroup"]["_version"] == 2
+    error(client.call("POST", "/tags", [{"taggroup": {"_id": gid, "_version": 2, "reference": "g", "type": "choice"},
+                                         "_tags": []}]), 400, "VersionMismatch")

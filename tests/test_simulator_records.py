@@ -360,3 +360,12 @@ def test_undelete_and_purge_address_trashed_records_only(modelled):
     client.ok("DELETE", "/db/orte", [[oid, 1, None]])
     assert client.ok("DELETE", "/db/orte", [[oid, 1, None]], delete_policy="purge")["removed"] == [2]
     assert 2 not in server.sim.sysids and client.ok("GET", "/db/orte/_all_fields/%d" % oid) == []
+
+
+def test_fylr_object_search_omits_type_object_is_easydb5_only(make_sim):
+    fylr = Client(make_sim("fylr", size="tiny"))
+    error(fylr.call("POST", "/search", {"type": "object", "limit": 1}), 400, "ServerGeneric")
+    assert fylr.ok("POST", "/search", {"limit": 1})["objects"]
+    from tests.test_simulator_read import Client as ReadClient
+    e5 = ReadClient(make_sim("easydb5", size="tiny"))
+    assert e5.post("/search", {"type": "object", "limit": 1}).status_code == 200

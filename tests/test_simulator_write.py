@@ -848,6 +848,42 @@ def test_canonical_dump_sees_differences(make_sim):
     assert canonical_dump(a)["records"] != canonical_dump(b)["records"]
 
 
+def test_canonical_dump_shows_home_references_event_subjects_foreign_objects_and_file_states(make_sim):
+    a = make_sim("fylr", size="tiny").sim
+    dump = canonical_dump(a)
+    homes = {k: v for k, v in dump["collections"].items() if v.get("type") == "user"}
+    assert {"user:ref:jdoe", "user:login:mueller", "user:id:8"} <= set(homes)    # keyed by stored reference
+    assert homes["user:ref:jdoe"]["owner"] == "jdoe" and homes["user:ref:jdoe"]["parent"] == "system:root"
+    assert any(isinstance(o, str) and "@other-instance-" in o for c in dump["collections"].values()
+               for o in c.get("objects", []))
+    group_event = next(e for e in dump["events"] if e["basetype"] == "group")
+    assert group_event["object_id"] in dump["groups"]
+    assert not any("object_id" in e for e in dump["events"] if e["basetype"] == "object")
+
+    b = a.clone()
+    home = next(c for c in b.collections.values() if c["collection"]["reference"] == "user:ref:jdoe")
+    home["collection"]["reference"] = "user:login:jdoe"                        # wrong reference
+    assert set(canonical_dump(b)["collections"]) != set(dump["collections"])
+    b = a.clone()
+    b.add_home_collection(2)                                                   # a second home collection
+    assert len(canonical_dump(b)["collections"]) == len(dump["collections"]) + 1
+    b = a.clone()
+    event = next(e["event"] for e in b.events.values() if e["event"]["basetype"] == "group")
+    event["object_id"] = next(g for g in b.groups if g != event["object_id"])
+    assert canonical_dump(b)["events"] != dump["events"]
+    b = a.clone()
+    fid = next(f for r in b.records["bilder"].values() for e in r["versions"][-1]["fields"]["datei"] for f in [e["_id"]])
+    b.files[fid] = dict(b.files[fid], status="pending")
+    assert canonical_dump(b)["records"] != dump["records"]
+
+
+def test_canonical_dump_names_the_user_of_easydb5_user_events():
+    sim = datagen.generate("easydb5", size="tiny")
+    events = [e for e in canonical_dump(sim)["events"] if e["type"] in ("USER_LOGIN", "USER_LOGOUT", "USER_CREATED")]
+    users = canonical_dump(sim)["users"]
+    assert events and all(e["basetype"] is None and e["object_id"] in users for e in events)
+
+
 def test_objecttype_settings_need_an_existing_id_and_the_next_version(modelled):
     server, client = modelled
     bilder = next(o for o in client.ok("GET", "/objecttype") if o["objecttype"]["name"] == "bilder")

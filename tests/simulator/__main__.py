@@ -22,6 +22,8 @@ def _arguments(argv=None):
     parser.add_argument("--error-rate", type=float, default=0.0, help="fraction of requests answered 502/503/504")
     parser.add_argument("--drop-rate", type=float, default=0.0, help="fraction of responses cut mid-body")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
+    parser.add_argument("--fail-first", type=int, default=0,
+                        help="answer the first N requests of every request kind 502/503/504")
     return parser.parse_args(argv)
 
 
@@ -29,8 +31,9 @@ def main(argv=None):
     args = _arguments(argv)
     sim = datagen.generate(args.flavour, seed=args.seed, size=args.size, login=args.login, password=args.password)
     plan = None
-    if args.error_rate or args.drop_rate or args.latency:
-        plan = FaultPlan(seed=args.seed, error_rate=args.error_rate, drop_rate=args.drop_rate, latency=args.latency)
+    if args.error_rate or args.drop_rate or args.latency or args.fail_first:
+        plan = FaultPlan(seed=args.seed, error_rate=args.error_rate, drop_rate=args.drop_rate, latency=args.latency,
+                         fail_first=args.fail_first)
     server = serve(sim, faults=plan, host=args.host, port=args.port)
     print("%s simulator (%s, seed %d, %d records) at %s" % (args.flavour, args.size, args.seed, len(sim.sysids),
                                                            server.url))

@@ -1198,7 +1198,10 @@ def search(sim):
     body = _json_body(sim) or {}
     if not isinstance(body, dict):
         raise _invalid_value(sim, "body", "not an object")
-    if body.get("type") not in (None, "", "object"):   # "object" is E5's default; fylr GAP: accepted here
+    # "object" is E5's default; fylr's enum has no "object" (api.md 4.5 GAP) - SILENT: refused there,
+    # fylr object searches omit `type` (the documented form)
+    allowed_types = (None, "", "object") if sim.flavour == "easydb5" else (None, "")
+    if body.get("type") not in allowed_types:
         raise _invalid_value(sim, "type", body.get("type"))
     offset = int(body.get("offset") or 0)
     limit = int(body.get("limit") if body.get("limit") is not None else (1000 if sim.flavour == "easydb5" else 100))

@@ -11,8 +11,10 @@ basetypes  - kept in fylr API shape exactly as GET returns them on fylr, keyed b
                          "_system_rights":{}, "_acl":[]}
     sim.users[id]       {"_basetype":"user","user":{"_id","_version","login","reference","type","email",
                          "first_name","last_name","displayname"},"_groups":[{"_basetype":"group","group":{"_id":gid}}],
-                         "_password_hash": "<method>:<hash>" or absent}
+                         "_password_hash": "<method>:<hash>" or absent,
+                         "_created_at" / "_last_seen_at": iso-str or absent (set by root when the user is created)}
                          (easydb 5 renders email as `_emails` list and the hash as `_password_insecure_hash*`.)
+                         Every user has exactly one home collection (see sim.collections).
     sim.pools[id]       {"_basetype":"pool","pool":{"_id","_version","_id_parent","reference","name","is_system_pool"},
                          "_acl":[],"_private_acl":False,"_tags":[],"_private_tags":False}
                          system pools: reference "system:root" (id 1, parent None), "system:standard" (parent 1)
@@ -73,7 +75,8 @@ files      - sim.files[file_id] = FileInfo dict:
      "produce_versions": bool, "versions": {"original": b"...", "preview": b"...", ...},
      "status": "pending" | "processing" | "done" | "failed"      (fylr file status; absent = "done"),
      "fetch_id": str (only while an rput fetch is under way), "pending_versions": {name: fetch_id}
-                 (manual renditions uploaded by rput whose fetch is under way)}
+                 (manual renditions uploaded by rput whose fetch is under way),
+     "fetch_error": str (why the rput fetch of a "failed" file failed)}
      bytes are real; sha256(versions[v]) is what tests compare.  A file in "pending"/"processing" has no
      bytes yet, a "failed" one never gets any: versions is {} for both (renditions are readable only in
      "sync"/"done", OAS components.schemas.file.status).
@@ -82,8 +85,8 @@ Added by the read side (datagen / auth / app), same rules (plain JSON-able dicts
     sim.users[id]["_password_salt"]   easydb 5 only: salt rendered as `_password_insecure_hash_salt`
                                       (the stored `_password_hash` is then "<md5|sha-512>:<hex>")
     sim.pools: fylr instances also have "system:none" (id 3, parent 1, is_system_pool True)
-    sim.collection_props[coll_id][entry] = webfrontend props dict of a collection_objects entry (sysid int or
-                                           foreign goid str; absent = None)
+    sim.collection_props[coll_id][entry] = webfrontend props dict of a collection_objects entry (sysid int,
+                                           foreign goid str, or "uuid:<uuid>" for a promised one; absent = None)
     sim.right_presets = {"object": [PresetApi...], "collection": [...]}  (GET /right/{ctx}/presets body)
     sim.xmlmappings = [XmlMappingApi ...]   sim.publish = [PublishApi ...]   sim.transitions = [...]
     sim.tokens[token] = {"kind": "session"|"access"|"refresh", "user_id": int|None,

@@ -352,10 +352,11 @@ def _stored_taggroup(sim, item, seen_tags):
         w.fail(sim, 400, "LookupNotFound", "Tag group %r does not exist (ids are server-issued)." % gid,
                key="_id", value=gid)
     stored_version = sim.taggroups[gid]["taggroup"]["_version"] if gid is not None else 0
-    w.check_next_version(sim, "taggroup", stored_version, block.get("_version"))
+    if "_version" in block:          # OAS TagGroup has no _version (the server counts it); if sent, it is checked
+        w.check_next_version(sim, "taggroup", stored_version, block["_version"])
     gid = gid if gid is not None else sim.next_id("taggroup")
     group = {k: copy.deepcopy(v) for k, v in item.items() if k not in ("taggroup", "_tags")}
-    group.update(_basetype="taggroup", taggroup=dict(w.clean_block(block), _id=gid))
+    group.update(_basetype="taggroup", taggroup=dict(w.clean_block(block), _id=gid, _version=stored_version + 1))
     group["_tags"] = [_stored_tag(sim, t, seen_tags) for t in item.get("_tags") or []]
     return group
 
@@ -410,7 +411,8 @@ def _addressed(sim, kind, block, table):
 
 
 def _save_group(sim, item):
-    block = item.get("group") or {}
+    w.check_keys(sim, "group", item)
+    block = item["group"]
     gid, version = _addressed(sim, "group", block, sim.groups)
     if gid is None and block.get("type") == "system":
         w.fail(sim, 400, "GroupTypeNotAllowed", 'The group type "system" is not allowed.', type="system")
@@ -442,7 +444,7 @@ def _route_user_post(sim):
     if skip and not root:
         w.fail(sim, 400, "ServerGeneric", "skip_constraints needs system.root.")
     body = w.body(sim, want=list)
-    with w.rollback(sim, "_seq", "collections", "collection_objects", deep=("users", "passwords")):
+    with w.rollback(sim, "_seq", "collections", "collection_objects", "tokens", deep=("users", "passwords")):
         saved = [_save_user(sim, item, caller, root, skip) for item in body]
         return w.json_answer([_user_response(u) for u in saved])
 
@@ -474,7 +476,8 @@ def _check_user_email(sim, email, uid, skip_constraints):
 
 
 def _save_user(sim, item, caller, root, skip_constraints):
-    block = item.get("user") or {}
+    w.check_keys(sim, "user", item)
+    block = item["user"]
     uid = w.target_for_update(sim, "user", block)    # create = no _id (OAS /user post)
     _check_user_rights(sim, item, uid, caller, root)
     if uid is not None:
@@ -488,6 +491,9 @@ def _save_user(sim, item, caller, root, skip_constraints):
     for other_id, other in sim.users.items():
         if other_id != uid and login and other["user"].get("login") == login:
             w.fail(sim, 409, "UserDuplicateLogin", "Login %r exists." % login, login=login)
+    if merged.get("type") == "system":
+        # SILENT: like groups (GroupTypeNotAllowed), system users are the server's own
+        w.fail(sim, 400, "UserTypeNotAllowed", 'The user type "system" is not allowed.', type="system")
     has_password = "_password_hash" in item or item.get("_password")
     if has_password and merged.get("type") in _NO_PASSWORD_TYPES:
         w.fail(sim, 400, "UnableToSetPasswordForUserType", "Users of type %s have no password." % merged["type"],
@@ -509,12 +515,19 @@ def _save_user(sim, item, caller, root, skip_constraints):
         sim.passwords[login] = item["_password"]
     elif "_password_hash" in item:
         entry["_password_hash"] = item["_password_hash"]
+        sim.passwords.pop(login, None)          # the hash is the password now (auth.check_password)
     elif "_password_hash" in previous:
         entry["_password_hash"] = previous["_password_hash"]
+    if not create and entry.get("_password_hash") != previous.get("_password_hash"):
+        _end_sessions(sim, uid)                 # api.md 2.2: a password change invalidates tokens (6.21.0)
     sim.users[uid] = entry
     if create:
         sim.add_home_collection(uid)            # the home collection comes with the user
     return entry
+
+
+def _end_sessions(sim, uid):
+    sim.tokens = {t: e for t, e in sim.tokens.items() if e.get("user_id") != uid}
 
 
 def _user_response(entry):
@@ -524,7 +537,8 @@ def _user_response(entry):
 
 
 def _save_pool(sim, item):
-    block = item.get("pool") or {}
+    w.check_keys(sim, "pool", item)
+    block = item["pool"]
     pid, version = _addressed(sim, "pool", block, sim.pools)
     stored = sim.pools.get(pid)
     if block.get("is_system_pool") and not (stored and stored["pool"].get("is_system_pool")):
@@ -627,7 +641,8 @@ def _route_plugin_put(sim):
 
 
 def _save_message(sim, item):
-    block = item.get("message") or {}
+    w.check_keys(sim, "message", item)
+    block = item["message"]
     mid, version = _addressed(sim, "message", block, sim.messages)
     mid = mid or sim.next_id("message")
     w.check_unique_reference(sim, "message", block.get("reference"), mid)
@@ -645,7 +660,7 @@ def _route_collection_list_put(sim):
     """PUT /collection/list: bulk create (6.8.0)."""
     caller = require_user(sim, bottle.request)
     body = w.body(sim, want=list)
-    with w.rollback(sim, "_seq", deep=("collections", "collection_objects")):
+    with w.rollback(sim, "_seq", deep=("collections", "collection_objects", "collection_props", "deferred_uuids")):
         return w.json_answer([_save_collection(sim, item, w.user_id(caller), create_only=True) for item in body])
 
 
@@ -653,7 +668,7 @@ def _route_collection_put(sim):
     """PUT|POST /collection: one collection, created with _version 1, updated with a higher one."""
     caller = require_user(sim, bottle.request)
     body = w.body(sim, want=dict)
-    with w.rollback(sim, "_seq", deep=("collections", "collection_objects")):
+    with w.rollback(sim, "_seq", deep=("collections", "collection_objects", "collection_props", "deferred_uuids")):
         return w.json_answer(_save_collection(sim, body, w.user_id(caller), create_only=False))
 
 
@@ -678,9 +693,8 @@ def _collection_owner(sim, item, parent, caller_id):
 
 
 def _save_collection(sim, item, caller_id, create_only):
-    block = item.get("collection") if isinstance(item, dict) else None
-    if not isinstance(block, dict):
-        w.fail(sim, 400, "ServerGeneric", "Each entry needs a collection object.")
+    w.check_keys(sim, "collection", item)
+    block = item["collection"]
     if block.get("type") == "user":
         # SILENT: home collections are created by the server with their user, never by a client
         w.fail(sim, 400, "ServerGeneric", 'Collections of type "user" are created by the server only.')
@@ -705,7 +719,7 @@ def _save_collection(sim, item, caller_id, create_only):
     owner = _collection_owner(sim, item, parent, caller_id)
     cid = cid or sim.next_id("collection")
     w.check_unique_reference(sim, "collection", block.get("reference"), cid)
-    entry = {k: copy.deepcopy(v) for k, v in item.items() if k not in ("collection", "_owner", "_acl", "_objects")}
+    entry = {k: copy.deepcopy(v) for k, v in item.items() if k in ("_private_acl",)}
     entry.update(_basetype="collection", _owner={"_basetype": "user", "user": {"_id": owner}},
                  _acl=w.resolve_acl(sim, item.get("_acl")))
     entry["collection"] = dict({"type": "workfolder"}, **w.clean_block(block))
@@ -715,6 +729,8 @@ def _save_collection(sim, item, caller_id, create_only):
                                or str(uuid.uuid4()))
     sim.collections[cid] = entry
     sim.collection_objects.setdefault(cid, [])
+    if item.get("objects") is not None:              # objects sent with the collection replace its list
+        _set_collection_objects(sim, cid, {"objects": item["objects"]}, append=False)
     return entry
 
 
@@ -763,20 +779,27 @@ def _route_collection_objects(sim, collection_id, append):
         if cid not in sim.collections:
             w.fail(sim, 404, "ObjectNotFound", "Collection %s not found." % collection_id,
                    object="collection:%s" % collection_id)
-        uuids = records.UuidIndex(sim)
-        objects = body.get("objects") or []
-        entries = [(_collection_entry(sim, cid, obj, uuids), obj) for obj in objects]
-        new = {_entry_key(e): e for e, _obj in entries}
-        kept = [e for e in sim.collection_objects.get(cid, []) if _entry_key(e) not in new] if append else []
-        ordered = kept + list(new.values())              # push moves existing entries to the end
-        kept_keys = {_entry_key(e) for e in kept}
-        props = {k: v for k, v in (sim.collection_props.get(cid) or {}).items() if append and k in kept_keys}
-        props.update({_entry_key(e): copy.deepcopy(o["webfrontend_props"]) for e, o in entries
-                      if o.get("webfrontend_props") is not None})
-        sim.collection_objects[cid] = ordered
-        sim.collection_props[cid] = props
-        linked = [e for e in ordered if not isinstance(e, dict)]
-        return w.json_answer({"_version": sim.collections[cid]["collection"]["_version"], "count": len(linked)})
+        count = _set_collection_objects(sim, cid, body, append)
+        return w.json_answer({"_version": sim.collections[cid]["collection"]["_version"], "count": count})
+
+
+def _set_collection_objects(sim, cid, body, append):
+    """Replace (or with append: push) the objects of collection `cid`; returns the number linked."""
+    uuids = records.UuidIndex(sim)
+    objects = body.get("objects") or []
+    if not isinstance(objects, list):
+        w.fail(sim, 400, "ServerGeneric", "objects must be a list.")
+    entries = [(_collection_entry(sim, cid, obj, uuids), obj) for obj in objects]
+    new = {_entry_key(e): e for e, _obj in entries}
+    kept = [e for e in sim.collection_objects.get(cid, []) if _entry_key(e) not in new] if append else []
+    ordered = kept + list(new.values())              # push moves existing entries to the end
+    kept_keys = {_entry_key(e) for e in kept}
+    props = {k: v for k, v in (sim.collection_props.get(cid) or {}).items() if append and k in kept_keys}
+    props.update({_entry_key(e): copy.deepcopy(o["webfrontend_props"]) for e, o in entries
+                  if o.get("webfrontend_props") is not None})
+    sim.collection_objects[cid] = ordered
+    sim.collection_props[cid] = props
+    return len([e for e in ordered if not isinstance(e, dict)])
 
 # ------------------------------------------------------------------------------------------------ events
 

@@ -267,5 +267,52 @@ def check_next_version(sim, kind, stored, sent):
              currentversion=stored, object=kind)
 
 
+# SILENT: keys outside the OAS schema of a basetype (components.schemas.UserApi, GroupApi, PoolApi,
+# MessageApi, the /collection/list put body) are refused: fylr's decoder would drop them without a word,
+# so easydb 5 names (_emails, _password_insecure_hash*, _primary_email, message_html, ...) sent to fylr
+# would silently lose data.  (top-level keys, keys of the inner block)
+_COMMON_TOP = {"_basetype", "_created_at", "_updated_at", "_generated_rights", "_owner", "_acl"}
+BASETYPE_KEYS = {
+    "user": (_COMMON_TOP | {"user", "_groups", "_password", "_system_rights", "_collection_pin_codes",
+                            "_password_hash", "_two_factor_totp_enrolled", "_two_factor_passkey_enrolled",
+                            "_two_factor_last_method", "_two_factor_reset_totp", "_two_factor_reset_passkey",
+                            "_archived_at", "_last_seen_at"},
+             {"_id", "_version", "login", "reference", "type", "frontend_language", "database_languages",
+              "frontend_prefs", "custom_data", "first_name", "last_name", "displayname", "company", "department",
+              "phone", "remarks", "address_supplement", "street", "house_number", "postal_code", "town", "state",
+              "country", "login_disabled", "login_valid_from", "login_valid_to", "require_password_change",
+              "mail_schedule", "email", "confirm_email", "confirm_email_sent_at", "email_confirmed_at",
+              "welcome_email", "welcome_email_sent_at", "lookup:_id"}),
+    "group": (_COMMON_TOP | {"group", "_system_rights", "_pseudonymization", "_auth_method_group_maps",
+                             "_ip_subnet_filter", "_ip_subnet_filter_exclude", "_two_fa_required", "_automatic_auth"},
+              {"_id", "_version", "reference", "name", "comment", "category_a", "category_b", "category_c",
+               "displayname", "frontend_prefs", "type", "lookup:_id"}),
+    "pool": (_COMMON_TOP | {"pool", "_has_children", "_private_acl", "_private_transitions", "_transitions",
+                            "_private_tags", "_tags", "_level", "_path", "_compiled_tags", "_standard_masks"},
+             {"_id", "_version", "reference", "name", "shortname", "_id_parent", "lookup:_id_parent", "lookup:_id",
+              "comment", "description", "contact", "is_system_pool", "watermark", "caption", "janitor_policy",
+              "custom_data", "mapping_dc_export", "mapping_image_export", "mapping_image_import"}),
+    "message": (_COMMON_TOP | {"message", "_groups"},
+                {"_id", "_version", "webfrontend_props", "webfrontend_type", "confirm_every_version", "show_always",
+                 "reference", "title", "message", "confirmation", "client_ids", "start_time", "end_time", "lookup:_id"}),
+    "collection": (_COMMON_TOP | {"collection", "_count", "_count_recursive", "_create_object_compiled",
+                                  "_has_acl", "_has_children", "_has_remote_objects", "_level", "_private_acl", "_path",
+                                  "_invalid_acl", "objects", "_hotfolder_upload_urls", "_has_pin", "pin_ok"},
+                   {"_id", "_id_parent", "_version", "children_allowed", "objects_allowed", "is_system_collection",
+                    "webfrontend_props", "displayname", "description", "create_object", "reference", "shortname",
+                    "type", "pin_code", "uuid", "lookup:_id", "lookup:_id_parent", "_count"}),
+}
+
+
+def check_keys(sim, kind, item):
+    """The item and its inner block use only the keys of the basetype's OAS schema (BASETYPE_KEYS)."""
+    top, inner = BASETYPE_KEYS[kind]
+    if not isinstance(item, dict) or not isinstance(item.get(kind), dict):
+        fail(sim, 400, "ServerGeneric", "Each entry needs a %s object." % kind)
+    unknown = sorted(set(item) - top) + sorted("%s.%s" % (kind, k) for k in set(item[kind]) - inner)
+    if unknown:
+        fail(sim, 400, "ServerGeneric", "Keys not in the %s schema: %s." % (kind, ", ".join(unknown)), keys=unknown)
+
+
 def clean_block(block):
     return {k: copy.deepcopy(v) for k, v in block.items() if not k.startswith("lookup:")}
