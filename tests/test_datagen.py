@@ -173,7 +173,8 @@ def test_every_user_has_one_home_collection_with_the_documented_reference(flavou
 @pytest.mark.parametrize("flavour", ["easydb5", "fylr"])
 def test_home_collections_hold_records_and_workfolders_three_levels_deep(flavour):
     sim = generated_instance(flavour)
-    homes = {cid: c["collection"]["reference"] for cid, c in sim.collections.items() if c["collection"]["type"] == "user"}
+    homes = {cid: c["collection"]["reference"] for cid, c in sim.collections.items()
+             if c["collection"]["type"] == "user"}
     assert any(sim.collection_objects[cid] for cid in homes)                  # records directly at home
 
     def home_of(cid, depth=0):

@@ -99,7 +99,8 @@ def test_single_collection_put_creates_and_post_updates_with_the_next_version(ma
     updated = client.ok("POST", "/collection", {"collection": {"lookup:_id": {"reference": "single"}, "_version": 2,
                                                                "reference": "single",
                                                                "displayname": {"en-US": "Renamed"}}})
-    assert updated["collection"]["_version"] == 2 and updated["collection"]["_id_parent"] == created["collection"]["_id_parent"]
+    assert updated["collection"]["_version"] == 2
+    assert updated["collection"]["_id_parent"] == created["collection"]["_id_parent"]
     home = home_of(server.sim, 2)
     error(client.call("POST", "/collection", {"collection": {"_id": home["_id"], "_version": 2}}), 400,
           "ServerGeneric")                                                     # homes are the server's

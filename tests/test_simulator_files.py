@@ -45,7 +45,8 @@ def test_rput_answers_pending_and_fetches_only_after_the_answer(make_sim):
     assert stored["status"] == "pending" and stored["versions"] == {}               # no bytes yet
     status = client.ok("GET", "/system/status")
     assert status["pending_files"] == 1 and status["queued_files"] == 1
-    probe = "%s/eas/download/%d/%s/original" % (client.api, answer["_id"], hashlib.sha256(png["versions"]["original"]).hexdigest())
+    digest = hashlib.sha256(png["versions"]["original"]).hexdigest()
+    probe = "%s/eas/download/%d/%s/original" % (client.api, answer["_id"], digest)
     error(requests.get(probe, params={"access_token": client.token}), 403, "InsufficientRights")   # not readable yet
     wait_files_done(client, [answer["_id"]])
     stored = server.sim.files[answer["_id"]]

@@ -872,7 +872,7 @@ def test_canonical_dump_shows_home_references_event_subjects_foreign_objects_and
     event["object_id"] = next(g for g in b.groups if g != event["object_id"])
     assert canonical_dump(b)["events"] != dump["events"]
     b = a.clone()
-    fid = next(f for r in b.records["bilder"].values() for e in r["versions"][-1]["fields"]["datei"] for f in [e["_id"]])
+    fid = next(e["_id"] for r in b.records["bilder"].values() for e in r["versions"][-1]["fields"]["datei"])
     b.files[fid] = dict(b.files[fid], status="pending")
     assert canonical_dump(b)["records"] != dump["records"]
 

@@ -22,7 +22,10 @@ Choices where api.md is silent (each also noted at the code):
   * files have a status (pending, processing, sync, done, failed); renditions are listed and downloadable
     only in sync/done, else the download answers 403 like a version that does not exist.
   * POST /search sees records as of the index (store.py `indexed`): saved records appear sim.index_lag
-    seconds later; GET /db reads are immediate.
+    seconds later; GET /db reads are immediate.  fylr refuses `type: "object"` (not in its enum).
+  * fylr GET /eas?ids=[..] (object keyed by file id) and GET /eas/{id}: format short|standard|long,
+    unknown ids left out, anonymous -> 403 (never 401); GET /system/status needs system.root and counts
+    pending files and records not indexed yet.
 """
 import copy
 import hashlib

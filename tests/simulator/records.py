@@ -582,7 +582,8 @@ class RecordBatch:
         sim = self.sim
         result = []
         for entry in entries:
-            if not isinstance(entry, dict) or set(entry) - _FILE_ENTRY_KEYS or ("_id" in entry) == ("lookup:_id" in entry):
+            if not isinstance(entry, dict) or set(entry) - _FILE_ENTRY_KEYS \
+                    or ("_id" in entry) == ("lookup:_id" in entry):
                 _schema_error(sim, "A file entry is {_id | lookup:_id, preferred, name, frontend_prefs}.")
             if "lookup:_id" in entry:
                 file_id = file_by_lookup(sim, entry["lookup:_id"])

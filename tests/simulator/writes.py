@@ -24,12 +24,19 @@ with it; writeutil.ensure_state):
                             what waits for the record with that _uuid (deferred _uuid lookups)
     sim.rendition_references {reference: [file id, version name]} references of manual renditions
 
-Basetype rules beyond writeutil's lookups: group / pool / message / tag / taggroup versions (create 1,
-update stored + 1, no `_id` on a create); users are created without `_id` and updated with it (OAS /user
-post), e-mail addresses are unique (409 UserDuplicateEmail, compared case-insensitively - SILENT - and
-NOT skipped by skip_constraints), `_created_at` only by root and only on create; every user gets its
-home collection when it is created (store.Instance.add_home_collection); only the server creates
-collections of type "user".
+Basetype rules beyond writeutil's lookups and key lists (writeutil.BASETYPE_KEYS): group / pool /
+message / tag versions (create 1, update stored + 1, no `_id` on a create; a taggroup `_version` is
+checked only when sent - OAS TagGroup has none); users are created without `_id` and updated with it
+(OAS /user post), non-root callers only edit themselves (403 RightRequired), e-mail addresses are unique
+(409 UserDuplicateEmail, compared case-insensitively - SILENT - and NOT skipped by skip_constraints),
+`_password_hash` / `_created_at` / `_last_seen_at` only by root (400 ColumnNeedsSystemRoot) and the
+latter two only on create (400 ColumnCanNotBeUpdated), a new password ends the user's sessions; every user
+gets its home collection when it is created (store.Instance.add_home_collection); only the server creates
+collections of type "user"; a collection's owner is its parent's owner.  POST /tags: a removed tag still
+used by records -> 400 TagsInUse, one only bound to pools/objecttypes -> 202 until delete_policy=remove_tags.
+POST /event/list?background=true answers {"background":"ok"} and saves after sim.background_delay,
+dropping invalid entries.  A purge leaves fylr "purge" (503) for sim.purge_busy_seconds; POST
+/system/reindex lets the search index catch up sim.index_lag seconds later.
 """
 import copy
 import hashlib
@@ -563,6 +570,20 @@ def _save_pool(sim, item):
     sim.pools[pid] = entry
     return entry
 
+
+def _save_message(sim, item):
+    w.check_keys(sim, "message", item)
+    block = item["message"]
+    mid, version = _addressed(sim, "message", block, sim.messages)
+    mid = mid or sim.next_id("message")
+    w.check_unique_reference(sim, "message", block.get("reference"), mid)
+    entry = {k: copy.deepcopy(v) for k, v in item.items() if k not in ("message", "_groups")}
+    entry.update(_basetype="message", _groups=w.group_refs(sim, item.get("_groups")))
+    entry["message"] = w.clean_block(block)
+    entry["message"].update(_id=mid, _version=version)
+    sim.messages[mid] = entry
+    return entry
+
 # ------------------------------------------------------------------------------------ objecttypes, plugins
 
 
@@ -626,7 +647,8 @@ def _route_plugin_put(sim):
     if body.get("id") or body.get("type") not in ("disk", "zip", "url"):
         w.fail(sim, 400, "ServerGeneric", "A new plugin needs a type (disk, zip, url) and no id.")
     zip_file = sim.files.get((body.get("zip_file") or {}).get("_id")) if body["type"] == "zip" else None
-    if body["type"] == "zip" and (zip_file is None or zip_file.get("leave") or zip_file.get("status", "done") != "done"):
+    usable = zip_file is not None and not zip_file.get("leave") and zip_file.get("status", "done") == "done"
+    if body["type"] == "zip" and not usable:
         # api.md 6.4: a previously uploaded, not leave-on-remote file (and it needs its bytes: done)
         w.fail(sim, 400, "ServerGeneric", "zip_file must name an uploaded file that is done and not remote.")
     with sim.lock:
@@ -638,20 +660,6 @@ def _route_plugin_put(sim):
                   "url": body.get("url"), "path": body.get("path"), "update_policy": body.get("update_policy")}
         sim.plugins = sim.plugins + [plugin]
         return w.json_answer(plugin)
-
-
-def _save_message(sim, item):
-    w.check_keys(sim, "message", item)
-    block = item["message"]
-    mid, version = _addressed(sim, "message", block, sim.messages)
-    mid = mid or sim.next_id("message")
-    w.check_unique_reference(sim, "message", block.get("reference"), mid)
-    entry = {k: copy.deepcopy(v) for k, v in item.items() if k not in ("message", "_groups")}
-    entry.update(_basetype="message", _groups=w.group_refs(sim, item.get("_groups")))
-    entry["message"] = w.clean_block(block)
-    entry["message"].update(_id=mid, _version=version)
-    sim.messages[mid] = entry
-    return entry
 
 # ------------------------------------------------------------------------------------------ collections
 
