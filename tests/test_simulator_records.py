@@ -369,3 +369,31 @@ def test_fylr_object_search_omits_type_object_is_easydb5_only(make_sim):
     from tests.test_simulator_read import Client as ReadClient
     e5 = ReadClient(make_sim("easydb5", size="tiny"))
     assert e5.post("/search", {"type": "object", "limit": 1}).status_code == 200
+
+
+def test_record_acl_only_on_acl_tables_and_kept(target):
+    server, client = target
+    schema, mask, l10n = shared.source_datamodel()
+    schema = copy.deepcopy(schema)
+    next(t for t in schema["tables"] if t["name"] == "orte")["acl_table"] = True
+    commit_datamodel(client, schema, mask, l10n)
+    rule = {"who": {"_basetype": "user", "user": {"lookup:_id": {"reference": "system:root"}}}, "rights": {"read": {}}}
+    client.ok("POST", "/db/orte", [orte(1, _acl=[rule])])
+    assert stored(server, 1)["versions"][0]["_acl"][0]["who"]["user"] == {"_id": 1}
+    assert client.ok("GET", "/db/orte/_all_fields/system_object_id/1")[0]["_acl"][0]["rights"] == {"read": {}}
+    error(client.call("POST", "/db/personen", [dict(person(30), _acl=[rule])]), 400, "SchemaInconsistent")
+
+
+def test_one_tag_per_choice_group_unless_skip_constraints(make_sim):
+    server = make_sim("fylr", size="tiny")
+    client = Client(server)
+    choice = next(tg for tg in server.sim.taggroups.values() if tg["taggroup"]["type"] == "choice")
+    both = [{"_id": t["tag"]["_id"]} for t in choice["_tags"]]
+    body = {"_objecttype": "bilder", "_mask": "_all_fields", "_system_object_id": 900, "_uuid": "u900",
+            "_tags": both, "bilder": {"_version": 1, "_pool": {"pool": {"lookup:_id": {"reference": "photos"}}}}}
+    error(client.call("POST", "/db/bilder", [body]), 400, "SchemaInconsistent")
+    client.ok("POST", "/db/bilder", [body], skip_constraints="true")
+    for recs in server.sim.records.values():                      # the generator keeps the rule too
+        for rec in recs.values():
+            for version in rec["versions"]:
+                assert len(set(version["_tags"]) & {t["_id"] for t in both}) <= 1 or rec["_system_object_id"] == 900

@@ -758,6 +758,8 @@ def render_record(ctx, ot, record, version):
     table = ctx.tables.get(ot, {"columns": {}, "pool": False, "hierarchical": False})
     out["_owner"] = {"_basetype": "user", "user": {"_id": version["_owner"]}} if version.get("_owner") else None
     out["_tags"] = [{"_id": t} for t in version.get("_tags", [])]
+    if version.get("_acl") is not None:                 # records of acl tables
+        out["_acl"] = copy.deepcopy(version["_acl"])
     if version.get("_pool") is not None or table["pool"]:
         inner["_pool"] = _render_pool_ref(sim, version.get("_pool"))
     if table["hierarchical"]:

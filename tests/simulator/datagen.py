@@ -471,6 +471,8 @@ class _RecordFactory:
         self.user_ids = sorted(sim.users)
         self.pool_ids = [p for p, e in sorted(sim.pools.items()) if not e["pool"]["is_system_pool"]] + [2]
         self.tag_ids = [t["tag"]["_id"] for tg in sim.taggroups.values() for t in tg["_tags"]]
+        self.choice_group = {t["tag"]["_id"]: gid for gid, tg in sim.taggroups.items() for t in tg["_tags"]
+                             if tg["taggroup"]["type"] == "choice"}
         self.ids = {}          # ot -> list of (_id, sysid)
 
     def allocate(self):
@@ -494,7 +496,7 @@ class _RecordFactory:
         fields = self.fields(ot, columns, nested, index, oid, when)
         base = {"_owner": rnd.choice(self.user_ids), "_pool": rnd.choice(self.pool_ids) if opts["pool"] else None,
                 "_id_parent": self.parent(ot, index, oid) if opts["hierarchical"] else None,
-                "_tags": rnd.sample(self.tag_ids, rnd.randint(0, 2)) if opts["tags"] else []}
+                "_tags": self.tag_sample() if opts["tags"] else []}
         versions = []
         for number in range(1, n_versions + 1):
             if number > 1:
@@ -510,6 +512,16 @@ class _RecordFactory:
         return {"_id": oid, "_system_object_id": sysid, "_uuid": _uuid(rnd), "deleted_at": deleted_at,
                 "versions": versions}
 
+    def tag_sample(self):
+        """0-2 tags, at most one of a `choice` tag group (fylr refuses more unless skip_constraints)."""
+        tags, groups = [], set()
+        for tag_id in self.rnd.sample(self.tag_ids, self.rnd.randint(0, 2)):
+            group = self.choice_group.get(tag_id)
+            if group is None or group not in groups:
+                tags.append(tag_id)
+                groups.add(group)
+        return tags
+
     def parent(self, ot, index, oid):
         """Parents always have lower ids: the first 3 records form a chain, the first third are roots."""
         if index in (1, 2):
@@ -523,7 +535,7 @@ class _RecordFactory:
         if opts["hierarchical"] and index == 3 and number == 2:
             base["_id_parent"] = self.ids[ot][0][0]     # moved to another root in version 2
         elif opts["tags"] and self.rnd.random() < 0.3:
-            base["_tags"] = self.rnd.sample(self.tag_ids, self.rnd.randint(0, 2))
+            base["_tags"] = self.tag_sample()
         elif opts["pool"] and self.rnd.random() < 0.2:
             base["_pool"] = self.rnd.choice(self.pool_ids)
         return base

@@ -240,7 +240,7 @@ def _version(sim, keys, ot, rec, version, waiting, strict):
         parent = waiting.get((ot, rec["_id"], version["_version"]))
     out = {"_version": version["_version"], "owner": keys.user(version.get("_owner")),
            "pool": keys.pool(version.get("_pool")), "parent": parent,
-           "tags": sorted(keys.tag(t) for t in version.get("_tags") or []),
+           "tags": sorted(keys.tag(t) for t in version.get("_tags") or []), "acl": _acl(keys, version.get("_acl")),
            "fields": _fields(sim, version.get("fields") or {})}
     if strict:
         out.update(_created=version.get("_created"), _last_modified=version.get("_last_modified"),

@@ -4,8 +4,9 @@ allow is refused; where the docs are silent the stricter reading is taken (marke
 
 Record keys (SILENT, api.md 8 #6 "which top-level record keys are rejected is not documented"):
   top level   _objecttype and _mask (both required, OAS DbObject), _system_object_id, _uuid, _owner, _tags
-              (only tables with tags), _comment, _create_user (root only), _created (accepted and IGNORED:
-              timestamps are the server's), _acl (only acl tables); anything else -> 400 SchemaInconsistent.
+              (only tables with tags; one tag per `choice` group unless skip_constraints), _comment,
+              _create_user (root only), _created (accepted and IGNORED: timestamps are the server's), _acl
+              (only acl tables; stored on the version); anything else -> 400 SchemaInconsistent.
   <ot> block  _id, _version, _version:auto_increment, lookup:_id, _pool (only pool tables), _id_parent /
               lookup:_id_parent (only hierarchical tables), _parents (only polyhierarchical tables),
               _nested:<table owned by it>, _reverse_nested:* (ignored), the table's columns; values are
@@ -33,8 +34,8 @@ import bottle
 from .auth import require_user
 from .files import file_by_lookup
 from .writeutil import (body, confirm_tasks, ensure_state, fail, flag, holds_root_right, json_answer,
-                        lookup_basetype, now_iso, options_field, query, rollback, skip_constraints_param,
-                        user_id, wrapped_ref_id)
+                        lookup_basetype, now_iso, options_field, query, resolve_acl, rollback,
+                        skip_constraints_param, user_id, wrapped_ref_id)
 
 TOP_LEVEL_KEYS = {"_objecttype", "_mask", "_system_object_id", "_uuid", "_owner", "_tags", "_comment",
                   "_create_user", "_created"}
@@ -448,7 +449,15 @@ class RecordBatch:
             "_id_parent": self.parent(block, previous, merge, number, record["_id"]),
             "_tags": self.tags(item, previous, merge),
             "fields": fields,
-        }
+        } | self.acl(item, previous, merge)
+
+    def acl(self, item, previous, merge):
+        """Record `_acl` (only acl tables reach here, check_top_level): stored on the version by _id."""
+        if "_acl" in item:
+            return {"_acl": resolve_acl(self.sim, item["_acl"])}
+        if merge and "_acl" in previous:
+            return {"_acl": previous["_acl"]}
+        return {}
 
     def owner(self, item, previous, merge):
         if "_owner" in item:
@@ -477,7 +486,21 @@ class RecordBatch:
                 result.append(inner["_id"])
             else:
                 fail(self.sim, 400, "TagNotFound", "Tag %r not found." % (inner,), tagid=inner.get("_id"))
-        return list(dict.fromkeys(result))
+        result = list(dict.fromkeys(result))
+        self.check_choice_tags(result)
+        return result
+
+    def check_choice_tags(self, tag_ids):
+        """One tag per `choice` tag group unless skip_constraints (OAS: it permits "multiple tags from the
+        same tag group"); SILENT: the code."""
+        if self.params["skip_constraints"]:
+            return
+        for tg in self.sim.taggroups.values():
+            if tg["taggroup"].get("type") == "choice":
+                chosen = [t["tag"]["_id"] for t in tg["_tags"] if t["tag"]["_id"] in tag_ids]
+                if len(chosen) > 1:
+                    _schema_error(self.sim, "Tags %s belong to the choice group %r." % (
+                        chosen, tg["taggroup"].get("reference")))
 
     def parent(self, block, previous, merge, number, oid):
         sim, ot = self.sim, self.ot

@@ -57,7 +57,8 @@ records    - sim.records[objecttype][_id] = Record, a dict:
     POST /search sees the state `before` (None = the record is not in the index yet).  Absent = indexed.
     Version:
     {"_version": n, "_created": iso, "_last_modified": iso, "_comment": str|None, "_create_user": uid,
-     "_owner": uid|None, "_pool": pool_id|None, "_id_parent": parent _id|None, "_tags": [tag_id, ...],
+     "_owner": uid|None, "_pool": pool_id|None, "_id_parent": parent _id|None, "_tags": [tag_id, ...]
+     (at most one tag of a `choice` tag group), "_acl": [...] (only on tables with acl_table; who by _id),
      "fields": {
         "<text col>": "str", "<l10n col>": {"de-DE": "...", "en-US": "..."}, "<date col>": {"value": "2020-01-31"},
         "<int/number col>": 12, "<boolean col>": True,
