@@ -398,3 +398,16 @@ def test_taggroup_version_is_counted_by_the_server_and_checked_when_sent(target)
                                         "_tags": []}])[0]["taggroup"]["_version"] == 2
     error(client.call("POST", "/tags", [{"taggroup": {"_id": gid, "_version": 2, "reference": "g", "type": "choice"},
                                          "_tags": []}]), 400, "VersionMismatch")
+
+
+def test_a_weak_plain_password_needs_confirm_ignore_password_requirements(make_sim):
+    server = make_sim("fylr", size="tiny")                         # base config: password.check .{8,}
+    client = Client(server)
+    weak = [{"user": {"login": "weak"}, "_password": "short"}]
+    r = client.call("POST", "/user", weak)
+    assert r.status_code == 202 and r.json()["tasks"][0]["buttons"] == [
+        {"text": "Save", "name": "confirm", "value": "ignore_password_requirements"}]
+    assert not any(u["user"]["login"] == "weak" for u in server.sim.users.values())
+    client.ok("POST", "/user", weak, confirm="ignore_password_requirements")
+    Client(server, "weak", "short")
+    client.ok("POST", "/user", [{"user": {"login": "strong"}, "_password": "long-enough"}])

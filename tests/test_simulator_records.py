@@ -397,3 +397,14 @@ def test_one_tag_per_choice_group_unless_skip_constraints(make_sim):
         for rec in recs.values():
             for version in rec["versions"]:
                 assert len(set(version["_tags"]) & {t["_id"] for t in both}) <= 1 or rec["_system_object_id"] == 900
+
+
+def test_dry_run_validates_everything_and_writes_nothing(modelled):
+    server, client = modelled
+    client.ok("POST", "/db/orte", [orte(1)])
+    answer = client.ok("POST", "/db/orte", [orte(2), orte(1, version=2)], dry_run="1")
+    assert "_system_object_id" not in answer[0] and "_id" not in answer[0]["orte"]      # no ids drawn
+    assert answer[1]["_system_object_id"] == 1 and answer[1]["orte"]["_version"] == 2
+    assert set(server.sim.sysids) == {1} and len(stored(server, 1)["versions"]) == 1
+    assert len(server.sim.events) == 1                                                 # only the real insert
+    error(client.call("POST", "/db/orte", [orte(1)], dry_run="1"), 400, "DatabaseUniqueKeyViolation")

@@ -291,6 +291,7 @@ class RecordBatch:
         self.table = self.tables.get(objecttype)
         self.unique = None                          # key columns -> {values: set(sysid)}, built on first use
         self.current = None                         # (objecttype, _id) of the record being saved
+        self.created = set()                        # system object ids created by this batch
 
     # -- one record -------------------------------------------------------------------------------
     def save(self, item):
@@ -411,6 +412,7 @@ class RecordBatch:
         record["versions"] = [self.version(item, block, 1, None, record)]
         sim.records.setdefault(ot, {})[oid] = index_later(sim, record, None, self.params)
         sim.sysids[sysid] = (ot, oid)
+        self.created.add(sysid)
         self.uuids.add(uid, sysid)
         resolve_waiting(sim, record, ot)
         self.event("OBJECT_INSERT", sim.records[ot][oid])
@@ -688,20 +690,42 @@ def _objecttype_table(sim, objecttype):
         fail(sim, 400, "UnknownObjecttype", "Unknown object type %s." % objecttype, objecttype=objecttype)
 
 
+class _DryRun(Exception):
+    """Raised to roll a dry_run batch back after it was validated completely."""
+
+    def __init__(self, answer):
+        super().__init__("dry run")
+        self.answer = answer
+
+
 def route_db_post(sim, objecttype):
     caller = require_user(sim, bottle.request)
     _objecttype_table(sim, objecttype)
     records = body(sim, code="RecordUnmarshalJson", want=list)
     params = _write_params(sim, caller)
     ensure_state(sim)
-    with rollback(sim, "_seq", "records", "sysids", "events", "collection_objects", "collection_props",
-                  deep=("deferred_parents", "deferred_uuids")):
-        batch = RecordBatch(sim, objecttype, caller, params)
-        saved = [batch.save(item) for item in records]
-        for sysid in batch.deferred:               # 6.32.0: the sequence skips deferred system ids
-            sim.bump_seq("sysid", sysid)
-        latest = {r["_system_object_id"]: sim.record_by_sysid(r["_system_object_id"])[1] for r in saved}
-        return json_answer([batch.response(latest[r["_system_object_id"]], params["format"]) for r in saved])
+    try:
+        with rollback(sim, "_seq", "records", "sysids", "events", "collection_objects", "collection_props",
+                      deep=("deferred_parents", "deferred_uuids")):
+            batch = RecordBatch(sim, objecttype, caller, params)
+            saved = [batch.save(item) for item in records]
+            for sysid in batch.deferred:               # 6.32.0: the sequence skips deferred system ids
+                sim.bump_seq("sysid", sysid)
+            latest = {r["_system_object_id"]: sim.record_by_sysid(r["_system_object_id"])[1] for r in saved}
+            answer = [batch.response(latest[r["_system_object_id"]], params["format"]) for r in saved]
+            if flag("dry_run"):
+                # OAS dry_run: everything validated, nothing written, no ids drawn for objects to create
+                raise _DryRun([_without_new_ids(a, objecttype) if r["_system_object_id"] in batch.created else a
+                               for a, r in zip(answer, saved)])
+            return json_answer(answer)
+    except _DryRun as dry:
+        return json_answer(dry.answer)
+
+
+def _without_new_ids(answer, objecttype):
+    out = {k: v for k, v in answer.items() if k not in ("_system_object_id", "_global_object_id")}
+    out[objecttype] = {k: v for k, v in answer[objecttype].items() if k != "_id"}
+    return out
 
 # ---------------------------------------------------------------------------------------- DELETE /db
 

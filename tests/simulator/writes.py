@@ -451,9 +451,30 @@ def _route_user_post(sim):
     if skip and not root:
         w.fail(sim, 400, "ServerGeneric", "skip_constraints needs system.root.")
     body = w.body(sim, want=list)
+    weak = [item for item in body if isinstance(item, dict) and not _password_ok(sim, item.get("_password"))]
+    if weak and w.query("confirm") != "ignore_password_requirements":
+        return w.json_answer(_password_tasks(sim), status=202)          # nothing saved
     with w.rollback(sim, "_seq", "collections", "collection_objects", "tokens", deep=("users", "passwords")):
         saved = [_save_user(sim, item, caller, root, skip) for item in body]
         return w.json_answer([_user_response(u) for u in saved])
+
+
+def _password_rules(sim):
+    return ((sim.config or {}).get("system", {}).get("config", {}).get("password") or {})
+
+
+def _password_ok(sim, password):
+    """A plain `_password` against the base config's complexity rules (password.check regexps)."""
+    if not password:
+        return True
+    return all(re.search(rule.get("regexp") or "", password) for rule in _password_rules(sim).get("check") or [])
+
+
+def _password_tasks(sim):
+    """OAS UserPost202: resend with confirm=ignore_password_requirements to save anyway."""
+    return w.confirm_tasks("Password Change", "One or more user passwords do not match the configured requirements: "
+                           "%s Should the password be saved anyway?" % (_password_rules(sim).get("hint") or ""),
+                           buttons=[{"text": "Save", "name": "confirm", "value": "ignore_password_requirements"}])
 
 
 def _check_user_rights(sim, item, uid, caller, root):
