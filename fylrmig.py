@@ -14,14 +14,19 @@ import argparse
 import collections
 import contextlib
 import dataclasses
+import datetime
+import fcntl
+import getpass
 import gzip
 import hashlib
+import hmac
 import json
 import logging
 import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import sqlite3
 import sys
@@ -70,6 +75,20 @@ class ApiError(FylrmigError):
         super().__init__(f"{method} {path} failed with HTTP {status} {code}{detail}")
 
 
+class FolderInUse(FylrmigError):
+    """Another backup or restore holds the folder's lock."""
+
+
+class RetriesExhausted(FylrmigError):
+    """A request kept failing with what is normally transient (gateway errors, a locked database, dropped
+    connections): the message says what happened, how often, and on which request."""
+
+
+class EffectUnknown(FylrmigError):
+    """A write that is not safe to repeat blindly failed in a way that leaves open whether the server
+    did it (dropped connection, gateway timeout): the caller checks the target before sending it again."""
+
+
 class Cancelled(FylrmigError):
     """The job was cancelled (web page Cancel button); its chunks stay as they are for a later continue."""
 
@@ -102,7 +121,25 @@ E5_EVENT_TYPES = {
     "WEBHOOK_ERROR": "WEBHOOK_ERROR",
 }
 
+# Event basetypes whose object_id names a basetype entry (restored with a new id, found by reference).
+BASETYPE_EVENT_KINDS = ("user", "group", "pool", "collection", "message")
+
 E5_MAX_CHUNK = 1000   # easydb 5 answers at most 1000 objects per page
+
+
+def crash_point(name):
+    """Where the crash tests kill fylrmig: FYLRMIG_CRASH_AT="<name>:<n>" sends this process SIGKILL the
+    n-th time it passes <name> (a kill -9 at an exact point; unset, it costs a dict lookup)."""
+    if _CRASH_AT and name in _CRASH_AT:
+        with _CRASH_LOCK:
+            _CRASH_AT[name] -= 1
+            if _CRASH_AT[name] == 0:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+_CRASH_AT = {n: int(c) for n, _, c in (p.partition(":") for p in os.environ.get("FYLRMIG_CRASH_AT", "").split(","))
+             if n and c.isdigit()}
+_CRASH_LOCK = threading.Lock()
 
 
 def now():
@@ -152,9 +189,30 @@ def json_bytes(value, pretty=False):
 
 
 def read_json(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        return json.loads(fh.read().decode("utf-8"))
+    return parse_json_bytes(read_nofollow(path), path.endswith(".gz"))
+
+
+def parse_json_bytes(data, gzipped=False):
+    return json.loads((gzip.decompress(data) if gzipped else data).decode("utf-8"))
+
+
+def read_nofollow(path):
+    """A file's bytes; a symbolic link in its place is refused, never followed (O_NOFOLLOW)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
+
+
+def open_append_nofollow(path):
+    """A log file opened for appending; a symbolic link in its place is refused, never followed."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    return os.fdopen(fd, "a", encoding="utf-8")
+
+
+def inside(root, path):
+    """True when `path`, symlinks resolved, is `root` or below it."""
+    root, path = os.path.realpath(root), os.path.realpath(path)
+    return path == root or path.startswith(root + os.sep)
 
 
 ############################################################################## Parameters
@@ -262,7 +320,9 @@ def parse_bool(text):
 
 
 def masked_argv(argv):
-    """The command line with every secret value replaced by ***, for logs and the ledger."""
+    """The command line with every secret value replaced by ***, for logs, the ledger and error messages:
+    every spelling argparse accepts (--password, --pass, --passw=..., -p X, -pX), misspelt secret flags,
+    and secrets inside URLs (also URL-encoded ones)."""
     out, hide_next = [], False
     for arg in argv:
         if hide_next:
@@ -270,19 +330,44 @@ def masked_argv(argv):
             hide_next = False
             continue
         flag, eq, _ = arg.partition("=")
-        if flag in SECRET_FLAGS or flag in ("-p",):
+        if is_secret_flag(flag):
             out.append(f"{flag}={MASK}" if eq else arg)
             hide_next = not eq
-            continue
-        out.append(mask_url_credentials(arg))
+        elif arg.startswith("-p") and not arg.startswith("--") and len(arg) > 2:
+            out.append("-p" + MASK)   # -pSECRET: the value attached to the short flag
+        else:
+            out.append(mask_url_credentials(arg))
     return out
 
 
+def is_secret_flag(flag):
+    """A flag that takes a secret: -p, an unambiguous or ambiguous abbreviation of a secret flag, or any
+    long flag whose name says password, secret or token (a typo must not print the secret either)."""
+    if flag == "-p":
+        return True
+    if not flag.startswith("--") or len(flag) < 4:
+        return False
+    return any(f.startswith(flag) for f in SECRET_FLAGS) or re.search(r"pa?s+w|secr|tok", flag) is not None
+
+
 def mask_url_credentials(text):
-    """http://user:secret@host -> http://user:***@host; access_token / token query values -> ***."""
-    text = re.sub(r"(https?://[^/:@\s]+:)[^@/\s]+@", rf"\1{MASK}@", text)
-    return re.sub(r"((?:access_token|token|password|client_secret|refresh_token|x-fylr-signature)=)[^&\s]+",
-                  rf"\1{MASK}", text)
+    """http://user:secret@host -> http://user:***@host; access_token / token query values -> *** (also
+    when URL-encoded inside another URL's query)."""
+    text = re.sub(r"(https?(?::|%3[Aa])(?://|%2[Ff]%2[Ff])[^/:@\s%]+(?::|%3[Aa]))[^@/\s]+(?:@|%40)", rf"\1{MASK}@",
+                  text)
+    return re.sub(r"((?:access_token|token|password|client_secret|refresh_token|x-fylr-signature)(?:=|%3[Dd]))"
+                  r"[^&\s\"']+", rf"\1{MASK}", text)
+
+
+def secret_from_environment(args, kind, prompt=None):
+    """Secrets need not be on the command line (where the process list shows them): an empty one is
+    taken from FYLRMIG_<NAME> (FYLRMIG_PASSWORD, FYLRMIG_CLIENT_SECRET, FYLRMIG_FILE_API_ACCESS_TOKEN),
+    and a missing password is asked for on a terminal."""
+    for p in params_for(kind) if kind != "serve" else SERVE_PARAMS:
+        if p.secret and not getattr(args, p.dest, ""):
+            setattr(args, p.dest, os.environ.get("FYLRMIG_" + p.dest.upper(), ""))
+    if kind != "serve" and not args.password and not args.verify and prompt is not None:
+        args.password = prompt(f"password of {args.login or 'the user'} on {mask_url_credentials(args.server)}: ")
 
 
 def public_params(args, kind):
@@ -298,21 +383,61 @@ def public_params(args, kind):
 ############################################################################## Ledger (SQLite: jobs, chunks, files, ids)
 
 def process_owner():
-    """Identity of this process on claimed rows; a job whose owner process is gone is an orphan."""
+    """Identity of this process on claimed rows (shown, never trusted: the folder lock decides)."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def owner_alive(owner):
-    host, _, pid = owner.rpartition(":")
-    if not pid.isdigit() or host != socket.gethostname():
+LOCK_FILE = ".fylrmig.lock"
+
+
+class FolderLock:
+    """One job per backup folder, held by the operating system: an flock on <folder>/.fylrmig.lock for
+    the job's life, released however the process ends (kill -9, crash, zombie) and never by a reused pid."""
+
+    def __init__(self, folder):
+        self.folder, self.path, self._fd = folder, os.path.join(folder, LOCK_FILE), None
+
+    def acquire(self, what):
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise FylrmigError(f"cannot write backup folder {self.folder}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise FolderInUse(f"{self.folder} is in use by {holder}: one backup or restore at a time per "
+                              "folder; wait until it ends or cancel it") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"a {what} (process {os.getpid()} on {socket.gethostname()}, since {iso(now())})".encode())
+        self._fd = fd
+        return self
+
+    def release(self):
+        if self._fd is not None:
+            os.close(self._fd)   # closing the descriptor drops the flock
+            self._fd = None
+
+
+def folder_in_use(folder):
+    """True while some process (this one included) holds the folder's lock."""
+    try:
+        fd = os.open(os.path.join(folder, LOCK_FILE), os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
         return False
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return False
-    except PermissionError:
+    except OSError:
         return True
-    return True
+    finally:
+        os.close(fd)
+
+
+INTERRUPTED = ("interrupted: the fylrmig process running this job ended before it (killed, crashed, or the "
+               "machine or page server restarted); Continue finishes it")
 
 
 class Ledger:
@@ -401,22 +526,19 @@ class Ledger:
             db.execute(f"UPDATE jobs SET {cols} WHERE id = ?", (*fields.values(), job_id))
 
     def claim_job(self, job_id):
-        """Mark a job running by this process; refuse when another live process runs it."""
+        """Mark a job running by this process (the caller holds the folder's lock)."""
         me = process_owner()
         with self.write() as db:
-            row = db.execute("SELECT state, owner FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row["state"] == "running" and row["owner"] not in ("", me) and owner_alive(row["owner"]):
-                raise FylrmigError(f"this job is already running in process {row['owner']}")
             db.execute("UPDATE jobs SET state = 'running', owner = ?, heartbeat = ?, cancel_requested = 0, "
                        "finished_at = NULL, last_error = NULL WHERE id = ?", (me, now(), job_id))
         return me
 
     def mark_orphans_interrupted(self):
-        """At start-up: running jobs whose owner process is gone were interrupted (kill -9, crash, restart)."""
+        """Running jobs whose folder nobody holds were interrupted (kill -9, crash, restart): say so."""
         changed = 0
         for job in self.jobs():
-            if job["state"] in ("running", "queued") and not owner_alive(job["owner"]):
-                self.update_job(job["id"], state="interrupted")
+            if job["state"] in ("running", "queued") and not folder_in_use(job["dir"]):
+                self.update_job(job["id"], state="interrupted", last_error=INTERRUPTED)
                 changed += 1
         return changed
 
@@ -547,7 +669,7 @@ class Api:
 
     def __init__(self, server, login, password, client_id="", client_secret="", client_token_url="",
                  insecure=False, retry_max_count=10, retry_sleep_between=30, timeout=600, log_network=False,
-                 cancelled=lambda: False, logger=None):
+                 cancelled=lambda: False, logger=None, role="server"):
         import requests   # imported here so `fylrmig --help` works before dependencies are installed
         self._requests = requests
         self.url = split_server_url(server)
@@ -559,6 +681,7 @@ class Api:
         self.retry_max_count, self.retry_sleep_between = retry_max_count, retry_sleep_between
         self.timeout, self.log_network, self.cancelled = timeout, log_network, cancelled
         self.log = logger or log
+        self.role = role   # "the source" / "the target" in messages
         self.flavour, self.settings = "", {}
         self._token, self._refresh_token, self._token_expires = None, None, 0.0
         self._auth_lock = threading.Lock()
@@ -580,24 +703,34 @@ class Api:
     def api_url(self, path):
         return self.url + API_BASE + path
 
-    def connect(self):
-        """Detect the flavour and log in; every problem ends as one clear FylrmigError."""
-        self.settings = self._probe_settings()
+    def connect(self, first_contact=True):
+        """Detect the flavour and log in; every problem ends as one clear FylrmigError. At the first
+        contact a refused connection or an unknown host name is a wrong URL, not a hiccup: it is not
+        retried (after a purge, the server restarting is retried like any gateway error)."""
+        self.settings = self._probe_settings(first_contact)
         self.flavour = self._detect_flavour(self.settings)
         self._login()
         return self
 
-    def _probe_settings(self):
+    def _probe_settings(self, first_contact=True):
+        url = self.api_url("/settings")
+
+        def once():
+            try:
+                response = self._send("GET", url, auth=False)
+            except self._requests.exceptions.SSLError as exc:
+                raise FylrmigError(f"TLS error talking to {self.url} (use --insecure to skip verification): "
+                                   f"{type(exc).__name__}") from None
+            except self._requests.exceptions.ConnectionError as exc:
+                if first_contact and short_reason(exc) in ("connection refused", "name or service not known"):
+                    raise FylrmigError(f"cannot reach {self.url}: {short_reason(exc)}") from None
+                raise
+            return response
         try:
-            response = self._session().get(self.api_url("/settings"), timeout=min(self.timeout, 60))
-        except self._requests.exceptions.SSLError as exc:
-            raise FylrmigError(f"TLS error talking to {self.url} (use --insecure to skip verification): "
-                               f"{type(exc).__name__}") from None
-        except self._requests.exceptions.RequestException as exc:
-            raise FylrmigError(f"cannot reach {self.url}: {short_reason(exc)}") from None
-        if response.status_code != 200:
+            response = self._with_retries("GET", url, once)
+        except ApiError as exc:
             raise FylrmigError(f"{self.url} is not an easydb 5 or fylr instance: GET {API_BASE}/settings answered "
-                               f"HTTP {response.status_code}")
+                               f"HTTP {exc.status}") from None
         try:
             body = response.json()
         except ValueError:
@@ -717,19 +850,22 @@ class Api:
     def put(self, path, body=None, **params):
         return self.call("PUT", path, params=params, json_body=body)
 
-    def call(self, method, path, params=None, json_body=None, data=None, files=None, absolute=False):
-        """One API call with session renewal (once) and retries; returns the decoded JSON body."""
+    def call(self, method, path, params=None, json_body=None, data=None, files=None, absolute=False,
+             idempotent=True):
+        """One API call with session renewal (once) and retries; returns the decoded JSON body. A write
+        that must not be repeated blindly (idempotent=False) raises EffectUnknown where a retry would
+        risk doing it twice."""
         self._ensure_fresh_token()
         token = self._token
+        request = dict(params=params, json_body=json_body, data=data, files=files, absolute=absolute,
+                       idempotent=idempotent)
         try:
-            return self._raw(method, path, params=params, json_body=json_body, data=data, files=files,
-                             absolute=absolute)
+            return self._raw(method, path, **request)
         except ApiError as exc:
             if not self._is_session_error(exc):
                 raise
             self.renew_session(token)
-            return self._raw(method, path, params=params, json_body=json_body, data=data, files=files,
-                             absolute=absolute)
+            return self._raw(method, path, **request)
 
     def _is_session_error(self, exc):
         if self.flavour == "easydb5":
@@ -774,18 +910,24 @@ class Api:
             return size, digest.hexdigest()
         return self._with_retries("GET", url, fetch)
 
-    def _raw(self, method, path, params=None, json_body=None, data=None, files=None, auth=True, absolute=False):
+    def _raw(self, method, path, params=None, json_body=None, data=None, files=None, auth=True, absolute=False,
+             idempotent=True):
         url = path if absolute else self.api_url(path)
 
         def once():
+            for part in (files or {}).values():   # a retried upload sends the file from its start again
+                part[1].seek(0)
             response = self._send(method, url, params=params, json_body=json_body, data=data, files=files,
                                   auth=auth)
             try:
-                return response.json() if response.content else None
+                body = response.json() if response.content else None
             except ValueError:
                 raise ApiError(method, path, response.status_code, "InvalidJSON",
                                "the answer is not JSON") from None
-        return self._with_retries(method, url, once)
+            if response.status_code == 202:   # confirm-and-resend: nothing was done (api.md 0.3)
+                raise ApiError(method, path, 202, "ConfirmationRequired", confirmation_text(body), body)
+            return body
+        return self._with_retries(method, url, once, idempotent)
 
     def _send(self, method, url, params=None, json_body=None, data=None, files=None, auth=True, stream=False):
         headers = {"Accept": "application/json"}
@@ -813,30 +955,59 @@ class Api:
             body = None
         code = error_code(body) or response.reason or str(response.status_code)
         path = urllib.parse.urlsplit(url).path
-        raise ApiError(method, path, response.status_code, code, error_text(body), body)
+        error = ApiError(method, path, response.status_code, code, error_text(body), body)
+        error.server_status = response.headers.get("x-fylr-status", "")
+        raise error
 
-    def _with_retries(self, method, url, attempt):
-        """Retry 502/503/504 (and 423, 429) and dropped connections; everything else is raised at once."""
+    def _with_retries(self, method, url, attempt, idempotent=True):
+        """Retry 502/503/504 (and 423, 429) and dropped connections or timeouts (api.md 3.3), each retry
+        logged; everything else is raised at once. A write that is not idempotent is not repeated here
+        after such a failure: EffectUnknown tells its caller to check the target first."""
         req = self._requests.exceptions
-        for tries in range(self.retry_max_count + 1):
+        where = f"{method} {urllib.parse.urlsplit(url).path}"
+        tries, waited_since = 0, None
+        while True:
             if self.cancelled():
                 raise Cancelled("cancelled")
             try:
                 return attempt()
             except ApiError as exc:
-                if exc.status not in RETRY_STATUSES or tries == self.retry_max_count:
+                if self._busy(exc, where, waited_since):
+                    waited_since = waited_since or now()
+                    continue
+                if exc.status not in RETRY_STATUSES:
                     raise
-                reason = f"HTTP {exc.status}"
+                reason = f"answered HTTP {exc.status}" + (f" {exc.code}" if exc.code == "DatabaseLockError" else "")
             except (req.ConnectionError, req.ChunkedEncodingError, req.Timeout) as exc:
-                if tries == self.retry_max_count:
-                    raise FylrmigError(f"{method} {mask_url_credentials(url)} failed after {tries} retries: "
-                                       f"{short_reason(exc)}") from None
-                reason = short_reason(exc)
+                reason = f"did not answer ({short_reason(exc)})"
+            if not idempotent:
+                raise EffectUnknown(f"{self.role} {reason} to {where}: whether it was done is unknown")
+            if tries == self.retry_max_count:
+                times = f"{tries + 1} times in a row" if tries else "once, and no retry is allowed"
+                raise RetriesExhausted(f"{self.role} {reason} {times} ({where})")
+            tries += 1
             self.retries += 1
-            self.log.warning("retry %d/%d of %s %s after %s", tries + 1, self.retry_max_count, method,
-                        mask_url_credentials(urllib.parse.urlsplit(url)._replace(query="").geturl()), reason)
+            self.log.warning("retry %d/%d of %s: %s %s", tries, self.retry_max_count, where, self.role, reason)
             time.sleep(self.retry_sleep_between)
-        raise AssertionError("unreachable")
+
+    def _busy(self, exc, where, waited_since):
+        """fylr's status middleware answers 503 with x-fylr-status startup/purge/busy/reindex while it cannot
+        work (api.md 1, 3.3): wait until it is ready (bounded by the request timeout), counting no retry."""
+        if exc.status != 503 or getattr(exc, "server_status", "") not in ("startup", "purge", "busy", "reindex"):
+            return False
+        if waited_since is None:
+            self.log.info("%s is busy (%s): waiting until it is ready (%s)", self.role, exc.server_status, where)
+        elif now() - waited_since > self.timeout:
+            raise RetriesExhausted(f"{self.role} stayed busy ({exc.server_status}) for {self.timeout:.0f} s ({where})")
+        time.sleep(0.2)
+        return True
+
+
+def confirmation_text(body):
+    """What a 202 answer asks to confirm, in one line (its tasks' titles and messages)."""
+    tasks = (body or {}).get("tasks") if isinstance(body, dict) else None
+    return "; ".join(f"{t.get('title', '')}: {t.get('message', '')}".strip(": ") for t in tasks or []
+                     if isinstance(t, dict)) or "the target asks for a confirmation"
 
 
 def short_reason(exc):
@@ -898,6 +1069,34 @@ class BackupFolder:
     def join(self, *parts):
         return os.path.join(self.path, *parts)
 
+    def member(self, relpath):
+        """The path of a file the backup names (payload, packed file, datamodel): a relative path that
+        stays inside the folder, symlinks resolved; anything else is refused, never followed."""
+        parts = str(relpath or "").replace("\\", "/").split("/")
+        if not relpath or os.path.isabs(str(relpath)) or any(p in ("", ".", "..") for p in parts):
+            raise FylrmigError(f"broken backup: {relpath!r} is not a file name inside {self.path}")
+        path = os.path.join(self.path, *parts)
+        if not inside(self.path, path):
+            raise FylrmigError(f"broken backup: {relpath!r} leads out of {self.path}")
+        return path
+
+    def read_member(self, relpath):
+        try:
+            return read_nofollow(self.member(relpath))
+        except FileNotFoundError:
+            raise FylrmigError(f"broken backup: {relpath}: missing") from None
+        except OSError as exc:
+            raise FylrmigError(f"broken backup: cannot read {relpath}: {exc.strerror or exc}") from None
+
+    def links_out(self):
+        """The first entry of the folder that is a symbolic link leading out of it, or None."""
+        for folder, dirs, names in os.walk(self.path):
+            for name in dirs + names:
+                path = os.path.join(folder, name)
+                if os.path.islink(path) and not inside(self.path, path):
+                    return path
+        return None
+
     @property
     def manifest_path(self):
         return self.join("manifest.json")
@@ -907,8 +1106,9 @@ class BackupFolder:
         return self.join(".spool")
 
     def exists(self):
-        """A folder holding anything but log files is an existing backup."""
-        return os.path.isdir(self.path) and any(not n.endswith(".log") for n in os.listdir(self.path))
+        """A folder holding anything but log files (and the lock) is an existing backup."""
+        return os.path.isdir(self.path) and any(not n.endswith(".log") and n != LOCK_FILE
+                                                for n in os.listdir(self.path))
 
     def remove_temp_files(self):
         """Temporary files of writes that a kill -9 cut short: never complete, never referenced."""
@@ -925,7 +1125,7 @@ class BackupFolder:
         """Delete everything of a backup but its logs (a web job may be writing backup.log right now)."""
         for name in os.listdir(self.path):
             path = self.join(name)
-            if name.endswith(".log"):
+            if name.endswith(".log") or name == LOCK_FILE:
                 continue
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path)
@@ -937,10 +1137,12 @@ class BackupFolder:
             manifest = read_json(self.manifest_path)
         except FileNotFoundError:
             raise FylrmigError(f"{self.manifest_path} does not exist") from None
-        except (ValueError, OSError) as exc:
-            raise FylrmigError(f"broken manifest {self.manifest_path}: {exc}") from None
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("payloads"), list):
-            raise FylrmigError(f"broken manifest {self.manifest_path}: no payload list")
+        except (ValueError, OSError, EOFError) as exc:
+            raise FylrmigError(f"broken manifest {self.manifest_path}: {type(exc).__name__}: "
+                               f"{getattr(exc, 'strerror', None) or exc}") from None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("payloads"), list) \
+                or not all(isinstance(n, str) for n in manifest["payloads"]):
+            raise FylrmigError(f"broken manifest {self.manifest_path}: no list of payload names")
         return manifest
 
     def save_manifest(self, manifest):
@@ -989,24 +1191,33 @@ def verify_backup(folder, ledger=None):
 
 
 def verify_payload(folder, name, expected):
-    path = folder.join(name)
-    if not os.path.isfile(path):
-        return [f"{name}: missing"]
-    if expected.get("sha256") and sha256_file(path) != expected["sha256"]:
-        return [f"{name}: damaged (checksum differs from the ledger)"]
     try:
-        envelope = read_json(path)
+        load_payload(folder, name, expected)
+    except FylrmigError as exc:
+        return [str(exc).replace("broken backup: ", "")]
+    return []
+
+
+def load_payload(folder, name, expected):
+    """A payload's envelope, read once: inside the folder, not a link, its sha256 and entry count those
+    the manifest recorded, valid JSON of a known import type. Anything else is one line naming it."""
+    data = folder.read_member(name)
+    if expected.get("sha256") and sha256_bytes(data) != expected["sha256"]:
+        raise FylrmigError(f"broken backup: {name}: damaged (its sha256 differs from the manifest's)")
+    try:
+        envelope = parse_json_bytes(data, name.endswith(".gz"))
     except (ValueError, OSError, EOFError) as exc:
-        return [f"{name}: damaged ({type(exc).__name__})"]
+        raise FylrmigError(f"broken backup: {name}: damaged ({type(exc).__name__})") from None
     kind = envelope.get("import_type") if isinstance(envelope, dict) else None
     if kind not in IMPORT_TYPE_ARRAYS:
-        return [f"{name}: unknown import_type {kind!r}"]
+        raise FylrmigError(f"broken backup: {name}: unknown import_type {kind!r}")
     items = envelope.get(IMPORT_TYPE_ARRAYS[kind])
     if not isinstance(items, list):
-        return [f"{name}: no {IMPORT_TYPE_ARRAYS[kind]} array"]
+        raise FylrmigError(f"broken backup: {name}: no {IMPORT_TYPE_ARRAYS[kind]} array")
     if "count" in expected and expected["count"] != len(items):
-        return [f"{name}: holds {len(items)} entries, the ledger says {expected['count']}"]
-    return []
+        raise FylrmigError(f"broken backup: {name}: holds {len(items)} entries, the manifest says "
+                           f"{expected['count']}")
+    return envelope
 
 
 ############################################################################## Progress
@@ -1083,15 +1294,6 @@ def format_seconds(seconds):
 
 ############################################################################## Backup engine
 
-READ_ONLY_RECORD_KEYS = frozenset({
-    "_standard", "_changelog", "_generated_rights", "_format", "_path", "_paths", "_level", "_has_children",
-    "_collections", "_published", "_published_count", "_system_tags", "_score", "_sort", "_best_mask",
-    "_latest_version", "_objecttype_display_name", "_mask_display_name", "_global_object_id",
-    "_system_object_id_parent", "_id", "_mask", "_owner", "_tags", "_create_user", "_objecttype",
-    "_system_object_id", "_uuid", "_comment", "_created", "_last_modified", "_latest_version_deleted_at",
-    "_acl", "_private_acl", "_pool_path", "_reverse_nested_info"})
-READ_ONLY_OBJECT_KEYS = frozenset({"_id", "_version", "_id_parent", "_pool", "_parents", "_level", "_path",
-                                   "_has_children", "_system_object_id_parent"})
 FILE_KEYS_KEPT = ("preferred", "name", "frontend_prefs", "original_filename", "extension", "class",
                   "technical_metadata", "original_filename_basename", "produce_versions")
 
@@ -1109,8 +1311,22 @@ class JobBase:
     cancel between chunks, parallel workers, and the line that says what a continued run skips and redoes."""
 
     def run(self):
-        """Run the whole job; an error ends it failed (or cancelled) with the message, then propagates."""
-        self.prepare()
+        """Run the whole job under the folder's lock; an error ends it failed (or cancelled) with the
+        message, then propagates. A job that fails before it starts still leaves its error in the ledger."""
+        self.lock = FolderLock(self.folder.path)
+        try:
+            self.prepare()
+        except Exception as exc:
+            if not isinstance(exc, FolderInUse):
+                self._record_failed_start(exc)
+            self.lock.release()
+            raise
+        try:
+            return self._run_prepared()
+        finally:
+            self.lock.release()
+
+    def _run_prepared(self):
         started = now()
         self.ledger.claim_job(self.job_id)
         self.progress = Progress(self.ledger, self.job_id, self.interactive, self.log)
@@ -1124,6 +1340,17 @@ class JobBase:
         self._end(started, "done")
         self.log.info("%s done: %s, %d retries", self.kind, self._done_summary(result), self.api.retries)
         return result
+
+    def _record_failed_start(self, exc):
+        """The page shows a job that could not start (wrong password, unreachable server, broken backup):
+        on the job it was to continue, or on a new row of its own."""
+        job_id = self.job_id
+        if job_id is None and getattr(self.args, "continue"):
+            job_id = (self.ledger.latest_job(self.folder.path, self.kind) or {}).get("id")
+        if job_id is None:
+            job_id = self.ledger.create_job(os.path.basename(self.folder.path), self.kind, self.folder.path,
+                                            public_params(self.args, self.kind), {})
+        self.ledger.update_job(job_id, state="failed", finished_at=now(), last_error=f"could not start: {exc}")
 
     def _end(self, started, state, error=None):
         job = self.ledger.job(self.job_id)
@@ -1163,6 +1390,7 @@ class JobBase:
         except Exception as exc:
             self.ledger.fail_chunk(self.job_id, key, exc)
             raise
+        crash_point(f"step-{name}")
         self.ledger.finish_chunk(self.job_id, key, 1, facts.get("sha256"), facts.get("bytes", 0), facts or None)
         self.progress.add(name, 1)
         self.log.info("step %s done", name)
@@ -1208,6 +1436,7 @@ class BackupJob(JobBase):
         self._file_locks = {}
         self._file_locks_guard = threading.Lock()
         self._step_seq = 0
+        self._own_instances = self._unique_tables = None
 
     # -- preparing
 
@@ -1237,11 +1466,12 @@ class BackupJob(JobBase):
         """Connect, then create/continue/purge the job and folder. Nothing is written before the source
         has answered and every parameter is known to be acceptable."""
         self.validate()
-        self.api = make_api(self.args, self.cancel_event, self.log)
+        self.api = make_api(self.args, self.cancel_event, self.log, role="the source")
         self.api.connect()
         if self.api.flavour == "easydb5" and self.args.chunk_size > E5_MAX_CHUNK:
             raise FylrmigError(f"--chunk-size {self.args.chunk_size} is too large for an easydb 5 source "
                                f"(easydb 5 returns at most {E5_MAX_CHUNK} objects per request)")
+        self.lock.acquire(self.kind)   # before the folder is touched, after the source has answered
         self.job_id = self._open_job()
         self.refs = {kind: self.ledger.ids(self.job_id, kind) for kind in
                      ("tag", "taggroup", "group", "user", "pool", "collection", "message")}
@@ -1258,7 +1488,7 @@ class BackupJob(JobBase):
             if not job:
                 raise FylrmigError(f"no backup of {folder.path} in the ledger {self.ledger.path}: continue "
                                    "with the --data folder the backup was started with")
-            differences = setup_differences(json.loads(job["setup"]), self.setup())
+            differences = setup_differences(continuable_setup(job), self.setup())
             if differences:
                 raise FylrmigError("cannot continue with different parameters: " + "; ".join(differences))
             folder.remove_temp_files()
@@ -1348,15 +1578,20 @@ class BackupJob(JobBase):
         return names
 
     def _record_sources(self):
-        for ot in self.objecttypes():
+        """Soft-deleted records of every objecttype first: the restore trashes them right after posting
+        them, before any live record links to them (a delete of a linked record needs a policy that
+        would cut the links)."""
+        objecttypes = self.objecttypes()
+        if self.args.include_deleted and self.api.flavour == "fylr":
+            for ot in objecttypes:
+                yield Source(f"db/{ot}/deleted", "db", self._deleted_page_fetcher(ot), self.args.chunk_size,
+                             objecttype=ot)
+        for ot in objecttypes:
             total = self._count(ot)
             if self.args.max_count:
                 total = min(total, self.args.max_count)
             yield Source(f"db/{ot}", "db", self._record_page_fetcher(ot, total), self.args.chunk_size,
                          objecttype=ot, total=total)
-            if self.args.include_deleted and self.api.flavour == "fylr":
-                yield Source(f"db/{ot}/deleted", "db", self._deleted_page_fetcher(ot), self.args.chunk_size,
-                             objecttype=ot)
 
     def _count(self, ot):
         body = self.api.post("/search", {"objecttypes": [ot], "offset": 0, "limit": 0, "format": "short"})
@@ -1455,6 +1690,7 @@ class BackupJob(JobBase):
         self._check_cancel()
         self.ledger.start_chunk(self.job_id, emit_key)
         payloads, info, items = self._emit(source)
+        crash_point("emitted")
         self.ledger.finish_chunk(self.job_id, emit_key, items, output={"payloads": payloads, "info": info},
                                  ids=[(kind, s, t) for kind, m in self._new_refs.items() for s, t in m.items()])
         for kind, mapping in self._new_refs.items():
@@ -1498,7 +1734,9 @@ class BackupJob(JobBase):
             raise
         out = {"items": len(page), "objects": raw_count,
                "full": bool(source.page_size) and raw_count >= source.page_size}
+        crash_point("page-spooled")
         self.ledger.finish_chunk(self.job_id, key, len(page), sha256_bytes(data), len(data), out)
+        crash_point("page-done")
         self.progress.add(source.name, raw_count)
         return out
 
@@ -1551,6 +1789,7 @@ class BackupJob(JobBase):
                     continue
                 os.makedirs(os.path.dirname(self.folder.join(relpath)), exist_ok=True)
                 size, digest = self.api.download(info["url"], self.folder.join(relpath))
+                crash_point("file-packed")
                 self.ledger.set_file(self.job_id, file_id, version, "done", path=relpath, bytes=size, sha256=digest)
 
     def _file_lock(self, file_id, version):
@@ -1575,6 +1814,7 @@ class BackupJob(JobBase):
                     envelope["objecttype"] = source.objecttype
                 envelope[IMPORT_TYPE_ARRAYS[source.import_type]] = batch
                 size, digest = self.folder.write_payload(name, envelope, self.args.compression, self.args.pretty)
+                crash_point("payload-written")
                 info[name] = {"import_type": source.import_type, "count": len(batch), "sha256": digest,
                               "bytes": size, "source": source.name}
                 if source.objecttype:
@@ -1584,12 +1824,15 @@ class BackupJob(JobBase):
         return names, info, total
 
     def _payload_name(self, source, seq, group_key, batch_no):
-        """Hierarchies name every payload's level (level_00 too); history names every version."""
+        """Hierarchies name every payload's level (level_00 too); history names every version, or every
+        step of a replay in time order (`history_<n>`, one group per payload: sent one after the other)."""
         version, level = group_key if group_key else (None, None)
         if not self._hierarchical:
             level = None
         if source.import_type == "db":
             objecttype = source.objecttype + ("__deleted" if source.name.endswith("/deleted") else "")
+            if version == "history":
+                return payload_name(seq, "db", batch_no, self.args.compression, f"{objecttype}__history_{level:04d}")
             return payload_name(seq, "db", batch_no, self.args.compression, objecttype,
                                 version if self.args.all_versions else None, level)
         return payload_name(seq, source.import_type, batch_no, self.args.compression, level=level)
@@ -1613,6 +1856,8 @@ class BackupJob(JobBase):
         bucket_dir = os.path.join(self.folder.spool, "emit-" + source.name.replace("/", "__"))
         shutil.rmtree(bucket_dir, ignore_errors=True)
         os.makedirs(bucket_dir)
+        if self.args.all_versions and source.objecttype in self._unique_key_tables():
+            return self._history_groups(source, transform, parents, bucket_dir)
         handles = {}
         try:
             for page in self._spooled_pages(source.name):
@@ -1625,6 +1870,31 @@ class BackupJob(JobBase):
             for fh in handles.values():
                 fh.close()
         return [(key, read_jsonl(os.path.join(bucket_dir, "v%06d_l%04d.jsonl" % key))) for key in sorted(handles)]
+
+    def _unique_key_tables(self):
+        """Objecttypes with a unique column: their history is replayed in the order it happened, because
+        version 1 of every record before any version 2 can hold a value twice that the source never did
+        (A was "X" then "Y"; B, created later, is "X")."""
+        if self._unique_tables is None:
+            schema = read_json(self.folder.join("datamodel.json")).get("schema") or {}
+            self._unique_tables = {t["name"] for t in schema.get("tables") or [] if t.get("unique_keys")}
+        return self._unique_tables
+
+    def _history_groups(self, source, transform, parents, bucket_dir):
+        """Every version of the objecttype in the order it was saved (ties: version, system id), in batches
+        that hold each record at most once; each batch is its own group, so the restore sends them in order."""
+        path, order, last = os.path.join(bucket_dir, "history.jsonl"), [], {}
+        with open(path, "wb") as fh:
+            for page in self._spooled_pages(source.name):
+                for record in transform(page, parents):
+                    version, _ = record.pop("__version"), record.pop("__level")
+                    sysid = record["_system_object_id"]
+                    stamp = last[sysid] = max(version_time(record), last.get(sysid, float("-inf")))
+                    order.append((stamp, version, sysid, fh.tell()))
+                    fh.write(json_bytes(record) + b"\n")
+        order.sort()
+        return [(("history", n), read_lines_at(path, offsets))
+                for n, offsets in enumerate(history_batches(order, self.args.chunk_size), 1)]
 
     def _parent_index(self, source):
         """For hierarchical objecttypes: per history version, _id -> (sysid, parent _id, parent sysid)."""
@@ -1652,6 +1922,7 @@ class BackupJob(JobBase):
                 info.update(out["info"])
         manifest = self._manifest(payloads, info, status, old)
         self.folder.save_manifest(manifest)
+        crash_point("manifest-written")
         return manifest
 
     def _manifest(self, payloads, info, status, old):
@@ -1820,16 +2091,19 @@ class BackupJob(JobBase):
         return self._tree_entries(page, "collection")
 
     def _tree_entries(self, page, kind):
-        """Pools and collections: fallback references, parents as references; system entries are referenced
-        but never created. Levels are resolved once all pages are read (group_by_level)."""
+        """Pools and collections: fallback references, parents as references; system entries and user home
+        collections are referenced but never created. Levels are resolved once all pages are read
+        (group_by_level)."""
         out = []
         for entry in page:
             body = dict(entry[kind])
             source_id = body.pop("_id")
             parent = body.pop("_id_parent", None)
             body.update(_version=1, reference=body.get("reference") or f"{kind}:{source_id}")
+            if is_home_collection(entry, kind):
+                body["reference"] = self._home_collection_reference(entry)
             self._remember(kind, source_id, body["reference"])
-            if is_system_entry(entry, kind):
+            if is_system_entry(entry, kind) or is_home_collection(entry, kind):
                 continue
             new = {k: v for k, v in entry.items() if k not in (kind,)}
             for key in ("_acl", "_private_acl"):
@@ -1841,6 +2115,13 @@ class BackupJob(JobBase):
             new["__id"], new["__parent"] = source_id, parent
             out.append(new)
         return out
+
+    def _home_collection_reference(self, entry):
+        """The target creates a user's home collection with the user and names it after the user as
+        restored there (lookups.en.md): every restored user has a reference, so it is `user:ref:<reference>`,
+        whatever the source's own home collection was called (`user:login:…`, `user:id:…`)."""
+        owner = ((entry.get("_owner") or {}).get("user") or {}).get("_id")
+        return f"user:ref:{self.ref('user', owner)}"
 
     def _transform_objecttype(self, page):
         return [{**ot, "_acl": self._acl(ot.get("_acl"))} for ot in page]
@@ -1861,19 +2142,40 @@ class BackupJob(JobBase):
         return out
 
     def _transform_collection_objects(self, page):
+        """The source's own objects become deferred system-id lookups; an object of another instance keeps
+        its _global_object_id exactly (fylr stores foreign ids as they are: OAS /collection/objects)."""
         out = []
         for item in page:
             objects = []
             for obj in item["objects"]:
-                sysid = sysid_of_global_id(obj.get("_global_object_id"))
-                if sysid is None:
-                    continue
+                gid = obj.get("_global_object_id")
                 props = obj.get("webfrontend_props", obj.get("_webfrontend_props"))
-                objects.append({"lookup:_global_object_id": {"_system_object_id": sysid, "_allow_defer": True},
-                                "webfrontend_props": props})
+                if self._is_own_object(gid):
+                    lookup = {"_system_object_id": sysid_of_global_id(gid), "_allow_defer": True}
+                    objects.append({"lookup:_global_object_id": lookup, "webfrontend_props": props})
+                elif gid:
+                    objects.append({"_global_object_id": gid, "webfrontend_props": props})
             ref = self.ref("collection", item["collection_id"])
             out.append({"collection": {"lookup:_id": {"reference": ref}}, "objects": objects})
         return out
+
+    def _is_own_object(self, gid):
+        """`<sysid>@<instance>` of the source itself: `@local`, or the instance part its own records carry."""
+        sysid, _, instance = str(gid or "").partition("@")
+        return sysid.isdigit() and instance in self._own_instance_ids()
+
+    def _own_instance_ids(self):
+        """The instance part of the source's _global_object_ids (api.md 1: opaque, so it is read off a
+        record rather than guessed from /settings)."""
+        if self._own_instances is None:
+            own = {"local", self.api.instance_name}
+            for ot in self.objecttypes():
+                records = self.api.get(f"/db/{ot}/_all_fields/list", limit=1, offset=0, format="short")
+                own.update(str(r.get("_global_object_id") or "").partition("@")[2] for r in records)
+                if records:
+                    break
+            self._own_instances = own - {""}
+        return self._own_instances
 
     def _transform_event(self, page):
         out = []
@@ -1888,11 +2190,23 @@ class BackupJob(JobBase):
             user = entry.get("user") or entry.get("_user")
             if isinstance(user, dict):
                 new["user"] = self._who(user if "user" in user else {"_basetype": "user", "user": user})
-            export_user = (event.get("info") or {}).get("export_user_id")
-            if export_user is not None:   # ids do not survive a restore, references do (see RestoreJob)
-                new["_fylrmig_refs"] = {"export_user_id": self.ref("user", export_user)}
+            refs = self._event_refs(event)
+            if refs:   # ids do not survive a restore, references do (see RestoreJob._map_event)
+                new["_fylrmig_refs"] = refs
             out.append(new)
         return out
+
+    def _event_refs(self, event):
+        """References of the basetype entries an event names by id: its object (a user, group, pool,
+        collection or message event) and the exporting user of a download."""
+        refs = {}
+        kind = event_basetype(event, self.api.flavour)
+        if kind in BASETYPE_EVENT_KINDS and event.get("object_id") is not None:
+            refs["object_id"] = self.ref(kind, event["object_id"])
+        export_user = (event.get("info") or {}).get("export_user_id")
+        if export_user is not None:
+            refs["export_user_id"] = self.ref("user", export_user)
+        return refs
 
     def _transform_db(self, page, parents):
         out, seen = [], {}
@@ -1929,7 +2243,7 @@ class BackupJob(JobBase):
             if parent_sysid:
                 body["lookup:_id_parent"] = {"_system_object_id": parent_sysid, "_allow_defer": True}
         for key, value in obj.items():
-            if key not in READ_ONLY_OBJECT_KEYS:
+            if is_field_key(key):
                 body[key] = self._value(value)
         new[ot] = body
         new["__version"], new["__level"] = (version if self.args.all_versions else 1), level
@@ -1981,12 +2295,12 @@ class BackupJob(JobBase):
         return out
 
 
-def make_api(args, cancel_event=None, logger=None):
+def make_api(args, cancel_event=None, logger=None, role="server"):
     cancel_event = cancel_event or threading.Event()
     return Api(args.server, args.login, args.password, args.client_id, args.client_secret, args.client_token_url,
                args.insecure, args.retry_max_count, args.retry_sleep_between,
                timeout=60 * getattr(args, "timeout_min", 10), log_network=args.log_network,
-               cancelled=cancel_event.is_set, logger=logger)
+               cancelled=cancel_event.is_set, logger=logger, role=role)
 
 
 def objects_in_page(page):
@@ -2075,6 +2389,17 @@ def is_system_entry(entry, kind):
     return bool(body.get("is_system_pool") or body.get("is_system_collection") or ref.startswith("system:"))
 
 
+def is_field_key(key):
+    """Keys of a record's objecttype block that hold data: the columns and nested tables. `_id`, `_version`,
+    `_pool`, `_id_parent` are written by the transform; every other `_x` key is the server's."""
+    return not key.startswith("_") or key.startswith(("_nested:", "_reverse_nested:"))
+
+
+def is_home_collection(entry, kind):
+    """A user's home collection: created by the server with the user, never by a client."""
+    return kind == "collection" and (entry.get(kind) or {}).get("type") == "user"
+
+
 def is_file_list(value):
     return (isinstance(value, list) and value and isinstance(value[0], dict)
             and ("versions" in value[0] or "original_filename" in value[0]))
@@ -2130,11 +2455,49 @@ def batched(entries, size):
         yield batch
 
 
+def version_time(record):
+    """When a record version was saved (epoch seconds), from the keys both flavours send with history."""
+    for key in ("_last_modified", "_created"):
+        with contextlib.suppress(ValueError):
+            if record.get(key):
+                return datetime.datetime.fromisoformat(str(record[key]).replace("Z", "+00:00")).timestamp()
+    return float("-inf")
+
+
+def history_batches(order, size):
+    """Offsets in time order cut into batches of at most `size` that never hold a record twice."""
+    batch, seen = [], set()
+    for _, _, sysid, offset in order:
+        if len(batch) >= size or sysid in seen:
+            yield batch
+            batch, seen = [], set()
+        batch.append(offset)
+        seen.add(sysid)
+    if batch:
+        yield batch
+
+
+def read_lines_at(path, offsets):
+    with open(path, "rb") as fh:
+        for offset in offsets:
+            fh.seek(offset)
+            yield json.loads(fh.readline())
+
+
 def read_jsonl(path):
     with open(path, "rb") as fh:
         for line in fh:
             if line.strip():
                 yield json.loads(line)
+
+
+def continuable_setup(job):
+    """The setup a --continue must match; a job that never started has none and cannot be continued."""
+    setup = json.loads(job["setup"] or "{}")
+    if not setup:
+        raise FylrmigError(f"nothing to continue: the last {job['kind']} of {job['dir']} failed before it "
+                           f"started ({job['last_error'] or 'no reason recorded'}); start it anew")
+    return setup
 
 
 def setup_differences(old, new):
@@ -2178,6 +2541,10 @@ FYLR_EVENT_TYPES = frozenset({
     "EXPORT_DOWNLOAD", "EXPORT_DOWNLOAD_ERROR", "USER_LOGIN", "USER_LOGIN_FAILED", "USER_LOGOUT"})
 FYLR_EVENT_PREFIXES = ("LICENSE_", "USER_", "GROUP_", "POOL_", "TAG_", "MESSAGE_", "TRANSITION_", "MAPPING_",
                        "OBJECT_INDEX", "REINDEX_", "EXPORT_", "FILE_UPLOAD", "LDAP_", "SAML_", "PLUGIN")
+# Top-level record keys a POST /db may carry (OAS DbObject, api.md 6.6). What the backup keeps beside them
+# (_created, _last_modified, _latest_version_deleted_at) is the server's to set: deleted records are trashed.
+RECORD_WRITE_KEYS = frozenset({"_objecttype", "_mask", "_system_object_id", "_uuid", "_owner", "_tags",
+                               "_comment", "_create_user"})
 # Errors that mean "this was stored already" when a chunk that was in flight is sent again.
 ALREADY_STORED_CODES = frozenset({"DatabaseUniqueKeyViolation", "VersionMismatch", "UserDuplicateLogin"})
 PASSWORDLESS_USER_TYPES = frozenset({"ldap", "sso", "saml", "email"})
@@ -2213,6 +2580,111 @@ def payload_group(name):
     return re.sub(r"^\d+__|__batch_\d+(\.json(\.gz)?)$", "", name)
 
 
+def payload_groups(names):
+    """Consecutive payloads of the same group, in manifest order."""
+    group, members = None, []
+    for name in names:
+        if members and payload_group(name) != group:
+            yield members
+            members = []
+        group = payload_group(name)
+        members.append(name)
+    if members:
+        yield members
+
+
+class Preflight:
+    """What a restore proves before its first write to the target, so that nothing irreversible (a purge)
+    happens on inputs that would stop it half-way: no link leads out of the backup folder; the datamodel
+    and base config parse; the target lets this login purge; one file URL answers as the target will
+    fetch it; every payload is inside the folder, intact (sha256), parses, and its packed files exist.
+    Payloads are read one at a time, so memory stays flat however large the backup."""
+
+    def __init__(self, job):
+        self.job, self.folder, self.args = job, job.folder, job.args
+        self.file_entry = None
+
+    def run(self):
+        started = now()
+        link = self.folder.links_out()
+        if link:
+            raise FylrmigError(f"{link} is a symbolic link that leads out of the backup folder: refused")
+        self._inputs()
+        if self.job.mode == "purge":
+            self._purge_allowed()
+        count, size, packed = self._payloads()
+        self._file_url()
+        self.job.log.info("preflight: %d payloads (%s) and %d packed files checked in %.1f s", count,
+                          human_size(size), packed, now() - started)
+
+    def _inputs(self):
+        for kind, path in (("datamodel", self.job.datamodel_file), ("base_config", self.job.base_config_file)):
+            if not path:
+                continue
+            try:
+                value = read_json(path)
+            except (OSError, ValueError, EOFError) as exc:
+                raise FylrmigError(f"--{kind.replace('_', '-')}: {path} is not readable JSON "
+                                   f"({type(exc).__name__})") from None
+            if not isinstance(value, dict) or (kind == "datamodel" and not isinstance(value.get("schema"), dict)):
+                raise FylrmigError(f"--{kind.replace('_', '-')}: {path} is not a {kind.replace('_', ' ')} "
+                                   "(a JSON object" + (" with a schema)" if kind == "datamodel" else ")"))
+
+    def _purge_allowed(self):
+        """Only the system:root user may purge, and only where the base config allows it (api.md 5)."""
+        api = self.job.api
+        session = api.get("/user/session") or {}
+        reference = ((session.get("user") or {}).get("user") or {}).get("reference")
+        if reference != "system:root":
+            raise FylrmigError(f"--purge needs the target's system:root user; {api.login!r} is not it")
+        purge = (((api.get("/config") or {}).get("system") or {}).get("config") or {}).get("purge") or {}
+        if purge.get("allow_purge") is False:
+            raise FylrmigError(f"{api.url} does not allow purging (base config system.purge.allow_purge is off)")
+
+    def _payloads(self):
+        info = self.job.manifest.get("payload_info") or {}
+        count = size = packed = 0
+        for name in self.job.manifest["payloads"]:
+            self.job._check_cancel()
+            envelope = load_payload(self.folder, name, info.get(name, {}))
+            size += (info.get(name) or {}).get("bytes", 0)
+            count += 1
+            if envelope["import_type"] == "db":
+                packed += self._packed_files(name, envelope["objects"])
+        return count, size, packed
+
+    def _packed_files(self, name, records):
+        found = 0
+        for entry in iter_payload_files_of(records):
+            for version in (entry.get("versions") or {}).values():
+                if isinstance(version, dict) and version.get("path"):
+                    if not os.path.isfile(self.folder.member(version["path"])):
+                        raise FylrmigError(f"broken backup: {version['path']} (named in {name}) is missing")
+                    found += 1
+            if self.file_entry is None and not entry.get("leave") and not self.job._packed_path(entry):
+                self.file_entry = entry
+        return found
+
+    def _file_url(self):
+        """One file the target will fetch (or fylrmig, with put) is fetched now: an expired signature or a
+        wrong access token shows before the purge, not after it."""
+        if not self.args.file_api or self.file_entry is None:
+            return
+        entry = self.file_entry
+        url = self.job._url((self.job._source_version(entry)[1] or {}).get("url"))
+        if not url:
+            return
+        downloader = self.job._source_downloader()
+        try:
+            downloader._with_retries("GET", url, lambda: downloader._send("GET", url, auth=False, stream=True).close())
+        except ApiError as exc:
+            problem = (f"the source's file {file_label(entry)} answers HTTP {exc.status}"
+                       f"{self.job._signature_hint(entry, exc)}")
+            if exc.status in (401, 403) or not self.args.upload_ignore_files_with_errors:
+                raise FylrmigError(problem) from None
+            self.job.log.warning("%s (files that fail are left out: --upload-ignore-files-with-errors)", problem)
+
+
 class RestoreJob(JobBase):
     """`fylrmig restore`: writes a backup folder into a fylr target, every posted chunk and uploaded file a
     ledger row, so a continued run sends only what the target does not hold yet."""
@@ -2228,6 +2700,7 @@ class RestoreJob(JobBase):
         self.api = self.job_id = self.progress = self.manifest = None
         self.counters = {"skipped_events": {}, "file_errors": 0, "duplicate_refs": 0, "files": 0}
         self._file_locks, self._guard = {}, threading.Lock()
+        self._target_ids, self._refreshed = {}, set()   # kind -> {reference: target id}; kinds asked this run
 
     # -- preparing
 
@@ -2249,7 +2722,7 @@ class RestoreJob(JobBase):
         if a.upload_versions and self.manifest.get("include_files") == "original":
             raise FylrmigError("--upload-versions needs the renditions, but this backup packed originals only "
                                "(--include-files=original)")
-        missing = [n for n in self.manifest["payloads"] if not os.path.isfile(self.folder.join(n))]
+        missing = [n for n in self.manifest["payloads"] if not os.path.isfile(self.folder.member(n))]
         if missing:
             raise FylrmigError(f"broken backup: payload {missing[0]} listed in the manifest is missing"
                                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
@@ -2265,42 +2738,52 @@ class RestoreJob(JobBase):
                 "chunk_size": a.chunk_size, "max_count": a.max_count}
 
     def prepare(self):
+        """Everything the restore will need is proven before the first write to the target (a purge
+        above all): the backup read end to end, the inputs parsed, the target and its rights, a file URL.
+        The job row is created last, so a refused start leaves the ledger as it was."""
         self.validate()
-        self.api = make_api(self.args, self.cancel_event, self.log)
+        self.api = make_api(self.args, self.cancel_event, self.log, role="the target")
         self.api.connect()
         if self.api.flavour != "fylr":
             raise FylrmigError(f"{self.api.url} is an easydb 5: a restore target must be fylr")
-        self.job_id, self.mode = self._open_job()
+        self.lock.acquire(self.kind)
+        job = self._find_job()
         self.datamodel_file = self._input_file("datamodel")
         self.base_config_file = self._input_file("base_config")
+        Preflight(self).run()
+        if job:
+            self.folder.remove_temp_files()
+            self.ledger.update_job(job["id"], params=json.dumps(public_params(self.args, "restore")))
+            self.job_id = job["id"]
+        else:
+            self.job_id = self.ledger.create_job(os.path.basename(self.folder.path), "restore", self.folder.path,
+                                                 public_params(self.args, "restore"), self.original)
 
-    def _open_job(self):
+    def _find_job(self):
+        """The job a --continue resumes (its setup must match), else None; sets the mode and the
+        original setup (a continue keeps the first run's datamodel and base config choices)."""
         a = self.args
-        job = self.ledger.latest_job(self.folder.path, "restore")
         if getattr(a, "continue"):
+            job = self.ledger.latest_job(self.folder.path, "restore")
             if not job:
                 raise FylrmigError(f"nothing to continue: no restore of {self.folder.path} in the ledger "
                                    f"{self.ledger.path}")
-            old = json.loads(job["setup"])
+            old = continuable_setup(job)
             differences = setup_differences({k: old.get(k) for k in self.setup()}, self.setup())
             if differences:
                 raise FylrmigError("cannot continue with different parameters: " + "; ".join(differences))
-            self.original = old
-            self.folder.remove_temp_files()
-            self.ledger.update_job(job["id"], params=json.dumps(public_params(a, "restore")))
-            return job["id"], old["mode"]
-        mode = "purge" if a.purge else "plain"
-        setup = dict(self.setup(), mode=mode, datamodel=a.datamodel, base_config=a.base_config)
-        self.original = setup
-        return self.ledger.create_job(os.path.basename(self.folder.path), "restore", self.folder.path,
-                                      public_params(a, "restore"), setup), mode
+            self.original, self.mode = old, old["mode"]
+            return job
+        self.mode = "purge" if a.purge else "plain"
+        self.original = dict(self.setup(), mode=self.mode, datamodel=a.datamodel, base_config=a.base_config)
+        return None
 
     def _input_file(self, kind):
         """The datamodel / base config file to upload: the given path, '-' for none, or the backup's."""
         given = self.original.get(kind) or ""
-        if given == "-":
+        if given == "-" or self.mode not in ("purge", "plain"):
             return None
-        path = given or self.folder.join(self.manifest.get(kind) or f"{kind}.json")
+        path = given or self.folder.member(self.manifest.get(kind) or f"{kind}.json")
         if not os.path.isfile(path):
             if given or kind == "datamodel":
                 raise FylrmigError(f"--{kind.replace('_', '-')}: {path} does not exist")
@@ -2339,10 +2822,13 @@ class RestoreJob(JobBase):
     def _purge(self):
         """purgeall sets the root password to ours, so the login keeps working (parameters.md 2)."""
         self.api.post("/system/purgeall", None, set_password=self.args.password)
-        self.api.connect()   # purge invalidates tokens; /settings answers 503 until the target is ready
+        self.api.connect(first_contact=False)   # purge ends every session; /settings answers 503 meanwhile
 
     def _upload_datamodel(self):
         datamodel = read_json(self.datamodel_file)
+        if same_tables(self.api.get("/schema/user/CURRENT"), datamodel["schema"]):
+            self.log.info("the target's datamodel is this backup's already (a run stopped after its commit)")
+            return
         head = self.api.get("/schema/user/HEAD")
         schema = dict(datamodel["schema"], version=head.get("version"), based_on_version=head.get("based_on_version"))
         for key in ("max_table_id", "max_column_id"):
@@ -2375,33 +2861,71 @@ class RestoreJob(JobBase):
         self.progress.set_phase("payloads", total)
         self.object_ids = {}
         self.kept_per_type = {}
-        group, members = None, []
-        for name in names + [None]:
-            if name is not None and payload_group(name) == group:
-                members.append(name)
-                continue
-            if members:
-                self._restore_group(members)
-                self._write_progress("running")
-            group, members = (payload_group(name), [name]) if name else (None, [])
+        last_of_source = {info.get(n, {}).get("source"): n for n in names}
+        for members in payload_groups(names):
+            self._restore_group(members)
+            self._write_progress("running")
+            source = info.get(members[-1], {}).get("source") or ""
+            if source.endswith("/deleted") and last_of_source.get(source) == members[-1]:
+                self._trash_deleted_records(source, [n for n in names if info.get(n, {}).get("source") == source])
 
     def _restore_group(self, names):
-        self._run_parallel(self._group_tasks(names))
+        """Chunks of one group are independent and go out in parallel, except the steps of a history
+        replay, whose order is the point."""
+        if "__history_" in names[0]:
+            for task in self._group_tasks(names):
+                task()
+        else:
+            self._run_parallel(self._group_tasks(names))
+
+    # -- soft-deleted records
+
+    def _trash_deleted_records(self, source, names):
+        """Records the source had in its trash go to the target's trash once their last version is posted
+        (DELETE /db/<objecttype>, the documented way; a record's deleted state is not a writable key)."""
+        ot = source.split("/")[1]
+        versions = {}
+        info = self.manifest.get("payload_info") or {}
+        for name in names:
+            for entry in load_payload(self.folder, name, info.get(name, {}))["objects"]:
+                sysid = entry.get("_system_object_id")
+                versions[sysid] = max(versions.get(sysid, 0), entry[ot].get("_version", 1))
+        restored = self.ledger.ids(self.job_id, "object")
+        todo = sorted((s, v) for s, v in versions.items() if str(s) in restored)
+        for index, batch in enumerate(batched(todo, self.args.chunk_size)):
+            self._chunk_of(f"delete/{ot}/{index:05d}", len(batch),
+                           lambda in_flight, b=batch: self._trash(ot, b, restored, in_flight), phase=None)
+
+    def _trash(self, ot, batch, restored, in_flight):
+        if in_flight:
+            batch = [(s, v) for s, v in batch if not self._is_trashed(ot, s)]
+        body = [[int(restored[str(s)].partition("/")[2]), v, None] for s, v in batch]
+        if body:
+            self.api.call("DELETE", f"/db/{ot}", json_body=json_bytes(body), idempotent=False)
+        return [], None
+
+    def _is_trashed(self, ot, sysid):
+        found = self.api.get(f"/db/{ot}/_all_fields/system_object_id/{sysid}", format="short")
+        return any(o.get("_latest_version_deleted_at") for o in found or [])
 
     def _group_tasks(self, names):
         """The chunks of a group of payloads, read one payload at a time as the workers get to them."""
+        info = self.manifest.get("payload_info") or {}
         for name in names:
-            envelope = read_json(self.folder.join(name))
+            envelope = load_payload(self.folder, name, info.get(name, {}))   # checked again right before use
             kind = envelope.get("import_type")
             entries = envelope.pop(IMPORT_TYPE_ARRAYS.get(kind, ""), [])
             size = 0 if kind == "tags" else self.args.chunk_size
-            for index, chunk in enumerate(batched(self._limit(kind, envelope, entries), size)):
+            for index, chunk in enumerate(batched(self._limit(name, kind, envelope, entries), size)):
                 yield lambda n=name, k=kind, e=envelope, i=index, c=chunk: self._chunk(n, k, e, i, c)
 
-    def _limit(self, kind, envelope, entries):
-        """--max-count: at most that many records per objecttype (all versions of the kept ones)."""
+    def _limit(self, name, kind, envelope, entries):
+        """--max-count: at most that many live records per objecttype (all versions of the kept ones); a
+        sample leaves the soft-deleted ones out."""
         if kind != "db" or not self.args.max_count:
             return entries
+        if "__deleted" in name:
+            return []
         kept = self.kept_per_type.setdefault(envelope["objecttype"], set())
         out = []
         for entry in entries:
@@ -2412,20 +2936,47 @@ class RestoreJob(JobBase):
         return out
 
     def _chunk(self, name, kind, envelope, index, entries):
-        key = f"post/{name}/{index:05d}"
+        self._chunk_of(f"post/{name}/{index:05d}", len(entries),
+                       lambda in_flight: self._send_chunk(kind, envelope, entries, in_flight))
+        with self._guard:
+            self._target_ids.pop(kind, None)   # read again from the ledger, which now holds this chunk's ids
+
+    def _chunk_of(self, key, items, send, phase="payloads"):
+        """One unit of restore work as a ledger chunk: skipped when done; `send(in_flight)` returns
+        (ids, sha256) and learns whether an earlier run may have sent it already."""
         chunk = self.ledger.chunk(self.job_id, key)
         if chunk and chunk["state"] == "done":
-            self.progress.add("payloads", chunk["items"])
+            if phase:
+                self.progress.add(phase, chunk["items"])
             return
         self._check_cancel()
-        was_in_flight = self.ledger.start_chunk(self.job_id, key) in ("running", "failed")
+        in_flight = self.ledger.start_chunk(self.job_id, key) in ("running", "failed")
         try:
-            ids, digest = self._send_chunk(kind, envelope, entries, was_in_flight)
+            ids, digest = self._send_checking(key, send, in_flight)
         except Exception as exc:
             self.ledger.fail_chunk(self.job_id, key, exc)
             raise
-        self.ledger.finish_chunk(self.job_id, key, len(entries), digest, ids=ids)
-        self.progress.add("payloads", len(entries))
+        crash_point("chunk-sent")
+        self.ledger.finish_chunk(self.job_id, key, items, digest, ids=ids)
+        crash_point("chunk-done")
+        if phase:
+            self.progress.add(phase, items)
+
+    def _send_checking(self, key, send, in_flight):
+        """send(in_flight); when a write's effect is unknown, the chunk is treated as in flight and sent
+        again, so what the target already holds is looked up first (the same retry budget as requests)."""
+        for tries in range(self.args.retry_max_count + 1):
+            try:
+                return send(in_flight)
+            except EffectUnknown as exc:
+                if tries == self.args.retry_max_count:
+                    raise RetriesExhausted(f"{exc} ({tries + 1} times in a row)") from None
+                self.log.warning("retry %d/%d of chunk %s: %s; checking the target before sending again",
+                                 tries + 1, self.args.retry_max_count, key, exc)
+                self.api.retries += 1
+                time.sleep(self.args.retry_sleep_between)
+                in_flight = True
+        raise AssertionError("unreachable")
 
     def _send_chunk(self, kind, envelope, entries, was_in_flight):
         """Send one chunk; a chunk that may have reached the target already is reduced to what is missing
@@ -2438,13 +2989,36 @@ class RestoreJob(JobBase):
         if not prepared:
             return self._ids_of(kind, envelope, [], []), None
         try:
-            response, digest = self._post(kind, envelope, prepared)
+            response, digest = self._post_repairing(kind, envelope, prepared)
         except ApiError as exc:
             if exc.code not in ALREADY_STORED_CODES:
                 raise
             prepared = self._missing_in_target(kind, envelope, prepared)
-            response, digest = self._post(kind, envelope, prepared) if prepared else ([], None)
+            response, digest = self._post_repairing(kind, envelope, prepared) if prepared else ([], None)
         return self._ids_of(kind, envelope, prepared, response), digest
+
+    def _post_repairing(self, kind, envelope, prepared):
+        """Post a chunk; a refusal the migration can mend without losing an entry (an e-mail address
+        another user holds already) is mended and the chunk sent again."""
+        while True:
+            try:
+                return self._post(kind, envelope, prepared)
+            except ApiError as exc:
+                if not (kind == "user" and exc.code == "UserDuplicateEmail" and self._drop_taken_email(prepared, exc)):
+                    raise
+
+    def _drop_taken_email(self, entries, exc):
+        """fylr keeps one user per e-mail address (409 UserDuplicateEmail), easydb 5 did not: the later
+        users keep their login and lose the address, by name in the log."""
+        email = str(((exc.body or {}).get("parameters") or {}).get("email") or "").lower()
+        hit = [e for e in entries if email and str(e["user"].get("email") or "").lower() == email]
+        for entry in hit:
+            self.log.warning("user %s restored without its e-mail %s: user %s holds it on the target",
+                             entry["user"].get("login") or entry["user"].get("reference"), email,
+                             ((exc.body or {}).get("parameters") or {}).get("name"))
+            entry["user"] = {k: v for k, v in entry["user"].items() if k != "email"}
+            self._count("emails_dropped")
+        return bool(hit)
 
     def _post(self, kind, envelope, body):
         """(answer, sha256 of what was sent): the body is encoded once, for the request and the ledger."""
@@ -2455,7 +3029,9 @@ class RestoreJob(JobBase):
             return [self._install_plugin(plugin) for plugin in body], sha256_bytes(json_bytes(body))
         method, path, params = self._post_target(kind, envelope)
         data = json_bytes(body)
-        return self.api.call(method, path, params=params, json_body=data), sha256_bytes(data)
+        # events have no key the target could refuse a second copy by: never resent blindly
+        answer = self.api.call(method, path, params=params, json_body=data, idempotent=kind != "event")
+        return answer, sha256_bytes(data)
 
     def _post_target(self, kind, envelope):
         """(method, path, query) of the request that stores a chunk of `kind`."""
@@ -2474,15 +3050,15 @@ class RestoreJob(JobBase):
                                                              skip_reverse_nested="true", format="short")
 
     def _ids_of(self, kind, envelope, sent, response):
-        """Source -> target facts to keep with the chunk: target ids of records (for events) and of
-        collections (for their object lists)."""
+        """Source -> target facts to keep with the chunk: target ids of records and of basetype entries
+        (for collection object lists and events)."""
         ids = []
         if kind == "db":
             for obj in response or []:
                 if obj.get("_system_object_id") is not None:
                     ot = envelope["objecttype"]
                     ids.append(("object", obj["_system_object_id"], f"{ot}/{obj[ot]['_id']}"))
-        elif kind in ("collection", "user"):
+        elif kind in BASETYPE_EVENT_KINDS:
             for entry in response or []:
                 ids.append((kind, entry[kind].get("reference"), entry[kind]["_id"]))
         return ids
@@ -2499,7 +3075,9 @@ class RestoreJob(JobBase):
             return self._missing_events(prepared)
         if kind == "objecttype":
             return self._prepare_objecttype(prepared, envelope)   # settings merge: resend with fresh versions
-        return prepared   # tags and collection object lists replace: sending again is harmless
+        if kind == "tags":
+            return self._prepare_tags(prepared, envelope)   # the set is replaced, with fresh tag versions
+        return prepared   # collection object lists replace: sending again is harmless
 
     def _missing_records(self, ot, prepared):
         out = []
@@ -2527,6 +3105,21 @@ class RestoreJob(JobBase):
                                         e["event"].get("system_object_id")) not in seen]
 
     # -- preparing entries for the target
+
+    def _prepare_tags(self, entries, envelope):
+        """Tags keep their ids, and a tag the target holds already (a resent chunk, a target that was not
+        purged) is saved as its next version (POST /tags checks tag versions)."""
+        stored = {}
+        for group in self.api.get("/tags") or []:
+            for entry in group.get("_tags") or []:
+                tag = entry.get("tag", entry)
+                stored[tag.get("_id")] = tag.get("_version") or 1
+        out = []
+        for group in entries:
+            tags = [dict(t, tag=dict(t["tag"], _version=stored.get(t["tag"].get("_id"), 0) + 1))
+                    for t in group.get("_tags") or []]
+            out.append(dict(group, _tags=tags))
+        return out
 
     def _prepare_plugin(self, entries, envelope):
         """url and disk plugins are installed again; a zip plugin needs its zip file, which the backup
@@ -2569,11 +3162,21 @@ class RestoreJob(JobBase):
         return out
 
     def _prepare_user(self, entries, envelope):
-        out = []
+        """Password hashes only when asked for; an e-mail address a user earlier in the chunk has is left
+        out (fylr keeps one user per address; the target's own holders are found by _drop_taken_email)."""
+        out, emails = [], set()
         for entry in entries:
             entry = dict(entry)
             if not self.args.include_password or entry["user"].get("type") in PASSWORDLESS_USER_TYPES:
                 entry.pop("_password_hash", None)
+            email = str(entry["user"].get("email") or "").lower()
+            if email in emails:
+                self.log.warning("user %s restored without its e-mail %s: an earlier user holds it",
+                                 entry["user"].get("login") or entry["user"].get("reference"), email)
+                entry["user"] = {k: v for k, v in entry["user"].items() if k != "email"}
+                self._count("emails_dropped")
+            elif email:
+                emails.add(email)
             out.append(entry)
         return out
 
@@ -2582,34 +3185,59 @@ class RestoreJob(JobBase):
         for entry in entries:
             ref = entry["collection"]["lookup:_id"]["reference"]
             target = self._target_id("collection", ref)
+            if target is None and ref.startswith("user:ref:") and not entry["objects"]:
+                continue
+            if target is None and ref.startswith("user:ref:"):
+                self.log.warning("the home collection %s is not in the target (its user was not restored): its "
+                                 "%d objects are left out", ref, len(entry["objects"]))
+                self._count("skipped_collection_objects", len(entry["objects"]))
+                continue
             if target is None:
                 raise FylrmigError(f"collection {ref!r} is not in the target: restore its collection payload first")
             out.append((target, entry["objects"]))
         return out
 
     def _target_id(self, kind, reference):
-        """The target id of a collection or user by reference: from the ledger, else asked of the target
-        once (entries stored by a run that died before its ledger row, or present before the restore)."""
+        """The target id of a basetype entry by reference: from the ledger, else asked of the target once
+        per run (entries stored by a run that died before its ledger row, present before the restore, or
+        created by the target itself, like home collections)."""
         if reference is None:
             return None
-        known = self.ledger.ids(self.job_id, kind)
+        known = self._known_target_ids(kind)
         if reference not in known:
-            with self._guard:
-                known = self._refresh_target_ids(kind)
-        return int(known[reference]) if reference in known else None
+            with self._lock_for(f"refresh/{kind}"):   # one refresh per kind; the others wait for its answer
+                if kind not in self._refreshed:
+                    self._refresh_target_ids(kind)
+                    self._refreshed.add(kind)
+            known = self._known_target_ids(kind)
+        value = known.get(reference)
+        return int(value) if value is not None else None
+
+    def _known_target_ids(self, kind):
+        with self._guard:
+            if kind not in self._target_ids:
+                self._target_ids[kind] = self.ledger.ids(self.job_id, kind)
+            return self._target_ids[kind]
 
     def _refresh_target_ids(self, kind):
-        """reference -> target id of every entry of a basetype in the target (kept in the ledger)."""
+        """reference -> target id of every entry of a basetype in the target (kept in the ledger). Pages
+        advance by what came back, as the server may clip `limit`."""
         path = {"collection": "/collection/list"}.get(kind, f"/{kind}")
         found, offset = {}, 0
         while True:
             page = self.api.get(path, limit=1000, offset=offset)
             found.update({e[kind].get("reference"): str(e[kind]["_id"]) for e in page if e[kind].get("reference")})
-            if len(page) < 1000:
+            if not page:
                 break
-            offset += 1000
+            offset += len(page)
         self.ledger.put_ids(self.job_id, kind, found)
-        return found
+        with self._guard:
+            self._target_ids[kind] = dict(self._target_ids.get(kind) or {}, **found)
+            return self._target_ids[kind]
+
+    def _count(self, counter, n=1):
+        with self._guard:
+            self.counters[counter] = self.counters.get(counter, 0) + n
 
     def _prepare_event(self, entries, envelope):
         out = []
@@ -2631,38 +3259,53 @@ class RestoreJob(JobBase):
             etype = event["type"]
         if not fylr_knows_event(etype) or (self.include_events and etype not in self.include_events):
             return self._skip_event(etype)
-        sysid = event.get("system_object_id") or sysid_of_global_id(event.pop("global_object_id", None))
-        event.pop("global_object_id", None)
-        if sysid:
-            event["system_object_id"] = sysid
-            target = self._object_id(sysid)   # "<objecttype>/<target _id>"
-            if target:
-                ot, _, oid = target.partition("/")
-                event["object_id"] = int(oid)
-                event["objecttype"] = event.get("objecttype") or ot   # easydb 5 events name no objecttype
-            else:
-                event["object_id"] = None
-        event["info"] = self._event_info(event.get("info"), entry.get("_fylrmig_refs") or {})
+        refs = entry.get("_fylrmig_refs") or {}
+        self._map_object_id(event, refs)
+        event["info"] = self._event_info(event["type"], event.get("info"), refs)
         out = {"_basetype": "event", "event": event}
         if isinstance(entry.get("user"), dict):
-            out["user"] = entry["user"]
+            if self._target_user_exists(entry["user"]):
+                out["user"] = entry["user"]
+            else:   # a lookup of a user the target lacks would refuse the whole chunk
+                self._count("events_without_user")
         return out
 
-    def _event_info(self, info, refs):
-        """Known ids inside `info` point to the restored files and users (parameters.md 6.1); exports
-        are not migrated, so an export's id becomes null."""
+    def _target_user_exists(self, wrapper):
+        reference = ((wrapper.get("user") or {}).get("lookup:_id") or {}).get("reference")
+        return reference is None or self._target_id("user", reference) is not None
+
+    def _map_object_id(self, event, refs):
+        """The top-level object_id names the target's entry: a restored record (by system object id), a
+        basetype entry (by the reference the backup noted) or a file (by its source file id)."""
+        sysid = event.get("system_object_id") or sysid_of_global_id(event.get("global_object_id"))
+        event.pop("global_object_id", None)
+        kind = event.get("basetype")
+        if kind in BASETYPE_EVENT_KINDS and event.get("object_id") is not None:
+            event["object_id"] = self._target_id(kind, refs.get("object_id"))
+        elif kind == "file" and event.get("object_id") is not None:
+            event["object_id"] = self._target_file_id(event["object_id"])
+        elif sysid:
+            event["system_object_id"] = sysid
+            target = self._object_id(sysid)   # "<objecttype>/<target _id>"
+            event["object_id"] = int(target.partition("/")[2]) if target else None
+            if target:
+                event["objecttype"] = event.get("objecttype") or target.partition("/")[0]
+
+    def _event_info(self, etype, info, refs):
+        """Known ids inside `info` point to the restored files and users, as parameters.md 6.1 lists them:
+        a file download names its exporting user (and its export, which is not migrated: null); a download
+        confirmation names its files. Everything else in `info` stays as it was."""
         if not isinstance(info, dict):
             return info
         info = dict(info)
-        if isinstance(info.get("export"), dict):
-            info["export"] = dict(info["export"], _id=None)
-        if "export_user_id" in info:
-            info["export_user_id"] = self._target_id("user", refs.get("export_user_id"))
-        if isinstance(info.get("assets"), list):
+        if etype == "FILE_DOWNLOAD":
+            if isinstance(info.get("export"), dict):
+                info["export"] = dict(info["export"], _id=None)
+            if "export_user_id" in info:
+                info["export_user_id"] = self._target_id("user", refs.get("export_user_id"))
+        if etype == "ASSET_DOWNLOAD_CONFIRMATION_MESSAGE" and isinstance(info.get("assets"), list):
             info["assets"] = [dict(a, id=self._target_file_id(a.get("id"))) if isinstance(a, dict) else a
                               for a in info["assets"]]
-        if "eas_id" in info:
-            info["eas_id"] = self._target_file_id(info["eas_id"])
         return info
 
     def _target_file_id(self, source_id):
@@ -2684,6 +3327,7 @@ class RestoreJob(JobBase):
         ot = envelope["objecttype"]
         out = []
         for entry in entries:   # read from disk for this chunk alone: changed in place
+            entry = {k: v for k, v in entry.items() if k in RECORD_WRITE_KEYS or k == ot}
             body = entry[ot]
             if body.get("_version", 1) > 1:
                 sysid = entry.pop("_system_object_id")
@@ -2710,8 +3354,8 @@ class RestoreJob(JobBase):
     # -- files
 
     def _files_of(self, records):
-        """Upload the files of a chunk (before the records that use them) and link them by target id; with
-        --file-api '' the records are restored without files."""
+        """Upload the files of a chunk (before the records that use them), wait until the target holds them,
+        and link them by target id; with --file-api '' the records are restored without files."""
         holders = list(iter_payload_file_holders(records))
         if not self.args.file_api:
             for container, key in holders:
@@ -2727,6 +3371,7 @@ class RestoreJob(JobBase):
             workers = self.args.max_parallel_upload_files or 1
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 targets = dict(zip(unique, pool.map(self._upload_file_safely, unique.values())))
+        targets = self._settle_files(unique, targets)
         for container, key in holders:
             linked = [{"_id": int(targets[e["reference"]]), "preferred": e.get("preferred", False),
                        "name": e.get("name"), "frontend_prefs": e.get("frontend_prefs") or {}}
@@ -2737,28 +3382,100 @@ class RestoreJob(JobBase):
         try:
             return self._upload_file(entry)
         except (ApiError, FylrmigError, OSError) as exc:
+            reason = f"{exc}{self._signature_hint(entry, exc)}"
             if not self.args.upload_ignore_files_with_errors:
-                raise FylrmigError(f"file {entry['reference']} ({entry.get('original_filename')}): {exc}") from None
-            with self._guard:
-                self.counters["file_errors"] += 1
-            self.log.warning("file %s (%s) left out of its record: %s", entry["reference"],
-                             entry.get("original_filename"), exc)
+                raise FylrmigError(f"file {file_label(entry)}: {reason}") from None
+            self._count("file_errors")
+            self.ledger.set_file(self.job_id, entry["reference"], "original", "failed", error=reason[:2000])
+            self.log.warning("file %s left out of its record: %s", file_label(entry), reason)
             return None
 
     def _upload_file(self, entry):
-        """One file (original + renditions with --upload-versions), once per reference across the job."""
+        """One file (original + renditions with --upload-versions), once per reference across the job. The
+        target answers an upload before it holds the bytes: the file is 'running' until _settle_files saw
+        it done or failed."""
         ref = entry["reference"]
         with self._lock_for(ref):
             row = self.ledger.file_row(self.job_id, ref, "original")
-            if row and row["state"] == "done":
+            if row and row["state"] in ("done", "running"):
                 return row["target_id"]
+            if row and row["state"] == "failed" and row["target_id"]:
+                self._free_reference(row["target_id"], ref)
             target = self._upload_original(entry)
             if self.args.upload_versions or self._manual_renditions(entry):
                 self._upload_renditions(entry, target)
-            self.ledger.set_file(self.job_id, ref, "original", "done", target_id=str(target))
-            with self._guard:
-                self.counters["files"] += 1
+            crash_point("file-uploaded")
+            self.ledger.set_file(self.job_id, ref, "original", "running", target_id=str(target), error=None)
             return str(target)
+
+    def _free_reference(self, target_id, ref):
+        """A file whose fetch failed keeps its reference on the target, and an upload with that reference
+        would be answered with the failed file again: rename it (POST /eas/{fileId}) before retrying."""
+        self.api.post(f"/eas/{target_id}", {"reference": f"{ref}:failed:{target_id}"})
+
+    def _settle_files(self, unique, targets):
+        """Wait until the target has fetched every file of the chunk (rput answers before it fetches,
+        api.md 6.8), bounded by --timeout-min; failed files stop the job or, with
+        --upload-ignore-files-with-errors, are left out of their records. Returns the usable targets."""
+        waiting = {ref: targets[ref] for ref in unique if targets.get(ref) and
+                   (self.ledger.file_row(self.job_id, ref, "original") or {}).get("state") == "running"}
+        failed = []
+        deadline, pause = now() + 60 * self.args.timeout_min, 0.05
+        while waiting:
+            states = self._file_states(waiting.values())
+            for ref, target in list(waiting.items()):
+                state = states.get(str(target))
+                if state in ("done", "sync", "failed"):
+                    del waiting[ref]
+                    crash_point("file-settled")
+                    self.ledger.set_file(self.job_id, ref, "original", "failed" if state == "failed" else "done",
+                                         target_id=str(target), error="the target could not fetch it"
+                                         if state == "failed" else None)
+                    if state == "failed":
+                        failed.append(ref)
+                    else:
+                        self._count("files")
+            if waiting:
+                if now() > deadline:
+                    raise FylrmigError(f"{len(waiting)} files are still not stored on the target after "
+                                       f"{self.args.timeout_min} minutes (--timeout-min), e.g. "
+                                       f"{file_label(unique[next(iter(waiting))])}")
+                self._check_cancel()
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
+        return self._handle_failed_files(unique, targets, failed)
+
+    def _file_states(self, target_ids):
+        """{target file id: status} (pending, processing, sync, done, failed) of the files asked for."""
+        states = {}
+        for batch in batched(sorted(set(map(int, target_ids))), 100):
+            answer = self.api.get("/eas", ids=json.dumps(batch), format="standard") or {}
+            items = answer.values() if isinstance(answer, dict) else answer
+            for info in items:
+                states[str(info.get("_id"))] = file_status(info)
+        return states
+
+    def _handle_failed_files(self, unique, targets, failed):
+        if not failed:
+            return targets
+        hint = self._signature_hint(unique[failed[0]])
+        names = ", ".join(file_label(unique[ref]) for ref in failed[:5]) + (" ..." if len(failed) > 5 else "")
+        if not self.args.upload_ignore_files_with_errors:
+            raise FylrmigError(f"{len(failed)} files could not be fetched by the target: {names}{hint}")
+        for ref in failed:
+            self._count("file_errors")
+            self.log.warning("file %s left out of its record: the target could not fetch it%s",
+                             file_label(unique[ref]), hint)
+        return {ref: target for ref, target in targets.items() if ref not in failed}
+
+    def _signature_hint(self, entry, exc=None):
+        """Why a fylr source's file URL fails later than at backup time: its x-fylr-signature expired."""
+        url = (self._source_version(entry)[1] or {}).get("url") or ""
+        signed = "x-fylr-signature=" in url and not self.args.file_api_access_token
+        if signed and (exc is None or getattr(exc, "status", None) in (401, 403)):
+            return ("; the source's file URLs carry signatures (x-fylr-signature) that expire: give "
+                    "--file-api-access-token with an access token of the source, or make a fresh backup")
+        return ""
 
     def _lock_for(self, ref):
         with self._guard:
@@ -2805,12 +3522,12 @@ class RestoreJob(JobBase):
         version, info = self._source_version(entry)
         produce = not (self.args.upload_versions or self._manual_renditions(entry))
         filename = self._filename(entry, version, info)
-        path = info.get("path") and self.folder.join(info["path"])
+        path = self._packed_path(entry)
         ref = entry["reference"]
         try:
             if self._leave(entry):
                 return self._rput(self._url(info["url"]), filename, ref, leave=True, produce=produce)
-            if path and os.path.isfile(path):
+            if path:
                 return self._put_file(path, filename, ref, produce=produce)
             if self.args.file_api == "put":
                 return self._put_from_source(self._url(info["url"]), filename, ref, produce)
@@ -2832,7 +3549,7 @@ class RestoreJob(JobBase):
             if not new:
                 continue   # an empty new name drops the rendition (parameters.md 8.1)
             ref = f"{entry['reference'].rsplit(':', 1)[0]}:{name}"
-            path = info.get("path") and self.folder.join(info["path"])
+            path = info.get("path") and self.folder.member(info["path"])
             filename = self._filename(entry, name, info)
             try:
                 if path and os.path.isfile(path):
@@ -2849,7 +3566,7 @@ class RestoreJob(JobBase):
                   "produce_versions": json.dumps([produce])}
         if version_name:
             params.update(version_names=json.dumps([version_name]), id_parents=json.dumps([id_parent]))
-        with open(path, "rb") as fh:
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
             body = self.api.call("POST", "/eas/put", params=params, files={"files[]": (filename, fh)})
         return body[0]["_id"]
 
@@ -2857,6 +3574,8 @@ class RestoreJob(JobBase):
         """put: this process downloads from the source and uploads (form label "through browser")."""
         tmp_dir = self.folder.join(".restore-tmp")
         os.makedirs(tmp_dir, exist_ok=True)
+        if not inside(self.folder.path, tmp_dir):
+            raise FylrmigError(f"{tmp_dir} leads out of the backup folder: refused")
         tmp = os.path.join(tmp_dir, sha256_bytes(ref.encode())[:32])
         self._source_downloader().download_plain(url, tmp)
         try:
@@ -2869,7 +3588,7 @@ class RestoreJob(JobBase):
         with self._guard:
             if not hasattr(self, "_downloader"):
                 source = (self.manifest.get("source_instance") or {}).get("url") or "http://source.invalid"
-                self._downloader = Api(source, "", "", insecure=self.args.insecure,
+                self._downloader = Api(source, "", "", insecure=self.args.insecure, role="the source",
                                        retry_max_count=self.args.retry_max_count,
                                        retry_sleep_between=self.args.retry_sleep_between, logger=self.log,
                                        cancelled=self.cancel_event.is_set)
@@ -2887,31 +3606,42 @@ class RestoreJob(JobBase):
         return self.api.call("POST", "/eas/rput", params=params)[0]["_id"]
 
     def _upload_bulk(self, entries):
-        """rput_bulk: one request for the files of a chunk (no per-file error stripping in this mode)."""
+        """rput_bulk: one request for the files of a chunk (no per-file error stripping in this mode);
+        files packed into the backup go up from disk one by one."""
         todo, targets = [], {}
         for entry in entries:
             row = self.ledger.file_row(self.job_id, entry["reference"], "original")
-            if row and row["state"] == "done":
+            if row and row["state"] in ("done", "running"):
                 targets[entry["reference"]] = row["target_id"]
+            elif self._packed_path(entry):
+                targets[entry["reference"]] = self._upload_file_safely(entry)
             else:
+                if row and row["state"] == "failed" and row["target_id"]:
+                    self._free_reference(row["target_id"], entry["reference"])
                 todo.append(entry)
         if todo:
-            body = []
-            for entry in todo:
-                version, info = self._source_version(entry)
-                body.append({"url": self._url(info["url"]), "filename": self._filename(entry, version, info),
-                             "reference": entry["reference"], "leave": self._leave(entry),
-                             "skip_head_request": True,
-                             "produce_versions": not (self.args.upload_versions or self._manual_renditions(entry))})
             answer = self.api.call("POST", "/eas/rput/bulk", params={"skip_duplicate_reference": "true"},
-                                   json_body=body)
+                                   json_body=[self._bulk_item(entry) for entry in todo])
             for entry, stored in zip(todo, answer):
                 target = stored.get("_id")
                 if self.args.upload_versions or self._manual_renditions(entry):
                     self._upload_renditions(entry, target)
                 targets[entry["reference"]] = str(target)
-                self.ledger.set_file(self.job_id, entry["reference"], "original", "done", target_id=str(target))
+                self.ledger.set_file(self.job_id, entry["reference"], "original", "running", target_id=str(target),
+                                     error=None)
         return targets
+
+    def _bulk_item(self, entry):
+        version, info = self._source_version(entry)
+        return {"url": self._url(info["url"]), "filename": self._filename(entry, version, info),
+                "reference": entry["reference"], "leave": self._leave(entry), "skip_head_request": True,
+                "produce_versions": not (self.args.upload_versions or self._manual_renditions(entry))}
+
+    def _packed_path(self, entry):
+        """The packed file of the rendition uploaded as the original (--include-files), if the backup has it."""
+        info = self._source_version(entry)[1]
+        path = info.get("path") and self.folder.member(info["path"])
+        return path if path and os.path.isfile(path) and not self._leave(entry) else None
 
     # -- progress.json
 
@@ -2937,6 +3667,14 @@ class RestoreJob(JobBase):
         write_json_atomic(self.folder.join("progress.json"), progress)
 
 
+def same_tables(current, schema):
+    """True when a committed schema has the tables and columns of `schema` (by name)."""
+    def shape(value):
+        return sorted((t.get("name"), sorted(c.get("name") for c in t.get("columns") or []))
+                      for t in (value or {}).get("tables") or [])
+    return bool(shape(schema)) and shape(current) == shape(schema)
+
+
 def convert_e5_config(config):
     """easydb 5 base config -> fylr shape; only the documented keys map, the rest is not migrated."""
     system = config.get("system") or {}
@@ -2957,6 +3695,13 @@ def convert_e5_config(config):
     return {"system": {"config": out}}
 
 
+def event_basetype(event, flavour):
+    """The basetype an event is about once migrated: easydb 5 leaves it out where fylr sets it."""
+    if flavour == "easydb5" and event.get("type") in E5_EVENT_TYPES:
+        return map_e5_event(event).get("basetype")
+    return event.get("basetype")
+
+
 def map_e5_event(event):
     """parameters.md 6.1: type renamed, basetype set (ids inside info: RestoreJob._event_info)."""
     etype = event["type"]
@@ -2970,6 +3715,23 @@ def map_e5_event(event):
     for key in ("ipv4_address", "session_self", "_session"):
         event.pop(key, None)
     return event
+
+
+def file_label(entry):
+    """A payload file entry named for a person: source file id, name and URL without its secret parts."""
+    source_id = str(entry.get("reference") or "").split(":eas:")[-1].split(":")[0]
+    url = ((entry.get("versions") or {}).get("original") or {}).get("url") or entry.get("eas:url") or ""
+    return f"{source_id} ({entry.get('original_filename') or entry.get('eas:filename') or '?'}, " \
+           f"{mask_url_credentials(url) or 'no URL'})"
+
+
+def file_status(info):
+    """A file's state: its own status, or failed when one of its renditions failed."""
+    status = info.get("status") or "pending"
+    versions = info.get("versions") if isinstance(info.get("versions"), dict) else {}
+    if any(isinstance(v, dict) and v.get("status") == "failed" for v in versions.values()):
+        return "failed"
+    return status
 
 
 def duplicate_file_id(exc):
@@ -3000,14 +3762,12 @@ def iter_payload_file_holders(records):
 
 
 def iter_payload_files(record):
-    return [f for container, key in iter_payload_file_holders([record]) for f in container[key]]
+    return list(iter_payload_files_of([record]))
 
 
-def probe_flavour(server, insecure=False, timeout=10):
-    """'easydb5' or 'fylr' for a server URL (with or without /api/v1), for form validation."""
-    api = Api(server, "", "", insecure=insecure, retry_max_count=0, timeout=timeout)
-    api.settings = api._probe_settings()
-    return api._detect_flavour(api.settings)
+def iter_payload_files_of(records):
+    for container, key in iter_payload_file_holders(records):
+        yield from container[key]
 
 
 ############################################################################## Jobs (daemon threads, cancel, continue)
@@ -3021,8 +3781,12 @@ def job_log(path, verbose=False, logger=None):
     logger of their own, so two jobs running side by side never write into each other's log."""
     logger = logger or log
     if path:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8") if path else logging.StreamHandler(sys.stdout)
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            stream = open_append_nofollow(path)   # a log that is a symlink is refused, never appended to
+        except OSError as exc:
+            raise FylrmigError(f"cannot write the log {path}: {exc.strerror or exc}") from None
+    handler = logging.StreamHandler(stream if path else sys.stdout)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.setLevel(logging.DEBUG if verbose else logging.INFO)
     handler.addFilter(SecretFilter())
@@ -3033,6 +3797,8 @@ def job_log(path, verbose=False, logger=None):
     finally:
         logger.removeHandler(handler)
         handler.close()
+        if path:
+            stream.close()
 
 
 class SecretFilter(logging.Filter):
@@ -3123,19 +3889,25 @@ class JobRunner:
     def _run(self, kind, args, cancel):
         logger = logging.getLogger(f"fylrmig.jobs.{kind}.{os.path.basename(os.path.dirname(args.log))}")
         logger.propagate = False
-        with job_log(args.log, args.verbose, logger):
-            logger.info("fylrmig %s: %s", __version__, command_line(kind, args))
-            try:
-                run_job(kind, args, self.ledger, cancel, logger)
-            except FylrmigError as exc:
-                logger.error("%s failed: %s", kind, exc)
-            except Exception as exc:   # a bug must not kill the server; the job shows failed with the reason
-                logger.exception("%s failed unexpectedly: %s", kind, exc)
-                self._mark_failed(kind, args, f"internal error: {type(exc).__name__}: {exc}")
+        try:
+            with job_log(args.log, args.verbose, logger):
+                logger.info("fylrmig %s: %s", __version__, command_line(kind, args))
+                try:
+                    run_job(kind, args, self.ledger, cancel, logger)
+                except FylrmigError as exc:
+                    logger.error("%s failed: %s", kind, exc)
+                except Exception as exc:   # a bug must not kill the server; the job shows failed with the reason
+                    logger.exception("%s failed unexpectedly: %s", kind, exc)
+                    self._mark_failed(kind, args, f"internal error: {type(exc).__name__}: {exc}")
+        except FylrmigError as exc:   # its log could not be opened (a symlink, a full disk): nothing ran
+            self._mark_failed(kind, args, f"could not start: {exc}", create=True)
 
-    def _mark_failed(self, kind, args, error):
+    def _mark_failed(self, kind, args, error, create=False):
         folder = args.dir if kind == "backup" else os.path.dirname(os.path.abspath(args.manifest))
         job = self.ledger.latest_job(folder, kind)
+        if create and not (job and job["state"] == "running"):
+            job = {"id": self.ledger.create_job(os.path.basename(folder), kind, folder, public_params(args, kind), {}),
+                   "state": "running"}
         if job and job["state"] == "running":
             self.ledger.update_job(job["id"], state="failed", last_error=error, finished_at=now())
 
@@ -3150,7 +3922,7 @@ class JobRunner:
             entry[1].set()
             return True
         job = self.ledger.latest_job(self.folder(name).path, kind)
-        if job and job["state"] == "running":   # run by another process (CLI): ask through the ledger
+        if job and job["state"] == "running" and folder_in_use(job["dir"]):   # run by another process (CLI)
             self.ledger.update_job(job["id"], cancel_requested=1)
             return True
         return False
@@ -3275,12 +4047,6 @@ def human_size(n):
         n /= 1024
 
 
-def inside(root, path):
-    """True when `path`, symlinks resolved, is `root` or below it."""
-    root, path = os.path.realpath(root), os.path.realpath(path)
-    return path == root or path.startswith(root + os.sep)
-
-
 def backup_names(runner):
     """Every backup folder under backups/ whose name is safe and which does not lead out of it."""
     names = []
@@ -3330,15 +4096,24 @@ def job_view(runner, name, folder, kind):
     here = runner.running(name, kind)
     if not job and not here:
         return None
-    state = (job or {}).get("state", "starting")
-    if here and state != "running":
-        state = "starting"
+    state = shown_state(job, here)
     view = {"Kind": kind, "State": state, "Phase": "", "Phases": [], "Started": "", "Finished": "",
             "Runtime": "", "Error": "", "Chunks": {}, "Files": {}, "Server": "", "CanContinue": False}
     if job and state != "starting":
         view.update(job_progress(runner, job, state))
     view["CanContinue"] = bool(job) and state in ("failed", "cancelled", "interrupted")
     return view
+
+
+def shown_state(job, here):
+    """The state a person should see: a job started here is 'starting' until it runs; a 'running' row whose
+    folder nobody holds was interrupted (its process is gone), whatever the ledger still says."""
+    state = (job or {}).get("state", "starting")
+    if here:
+        return state if state == "running" else "starting"
+    if state in ("running", "queued") and not folder_in_use(job["dir"]):
+        return "interrupted"
+    return state
 
 
 def job_progress(runner, job, state):
@@ -3350,7 +4125,8 @@ def job_progress(runner, job, state):
     return {"Phase": counters.get("phase", ""),
             "Phases": phase_rows(counters.get("phases", {}), counters.get("phase", ""), job, state),
             "Started": iso(job["started_at"]), "Finished": iso(job["finished_at"]),
-            "Runtime": format_seconds(job["runtime"] or 0), "Error": job["last_error"] or "",
+            "Runtime": format_seconds(job["runtime"] or 0),
+            "Error": job["last_error"] or (INTERRUPTED if state == "interrupted" else ""),
             "Chunks": runner.ledger.chunk_counts(job["id"]), "Files": runner.ledger.file_counts(job["id"]),
             "Server": mask_url_credentials(str(params.get("server", "")))}
 
@@ -3386,7 +4162,7 @@ def current_state(runner, name, folder):
             job = runner.ledger.latest_job(folder.path, kind)
             return kind, "running" if job and job["state"] == "running" else "starting"
     last = newest_job(runner, folder)
-    return (last["kind"], last["state"]) if last else ("", "")
+    return (last["kind"], shown_state(last, False)) if last else ("", "")
 
 
 def backup_item(runner, name, manifest=None):
@@ -3407,7 +4183,7 @@ def backup_item(runner, name, manifest=None):
         "Finished": iso((backup_job or {}).get("finished_at")),
         "Status": state, "LastAction": kind,
         "Payloads": len(manifest.get("payloads") or []),
-        "HasFiles": os.path.isdir(folder.join("files")),
+        "HasFiles": os.path.isdir(folder.join("files")) and inside(folder.path, folder.join("files")),
         "Records": sum((counts.get("objecttypes") or {}).values()),
         "Size": sum(p.get("bytes", 0) for p in info.values()) + files.get("bytes", 0),
         "HasManifest": bool(manifest),
@@ -3430,7 +4206,7 @@ def backup_items(runner):
 def log_tail(path, limit=LOG_TAIL_BYTES):
     """The end of a log file: at most `limit` bytes, starting at a line boundary."""
     try:
-        with open(path, "rb") as fh:
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:   # a symlinked log: not read
             fh.seek(0, os.SEEK_END)
             size = fh.tell()
             fh.seek(max(0, size - limit))
@@ -3468,8 +4244,8 @@ def files_path(folder, sub):
             bottle.abort(404, "no such file")
     root = folder.join("files")
     path = os.path.join(root, *parts)
-    if not os.path.lexists(path) or not inside(root, path):
-        bottle.abort(404, "no such file")
+    if not os.path.lexists(path) or not inside(root, path) or not inside(folder.path, path):
+        bottle.abort(404, "no such file")   # files/ itself may be a link out of the backup: never followed
     return path, "/".join(parts)
 
 
@@ -3559,24 +4335,8 @@ def common_job_values(values):
 
 
 def check_not_running(runner, name, errors, field):
-    for kind in ("backup", "restore"):
-        job = runner.ledger.latest_job(runner.folder(name).path, kind)
-        if runner.running(name, kind) or (job and job["state"] == "running"):
-            errors[field] = f"a {kind} of {name!r} is running: wait until it ends or cancel it"
-
-
-def check_e5_chunk(values, errors):
-    """easydb 5 answers at most 1000 objects per page: ask the source which flavour it is."""
-    if errors.get("server") or errors.get("chunk_size") or int(values["chunk_size"]) <= E5_MAX_CHUNK:
-        return
-    try:
-        flavour = probe_flavour(values["server"], values.get("insecure", False))
-    except FylrmigError as exc:
-        errors["server"] = f"cannot tell the source's flavour: {exc}"
-        return
-    if flavour == "easydb5":
-        errors["chunk_size"] = (f"easydb 5 returns at most {E5_MAX_CHUNK} objects per request: "
-                                f"choose {E5_MAX_CHUNK} or less")
+    if any(runner.running(name, k) for k in ("backup", "restore")) or folder_in_use(runner.folder(name).path):
+        errors[field] = f"a backup or restore of {name!r} is running: wait until it ends or cancel it"
 
 
 def backup_job_values(runner, forms):
@@ -3586,7 +4346,6 @@ def backup_job_values(runner, forms):
     values, errors = parse_form(BACKUP_FORM, forms, checks)
     if "name" not in errors:
         check_not_running(runner, values["name"], errors, "name")
-    check_e5_chunk(values, errors)
     job = dict(common_job_values(values), all_versions=values.get("all_versions"),
                include_deleted=values.get("include_deleted"), include_files=values.get("include_files", ""),
                purge=values.get("mode") == "purge")
@@ -3776,25 +4535,75 @@ def require_loopback_host():
         bottle.abort(403, "this page answers only to localhost; start it with --access-token to share it")
 
 
-def ensure_csrf():
-    """Double-submit cookie: every form carries the cookie's value; a POST whose field differs is refused."""
+def ensure_csrf(secret):
+    """Double-submit cookie whose token the server signed (HMAC with the data folder's secret): a pair
+    that a page on another localhost port made up itself is refused, as is every POST whose Origin or
+    Referer names another site."""
     request = bottle.request
     token = request.get_cookie(CSRF_COOKIE) or ""
-    if not re.match(r"^[A-Za-z0-9_-]{32,}$", token):
-        token = secrets.token_urlsafe(32)
+    if not valid_csrf_token(secret, token):
+        token = new_csrf_token(secret)
         bottle.response.set_cookie(CSRF_COOKIE, token, path="/", httponly=True, samesite="strict")
         if request.method == "POST":
-            bottle.abort(403, "missing CSRF cookie: reload the page and submit again")
+            bottle.abort(403, "missing or invalid CSRF cookie: reload the page and submit again")
     request.environ["fylrmig.csrf"] = token
-    if request.method == "POST" and not same_secret(request.forms.get("csrf") or "", token):
-        bottle.abort(403, "wrong or missing CSRF token: reload the page and submit again")
+    if request.method == "POST":
+        check_same_origin()
+        if not same_secret(request.forms.get("csrf") or "", token):
+            bottle.abort(403, "wrong or missing CSRF token: reload the page and submit again")
+
+
+def new_csrf_token(secret):
+    nonce = secrets.token_urlsafe(24)
+    return f"{nonce}.{csrf_signature(secret, nonce)}"
+
+
+def valid_csrf_token(secret, token):
+    nonce, _, signature = token.partition(".")
+    return bool(nonce and signature) and same_secret(signature, csrf_signature(secret, nonce))
+
+
+def csrf_signature(secret, nonce):
+    return hmac.new(secret, nonce.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def check_same_origin():
+    """A POST that says where it comes from must come from this page's own origin."""
+    request = bottle.request
+    claimed = request.get_header("Origin") or request.get_header("Referer")
+    own = origin_of(f"{request.urlparts.scheme}://{request.get_header('Host', '')}")
+    if claimed is not None and origin_of(claimed) != own:
+        bottle.abort(403, "this form was posted from another site: refused")
+
+
+def origin_of(url):
+    """(scheme, host, port) of a URL, the port filled in where it is the scheme's default."""
+    parts = urllib.parse.urlsplit(url.strip())
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def csrf_secret(data_dir):
+    """The key that signs CSRF tokens, kept in the data folder (0600) so forms survive a restart."""
+    path = os.path.join(data_dir, ".csrf-secret")
+    try:
+        return read_nofollow(path)
+    except FileNotFoundError:
+        os.makedirs(data_dir, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
+        return read_nofollow(path)
 
 
 def security_headers():
     headers = bottle.response
     headers.set_header("X-Content-Type-Options", "nosniff")
     headers.set_header("X-Frame-Options", "DENY")
-    headers.set_header("Referrer-Policy", "no-referrer")
+    headers.set_header("Referrer-Policy", "same-origin")   # no-referrer would make Chromium post "Origin: null"
     headers.set_header("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; "
                        "style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'")
 
@@ -3852,7 +4661,7 @@ class MigrationPages:
         folder = web_folder(self.runner, name)
         live = live_status(self.runner, name, folder)
         item = live["Item"]
-        files = list_dir(folder.join("files"), folder.join("files")) if item["HasFiles"] else []
+        files = list_dir(folder.path, folder.join("files")) if item["HasFiles"] else []
         if wants_json():
             backup = {k: v for k, v in item.items() if k != "HasManifest"}
             backup.update(Manifest=load_manifest_quietly(folder), Progress=live["Jobs"])
@@ -3870,7 +4679,7 @@ class MigrationPages:
             # always a download: a packed .html or .svg must never run as a page of this origin
             return bottle.static_file(os.path.relpath(path, folder.join("files")), root=folder.join("files"),
                                       download=os.path.basename(path), mimetype="application/octet-stream")
-        entries = list_dir(folder.join("files"), path)
+        entries = list_dir(folder.path, path)
         if wants_json():
             item = backup_item(self.runner, name)
             item.pop("HasManifest")
@@ -3879,10 +4688,12 @@ class MigrationPages:
 
     def log(self, name, kind):
         folder = web_folder(self.runner, name)
-        path = folder.join(f"{kind}.log")
-        if not os.path.isfile(path):
+        try:
+            data = read_nofollow(folder.join(f"{kind}.log"))   # a log that is a symlink is never served
+        except OSError:
             bottle.abort(404, "no such log")
-        return bottle.static_file(f"{kind}.log", root=folder.path, mimetype="text/plain", charset="utf-8")
+        bottle.response.content_type = "text/plain; charset=utf-8"
+        return mask_url_credentials(data.decode("utf-8", errors="replace"))
 
     def cancel(self, name):
         web_folder(self.runner, name)
@@ -3936,8 +4747,8 @@ def make_web_app(data_dir, access_token="", runner=None, inline=False):
     if views not in bottle.TEMPLATE_PATH:
         bottle.TEMPLATE_PATH.insert(0, views)
     pages = MigrationPages(runner or JobRunner(data_dir), inline)
+    secret = csrf_secret(pages.runner.data_dir)
     app = bottle.Bottle()
-    app.pages = pages
 
     @app.hook("before_request")
     def guard():
@@ -3945,7 +4756,7 @@ def make_web_app(data_dir, access_token="", runner=None, inline=False):
             require_access_token(access_token)
         else:
             require_loopback_host()
-        ensure_csrf()
+        ensure_csrf(secret)
 
     app.add_hook("after_request", security_headers)
     for code in (400, 401, 403, 404, 405, 409, 500):
@@ -3985,8 +4796,20 @@ def add_params(parser, params):
         parser.add_argument(*flags, **kwargs)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose error messages never repeat a secret of the command line (a misspelt --pasword
+    would otherwise be echoed with its value)."""
+    secret_argv = ()
+
+    def error(self, message):
+        for original, masked in zip(self.secret_argv, masked_argv(list(self.secret_argv))):
+            if original != masked:
+                message = message.replace(original, masked)
+        super().error(message)
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="fylrmig", description=__doc__.split("\n\n")[0],
+    parser = ArgumentParser(prog="fylrmig", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n")[1])
     parser.add_argument("--version", action="version", version=f"fylrmig {__version__}")
@@ -4009,6 +4832,7 @@ def check_args(args, kind):
         args.login = args.login or embedded[0]
         args.password = args.password or embedded[1]
         args.server = split_server_url(args.server)
+    secret_from_environment(args, kind, getpass.getpass if sys.stdin.isatty() else None)
     needed = [p for p in params_for(kind) if p.required]
     if args.verify:
         needed = [p for p in needed if p.flag in ("--dir", "--manifest")]
@@ -4056,8 +4880,11 @@ def report_verify(folder, ledger):
 
 def cmd_serve(args, argv):
     import waitress
+    secret_from_environment(args, "serve")
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.access_token:
         raise FylrmigError(f"binding {args.host} exposes the page to the network: give --access-token")
+    if args.access_token and len(args.access_token) < 16:
+        raise FylrmigError("--access-token must be at least 16 characters long (it guards the page)")
     app = make_web_app(args.data, args.access_token)
     print(f"fylrmig {__version__}: http://{args.host}:{args.port}/inspect/migration/ (data folder "
           f"{os.path.abspath(args.data)})", flush=True)
@@ -4070,6 +4897,7 @@ COMMANDS = {"backup": cmd_backup, "restore": cmd_restore, "serve": cmd_serve}
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    ArgumentParser.secret_argv = tuple(argv)
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args, argv)

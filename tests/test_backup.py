@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 from tests.helpers import (NEVER_BACKED_UP, backup_argv, entries, expected_records, kill_at_random_points,
-                           manifest, normalized_payloads, plain, records_by_sysid, reference, run_cli, run_main,
+                           manifest, normalized_payloads, payloads, plain, records_by_sysid, reference, run_cli, run_main,
                            tree_digest)
 from tests.simulator.faults import FaultPlan
 
@@ -101,8 +101,13 @@ def test_basetypes_and_events(capsys, make_sim, tmp_path, flavour):
     tag_ids = {t["tag"]["_id"] for tg in sim.taggroups.values() for t in tg["_tags"]}
     assert {t["tag"]["_id"] for tg in entries(folder, "tags") for t in tg["_tags"]} == tag_ids
     colls = {reference(c, "collection") for c in sim.collections.values()
-             if not reference(c, "collection").startswith("system:") and not c["collection"].get("is_system_collection")}
+             if not reference(c, "collection").startswith("system:") and c["collection"].get("type") != "user"}
     assert {c["collection"]["reference"] for c in entries(folder, "collection")} == colls
+    homes = {f"user:ref:{reference(sim.users[c['_owner']['user']['_id']], 'user')}" for c in sim.collections.values()
+             if c["collection"].get("type") == "user"}
+    parents = {c["collection"].get("lookup:_id_parent", {}).get("reference") for c in entries(folder, "collection")}
+    assert parents & homes, "workfolders under home collections name them as the target will: user:ref:<reference>"
+    assert not {p for p in parents if p and p.startswith(("user:login:", "user:id:"))}
     assert len(entries(folder, "message")) == len(sim.messages)
     want_events = [e["event"]["type"] for e in sorted(sim.events.values(), key=lambda e: e["event"]["_id"])
                    if e["event"]["type"] not in NEVER_BACKED_UP]
@@ -117,7 +122,9 @@ def test_payloads_are_ordered_parents_first(capsys, make_sim, tmp_path):
     folder = backup(capsys, server, tmp_path, "--all-versions", "--chunk-size", "5")
     order = [e["_system_object_id"] for e in entries(folder, "db")]
     seen = set()
-    for entry in entries(folder, "db"):
+    level_ordered = [e for name, env in payloads(folder) if env["import_type"] == "db" and "__history_" not in name
+                     for e in env["objects"]]
+    for entry in level_ordered:
         body = entry[entry["_objecttype"]]
         parent = body.get("lookup:_id_parent")
         if parent and body["_version"] == 1:
@@ -309,3 +316,25 @@ def test_credentials_in_the_server_url_log_in_and_are_never_stored(capsys, make_
     for path in (folder / "manifest.json", tmp_path / "data" / "jobs.sqlite", tmp_path / "b.log"):
         assert b"s3cr3t-in-url" not in path.read_bytes(), path
     assert manifest(folder)["source_instance"]["url"] == server.url
+
+
+def test_a_table_with_a_unique_column_replays_its_history_in_time_order(capsys, make_sim, tmp_path):
+    """orte.code is unique: version 1 of every record before any version 2 would hold a code twice, so its
+    history goes out in the order it was saved, each record at most once per payload."""
+    server = make_sim("fylr", size="small")
+    folder = backup(capsys, server, tmp_path, "--all-versions", "--chunk-size", "50")
+    replay = [(name, env["objects"]) for name, env in payloads(folder) if "__history_" in name]
+    assert replay and all(env_ot == "orte" for env_ot in {n.split("__")[2] for n, _ in replay})
+    versions, current = {}, {}          # sysid -> version posted so far / its code now
+    for name, objects in replay:
+        assert len({e["_system_object_id"] for e in objects}) == len(objects), name
+        for entry in objects:
+            sysid = entry["_system_object_id"]
+            assert entry["orte"]["_version"] == versions.get(sysid, 0) + 1, "a record's versions in order"
+            versions[sysid] = entry["orte"]["_version"]
+            current[sysid] = entry["orte"].get("code")
+        held = [c for c in current.values() if c is not None]
+        assert len(held) == len(set(held)), f"after {name} a code is held twice"
+    stored = {r["_system_object_id"]: len(r["versions"]) for r in server.sim.records["orte"].values()
+              if not r.get("deleted_at")}
+    assert versions == stored

@@ -91,3 +91,50 @@ def test_serve_refuses_a_public_address_without_a_token(tmp_path):
     result = run_cli("serve", "--host", "0.0.0.0", "--data", str(tmp_path))
     assert result.returncode == 1
     assert "--access-token" in result.stderr and "Traceback" not in result.stderr
+
+
+# ----------------------------------------------------------------------------- secrets on the command line
+
+SECRET = "Zq9-secret-value-77"
+
+
+@pytest.mark.parametrize("spelling", [["--pass", SECRET], ["--passw=" + SECRET], ["-p" + SECRET], ["-p", SECRET],
+                                      ["--password", SECRET]])
+def test_every_spelling_argparse_accepts_for_a_password_is_masked_in_the_log(make_sim, tmp_path, spelling):
+    server = make_sim("easydb5")
+    server.sim.passwords["root"] = SECRET
+    log = tmp_path / "b.log"
+    result = run_cli("backup", "--server", server.api_url, "--login", "root", *spelling, "--dir", str(tmp_path / "b"),
+                     "--data", str(tmp_path / "data"), "--log", str(log))
+    assert result.returncode == 0, result.stderr
+    for path in (log, tmp_path / "data" / "jobs.sqlite", tmp_path / "b" / "manifest.json"):
+        assert SECRET.encode() not in path.read_bytes(), path
+    assert "***" in log.read_text()
+
+
+def test_abbreviated_client_secret_and_access_token_flags_are_masked():
+    argv = ["restore", "--client-sec", SECRET, "--file-api-acc=" + SECRET, "--file-api-access", SECRET,
+            "--url", "http://h/x?a=1&access_token%3D" + SECRET]
+    assert SECRET not in " ".join(fylrmig.masked_argv(argv))
+
+
+def test_a_misspelt_secret_flag_is_not_echoed_by_the_error(tmp_path):
+    result = run_cli("backup", "--server", "http://h", "--login", "root", "--pasword", SECRET,
+                     "--dir", str(tmp_path / "b"))
+    assert result.returncode == 2 and "unrecognized arguments" in result.stderr
+    assert SECRET not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_password_can_come_from_the_environment(make_sim, tmp_path):
+    server = make_sim("fylr")
+    env = dict(os.environ, FYLRMIG_PASSWORD="admin")
+    result = subprocess.run([sys.executable, "-m", "fylrmig", "backup", "--server", server.api_url, "--login", "root",
+                             "--dir", str(tmp_path / "b"), "--data", str(tmp_path / "data")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert os.path.isfile(tmp_path / "b" / "manifest.json")
+
+
+def test_serve_refuses_a_short_access_token(tmp_path):
+    result = run_cli("serve", "--host", "0.0.0.0", "--access-token", "short", "--data", str(tmp_path))
+    assert result.returncode == 1 and "at least 16 characters" in result.stderr
