@@ -2678,7 +2678,7 @@ class Preflight:
         try:
             downloader._with_retries("GET", url, lambda: downloader._send("GET", url, auth=False, stream=True).close())
         except ApiError as exc:
-            problem = (f"the source's file {file_label(entry)} answers HTTP {exc.status}"
+            problem = (f"the source's {file_label(entry)} answers HTTP {exc.status}"
                        f"{self.job._signature_hint(entry, exc)}")
             if exc.status in (401, 403) or not self.args.upload_ignore_files_with_errors:
                 raise FylrmigError(problem) from None
@@ -3365,18 +3365,30 @@ class RestoreJob(JobBase):
         for container, key in holders:
             for entry in container[key]:
                 unique.setdefault(entry["reference"], entry)
-        if self.args.file_api.startswith("rput_bulk"):
-            targets = self._upload_bulk(list(unique.values()))
-        else:
-            workers = self.args.max_parallel_upload_files or 1
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                targets = dict(zip(unique, pool.map(self._upload_file_safely, unique.values())))
-        targets = self._settle_files(unique, targets)
+        targets = self._upload_files(unique)
+        for tries in range(self.args.retry_max_count + 1):
+            failed = self._settle_files(unique, targets)
+            if not failed or tries == self.args.retry_max_count:
+                break
+            self.api.retries += 1
+            self.log.warning("retry %d/%d of %d files the target could not fetch, e.g. %s", tries + 1,
+                             self.args.retry_max_count, len(failed), file_label(unique[failed[0]]))
+            time.sleep(self.args.retry_sleep_between)
+            targets.update(self._upload_files({ref: unique[ref] for ref in failed}))
+        targets = self._handle_failed_files(unique, targets, failed)
         for container, key in holders:
             linked = [{"_id": int(targets[e["reference"]]), "preferred": e.get("preferred", False),
                        "name": e.get("name"), "frontend_prefs": e.get("frontend_prefs") or {}}
                       for e in container[key] if targets.get(e["reference"])]
             container[key] = linked
+
+    def _upload_files(self, unique):
+        """{reference: target id} of the chunk's files handed over to the target (None: left out)."""
+        if self.args.file_api.startswith("rput_bulk"):
+            return self._upload_bulk(list(unique.values()))
+        workers = self.args.max_parallel_upload_files or 1
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return dict(zip(unique, pool.map(self._upload_file_safely, unique.values())))
 
     def _upload_file_safely(self, entry):
         try:
@@ -3384,10 +3396,10 @@ class RestoreJob(JobBase):
         except (ApiError, FylrmigError, OSError) as exc:
             reason = f"{exc}{self._signature_hint(entry, exc)}"
             if not self.args.upload_ignore_files_with_errors:
-                raise FylrmigError(f"file {file_label(entry)}: {reason}") from None
+                raise FylrmigError(f"{file_label(entry)}: {reason}") from None
             self._count("file_errors")
             self.ledger.set_file(self.job_id, entry["reference"], "original", "failed", error=reason[:2000])
-            self.log.warning("file %s left out of its record: %s", file_label(entry), reason)
+            self.log.warning("%s left out of its record: %s", file_label(entry), reason)
             return None
 
     def _upload_file(self, entry):
@@ -3399,6 +3411,8 @@ class RestoreJob(JobBase):
             row = self.ledger.file_row(self.job_id, ref, "original")
             if row and row["state"] in ("done", "running"):
                 return row["target_id"]
+            if row and row["state"] == "failed" and row["target_id"] and self._retry_renditions(entry, row):
+                return row["target_id"]
             if row and row["state"] == "failed" and row["target_id"]:
                 self._free_reference(row["target_id"], ref)
             target = self._upload_original(entry)
@@ -3408,6 +3422,18 @@ class RestoreJob(JobBase):
             self.ledger.set_file(self.job_id, ref, "original", "running", target_id=str(target), error=None)
             return str(target)
 
+    def _retry_renditions(self, entry, row):
+        """A file whose original arrived but some of its renditions did not: only those are sent again."""
+        info = (self.api.get("/eas", ids=json.dumps([int(row["target_id"])]), format="standard") or {}).get(
+            str(row["target_id"])) or {}
+        failed = {n for n, v in (info.get("versions") or {}).items() if isinstance(v, dict) and v.get("status") == "failed"}
+        if info.get("status") not in ("done", "sync") or not failed:
+            return False
+        self._upload_renditions(entry, int(row["target_id"]), only=failed)
+        self.ledger.set_file(self.job_id, entry["reference"], "original", "running", target_id=row["target_id"],
+                             error=None)
+        return True
+
     def _free_reference(self, target_id, ref):
         """A file whose fetch failed keeps its reference on the target, and an upload with that reference
         would be answered with the failed file again: rename it (POST /eas/{fileId}) before retrying."""
@@ -3415,8 +3441,7 @@ class RestoreJob(JobBase):
 
     def _settle_files(self, unique, targets):
         """Wait until the target has fetched every file of the chunk (rput answers before it fetches,
-        api.md 6.8), bounded by --timeout-min; failed files stop the job or, with
-        --upload-ignore-files-with-errors, are left out of their records. Returns the usable targets."""
+        api.md 6.8), bounded by --timeout-min; returns the references of the files that failed."""
         waiting = {ref: targets[ref] for ref in unique if targets.get(ref) and
                    (self.ledger.file_row(self.job_id, ref, "original") or {}).get("state") == "running"}
         failed = []
@@ -3443,7 +3468,7 @@ class RestoreJob(JobBase):
                 self._check_cancel()
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)
-        return self._handle_failed_files(unique, targets, failed)
+        return failed
 
     def _file_states(self, target_ids):
         """{target file id: status} (pending, processing, sync, done, failed) of the files asked for."""
@@ -3456,15 +3481,17 @@ class RestoreJob(JobBase):
         return states
 
     def _handle_failed_files(self, unique, targets, failed):
+        """Failed files stop the job, or with --upload-ignore-files-with-errors are left out of their
+        records, each by name; the usable targets are returned."""
         if not failed:
             return targets
         hint = self._signature_hint(unique[failed[0]])
         names = ", ".join(file_label(unique[ref]) for ref in failed[:5]) + (" ..." if len(failed) > 5 else "")
         if not self.args.upload_ignore_files_with_errors:
-            raise FylrmigError(f"{len(failed)} files could not be fetched by the target: {names}{hint}")
+            raise FylrmigError(f"{plural(len(failed), 'file')} could not be fetched by the target: {names}{hint}")
         for ref in failed:
             self._count("file_errors")
-            self.log.warning("file %s left out of its record: the target could not fetch it%s",
+            self.log.warning("%s left out of its record: the target could not fetch it%s",
                              file_label(unique[ref]), hint)
         return {ref: target for ref, target in targets.items() if ref not in failed}
 
@@ -3472,8 +3499,11 @@ class RestoreJob(JobBase):
         """Why a fylr source's file URL fails later than at backup time: its x-fylr-signature expired."""
         url = (self._source_version(entry)[1] or {}).get("url") or ""
         signed = "x-fylr-signature=" in url and not self.args.file_api_access_token
-        if signed and (exc is None or getattr(exc, "status", None) in (401, 403)):
-            return ("; the source's file URLs carry signatures (x-fylr-signature) that expire: give "
+        if signed and exc is not None and getattr(exc, "status", None) in (401, 403):
+            return ("; the source's file URL signatures (x-fylr-signature) have expired: give "
+                    "--file-api-access-token with an access token of the source, or make a fresh backup")
+        if signed and exc is None:   # the target does not say why its fetch failed
+            return ("; if the source's file URL signatures (x-fylr-signature) have expired, give "
                     "--file-api-access-token with an access token of the source, or make a fresh backup")
         return ""
 
@@ -3540,15 +3570,17 @@ class RestoreJob(JobBase):
                 self.counters["duplicate_refs"] += 1
             return existing
 
-    def _upload_renditions(self, entry, target):
+    def _upload_renditions(self, entry, target, only=None):
+        """The source's renditions as manual renditions of `target` (`only`: these target names)."""
         cls = entry.get("class") or ""
         for name, info in (entry.get("versions") or {}).items():
             if name == "original":
                 continue
             new = self.renames.get((cls, name), name)
-            if not new:
+            if not new or (only is not None and new not in only):
                 continue   # an empty new name drops the rendition (parameters.md 8.1)
-            ref = f"{entry['reference'].rsplit(':', 1)[0]}:{name}"
+            # named after its original on the target too: a retried original gets renditions of its own
+            ref = f"{entry['reference'].rsplit(':', 1)[0]}:{name}:of:{target}"
             path = info.get("path") and self.folder.member(info["path"])
             filename = self._filename(entry, name, info)
             try:
@@ -3717,20 +3749,27 @@ def map_e5_event(event):
     return event
 
 
+def plural(n, word):
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def file_label(entry):
     """A payload file entry named for a person: source file id, name and URL without its secret parts."""
     source_id = str(entry.get("reference") or "").split(":eas:")[-1].split(":")[0]
     url = ((entry.get("versions") or {}).get("original") or {}).get("url") or entry.get("eas:url") or ""
-    return f"{source_id} ({entry.get('original_filename') or entry.get('eas:filename') or '?'}, " \
+    return f"file {source_id} ({entry.get('original_filename') or entry.get('eas:filename') or '?'}, " \
            f"{mask_url_credentials(url) or 'no URL'})"
 
 
 def file_status(info):
-    """A file's state: its own status, or failed when one of its renditions failed."""
+    """A file's state with its renditions: failed when one failed, pending while one is under way."""
     status = info.get("status") or "pending"
     versions = info.get("versions") if isinstance(info.get("versions"), dict) else {}
-    if any(isinstance(v, dict) and v.get("status") == "failed" for v in versions.values()):
+    states = {v.get("status") for v in versions.values() if isinstance(v, dict)}
+    if "failed" in states:
         return "failed"
+    if states & {"pending", "processing"} and status in ("done", "sync"):
+        return "pending"
     return status
 
 

@@ -184,3 +184,42 @@ def test_plugin_zip_must_be_a_done_local_file(make_sim):
           400, "ServerGeneric")
     done = _put(client, "p.zip", b"PK\x03\x04")
     assert client.ok("PUT", "/plugin/manage", {"name": "p", "type": "zip", "zip_file": {"_id": done["_id"]}})
+
+
+def test_a_files_reference_can_be_changed_which_frees_it_for_a_new_upload(make_sim):
+    """OAS POST /eas/{fileId}: filename and reference of an original can change; a restore renames a failed
+    file's reference so the file can be fetched again under it."""
+    source = make_sim("fylr", size="tiny")
+    server = make_sim("fylr", size="empty")
+    client = Client(server)
+    png = _png(source)
+    del source.sim.files[png["_id"]]                      # the fetch will fail: 404 upstream
+    first = client.ok("POST", "/eas/rput", url=_signed_url(source, dict(png, versions=png["versions"])),
+                      filename="a.png", reference="ref-1", skip_head_request="true")[0]
+    wait_until(lambda: server.sim.files[first["_id"]]["status"] == "failed")
+    error(client.call("POST", "/eas/rput", url="http://127.0.0.1:9/x.png", filename="a.png", reference="ref-1",
+                      skip_head_request="true"), 400, "EasDuplicateReference")
+    error(client.call("POST", "/eas/%d" % first["_id"], {}), 400, "ServerGeneric")
+    error(client.call("POST", "/eas/%d" % first["_id"], {"reference": "x", "size": 1}), 400, "ServerGeneric")
+    renamed = client.ok("POST", "/eas/%d" % first["_id"], {"reference": "ref-1:failed"})
+    assert renamed["reference"] == "ref-1:failed" and server.sim.files[first["_id"]]["reference"] == "ref-1:failed"
+    second = client.ok("POST", "/eas/rput", url="http://127.0.0.1:9/x.png", filename="b.png", reference="ref-1",
+                       skip_head_request="true")[0]
+    assert second["_id"] != first["_id"] and second["reference"] == "ref-1"
+    error(client.call("POST", "/eas/%d" % second["_id"], {"reference": "ref-1:failed"}), 400, "EasDuplicateReference")
+    error(client.call("POST", "/eas/999999", {"reference": "y"}), 404, "FileNotFound")
+
+
+def test_a_manual_rendition_whose_fetch_fails_shows_as_failed_on_its_original(make_sim):
+    source = make_sim("fylr", size="tiny")
+    server = make_sim("fylr", size="empty", rput_delay=0.2)
+    client = Client(server)
+    png = _png(source)
+    parent = _put(client, "p.png", png["versions"]["original"], produce_versions=[False])
+    client.ok("POST", "/eas/rput", url="http://127.0.0.1:9/gone.png", filename="s.png", version_name="small",
+              id_parent=parent["_id"], reference="r-small", skip_head_request="true")
+    shown = client.ok("GET", "/eas", ids=[parent["_id"]])[str(parent["_id"])]
+    assert shown["versions"]["small"]["status"] == "pending"
+    wait_until(lambda: "small" in (server.sim.files[parent["_id"]].get("failed_versions") or {}))
+    shown = client.ok("GET", "/eas", ids=[parent["_id"]])[str(parent["_id"])]
+    assert shown["versions"]["small"]["status"] == "failed" and shown["status"] == "done"

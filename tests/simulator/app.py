@@ -934,6 +934,10 @@ def render_file(ctx, info, fmt="standard"):
            "date_uploaded": info.get("date_uploaded")}
     if fmt != "short":
         out["versions"] = {vname: _render_file_version(ctx, info, vname, data) for vname, data in versions.items()}
+        # manual renditions handed over by rput: pending until fetched, failed when the fetch failed
+        out["versions"].update({v: {"status": "pending"} for v in info.get("pending_versions") or {}})
+        out["versions"].update({v: {"status": "failed", "error": e} for v, e in
+                                (info.get("failed_versions") or {}).items()})
     if fmt == "long" and readable(info):
         width, height = _png_size(original or b"")
         out["technical_metadata"] = {"mime_type": _version_meta(original, info, "original")[2],

@@ -221,7 +221,7 @@ def _fetch_all(sim, jobs):
             data, problem = None, str(exc)
         with sim.lock:
             if job["version_name"]:
-                _finish_rendition(sim, job, data)
+                _finish_rendition(sim, dict(job, problem=problem), data)
             else:
                 _finish_original(sim, job, data, problem)
 
@@ -268,10 +268,14 @@ def _finish_rendition(sim, job, data):
         return
     pending = {k: v for k, v in parent["pending_versions"].items() if k != job["version_name"]}
     updated = dict(parent, pending_versions=pending)
+    failed = {k: v for k, v in (parent.get("failed_versions") or {}).items() if k != job["version_name"]}
     if data is not None:
         updated["versions"] = dict(parent["versions"], **{job["version_name"]: data})
-    elif job.get("reference"):          # the rendition never came: its reference is free again
-        sim.rendition_references = {k: v for k, v in sim.rendition_references.items() if k != job["reference"]}
+    else:                               # the rendition never came: shown as failed, its reference free again
+        failed[job["version_name"]] = job.get("problem") or "fetch failed"
+        if job.get("reference"):
+            sim.rendition_references = {k: v for k, v in sim.rendition_references.items() if k != job["reference"]}
+    updated["failed_versions"] = failed
     sim.files = dict(sim.files)
     sim.files[job["fid"]] = updated
 
@@ -377,3 +381,32 @@ def route_eas_rput_bulk(sim):
     caller = require_user(sim, bottle.request)
     entries = body(sim, want=list)
     return _answer_rputs(sim, caller, [rput_spec(sim, e if isinstance(e, dict) else {}) for e in entries])
+
+
+def route_eas_file_post(sim, file_id):
+    """OAS POST /eas/{fileId}: change an original's filename and/or reference (at least one of filename,
+    reference, custom_produce_config, else 400 ServerGeneric). Only its uploader or root may (SILENT: the
+    object-right path of rightcheck.ProduceFile is not modelled). A reference another file holds ->
+    EasDuplicateReference (SILENT: references are unique, as on upload)."""
+    caller = require_user(sim, bottle.request)
+    change = body(sim, want=dict)
+    keys = set(change) & {"filename", "reference", "custom_produce_config"}
+    if not keys or set(change) - {"filename", "reference", "custom_produce_config"}:
+        fail(sim, 400, "ServerGeneric", "Set filename, reference or custom_produce_config (and nothing else).")
+    with sim.lock:
+        stored = sim.files.get(file_id)
+        if stored is None:
+            fail(sim, 404, "FileNotFound", "File %d not found." % file_id, id=file_id)
+        uploader = stored.get("upload_user")
+        if uploader != caller["user"]["_id"] and caller["user"].get("reference") != "system:root":
+            fail(sim, 403, "RightRequired", "Only the uploader may change the file.", right="produce")
+        updated = dict(stored)
+        if "reference" in change:
+            owner = _reference_owner(sim, change["reference"])
+            if owner not in (None, file_id):
+                _duplicate_reference_error(sim, change["reference"], owner)
+            updated["reference"] = change["reference"] or None
+        if change.get("filename"):
+            updated["original_filename"] = os.path.basename(change["filename"])
+        sim.files = {**sim.files, file_id: updated}
+        return json_answer(file_json(sim, updated))

@@ -76,7 +76,8 @@ files      - sim.files[file_id] = FileInfo dict:
      "produce_versions": bool, "versions": {"original": b"...", "preview": b"...", ...},
      "status": "pending" | "processing" | "done" | "failed"      (fylr file status; absent = "done"),
      "fetch_id": str (only while an rput fetch is under way), "pending_versions": {name: fetch_id}
-                 (manual renditions uploaded by rput whose fetch is under way),
+                 (manual renditions uploaded by rput whose fetch is under way), "failed_versions":
+                 {name: why} (manual renditions whose rput fetch failed; rendered with status "failed"),
      "fetch_error": str (why the rput fetch of a "failed" file failed)}
      bytes are real; sha256(versions[v]) is what tests compare.  A file in "pending"/"processing" has no
      bytes yet, a "failed" one never gets any: versions is {} for both (renditions are readable only in

@@ -951,5 +951,6 @@ def install(app, sim):
     route("POST", "/event/list", _route_event_list_post)
     route("POST", "/db/<objecttype>", records.route_db_post)
     route("DELETE", "/db/<objecttype>", records.route_db_delete)
+    route("POST", "/eas/<file_id:int>", files.route_eas_file_post)
     route("POST", "/eas/rput", files.route_eas_rput)
     route("POST", "/eas/rput/bulk", files.route_eas_rput_bulk)
