@@ -1259,6 +1259,17 @@ class Progress:
         total_text = f"/{total}" if total else ""
         return f"{self.phase}: {done}{total_text} ({rate:.0f}/s, ETA {format_seconds(eta)})"
 
+    def note(self, text):
+        """A line about what the job waits for (files the target is fetching), shown like progress."""
+        t = now()
+        if self.interactive and t - self._last_show > 0.5:
+            self._last_show = t
+            sys.stderr.write("\r\x1b[K" + text)
+            sys.stderr.flush()
+        if t - self._last_log > 30:
+            self._last_log = t
+            self.log.info("progress %s", text)
+
     def tick(self):
         t = now()
         if self.interactive and t - self._last_show > 0.5:
@@ -3461,6 +3472,7 @@ class RestoreJob(JobBase):
                     else:
                         self._count("files")
             if waiting:
+                self._report_files(len(waiting))
                 if now() > deadline:
                     raise FylrmigError(f"{len(waiting)} files are still not stored on the target after "
                                        f"{self.args.timeout_min} minutes (--timeout-min), e.g. "
@@ -3469,6 +3481,12 @@ class RestoreJob(JobBase):
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)
         return failed
+
+    def _report_files(self, pending):
+        """'files: 1,820 done, 12 failed, 60 pending' on a terminal, and every 30 s in the log."""
+        counts = self.ledger.file_counts(self.job_id)
+        done, failed = counts.get("done", {}).get("files", 0), counts.get("failed", {}).get("files", 0)
+        self.progress.note(f"files: {done:,} done, {failed:,} failed, {pending:,} pending")
 
     def _file_states(self, target_ids):
         """{target file id: status} (pending, processing, sync, done, failed) of the files asked for."""
@@ -4144,6 +4162,15 @@ def job_view(runner, name, folder, kind):
     return view
 
 
+def files_text(counts, kind):
+    """'1,820 done, 12 failed, 60 pending' from the ledger's file rows ('running' = handed over, not seen
+    stored yet)."""
+    if not counts:
+        return ""
+    parts = [("done", "done"), ("failed", "failed"), ("running", "pending" if kind == "restore" else "in flight")]
+    return ", ".join(f"{counts[state]['files']:,} {word}" for state, word in parts if state in counts)
+
+
 def shown_state(job, here):
     """The state a person should see: a job started here is 'starting' until it runs; a 'running' row whose
     folder nobody holds was interrupted (its process is gone), whatever the ledger still says."""
@@ -4167,6 +4194,7 @@ def job_progress(runner, job, state):
             "Runtime": format_seconds(job["runtime"] or 0),
             "Error": job["last_error"] or (INTERRUPTED if state == "interrupted" else ""),
             "Chunks": runner.ledger.chunk_counts(job["id"]), "Files": runner.ledger.file_counts(job["id"]),
+            "FilesText": files_text(runner.ledger.file_counts(job["id"]), job["kind"]),
             "Server": mask_url_credentials(str(params.get("server", "")))}
 
 

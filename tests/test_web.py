@@ -600,6 +600,11 @@ def test_restore_from_the_page_starts_the_job_with_the_page_parameters(web, make
         assert part in first
     assert "admin" not in log
     assert status.html.select_one("#job-restore pre.log").text.startswith(log[:40])
+    stored = len([f for f in target.sim.files.values() if f.get("status", "done") == "done"])
+    assert status.html.select_one("#job-restore [data-k=FilesText]").text == f"{stored:,} done"
+    from tests.test_restore import actual, assert_same, expected
+    assert_same(expected(source.sim, "easydb5", "rput", include_password=False, target=target.sim),
+                actual(target.sim))    # the whole migration from the page, nothing refused or missing
 
 
 # ----------------------------------------------------------------------------- status page, Cancel, Continue

@@ -28,6 +28,7 @@
     <dt>Finished</dt><dd data-k="Finished">{{job.get('Finished', '')}}</dd>
     <dt>Runtime</dt><dd data-k="Runtime">{{job.get('Runtime', '')}}</dd>
     <dt>Phase</dt><dd data-k="Phase">{{job.get('Phase', '')}}</dd>
+    <dt>Files</dt><dd data-k="FilesText">{{job.get('FilesText', '')}}</dd>
     <dt>Error</dt><dd data-k="Error" class="problem-text">{{job.get('Error', '')}}</dd>
   </dl>
   <table class="progress">
