@@ -260,3 +260,12 @@ def test_easydb5_has_two_users_with_one_email_address():
     assert len(emails) != len(set(emails))
     fylr = [(u["user"]["email"] or "").lower() for u in generated_instance("fylr").users.values() if u["user"]["email"]]
     assert len(fylr) == len(set(fylr))
+
+
+def test_benchmark_sizes_are_the_large_shape_scaled_down():
+    """bench/bench.py compares medium_half (~10,000), medium (~20,000) and large (100,000) records."""
+    large = datagen._SIZES["large"]["records"]
+    for size, factor in (("medium_half", 10), ("medium", 5)):
+        assert datagen._SIZES[size]["records"] == {ot: n // factor for ot, n in large.items()}
+    sim = datagen.generate("fylr", size="medium_half")
+    assert len(sim.sysids) == 10000 and sim.files

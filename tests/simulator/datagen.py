@@ -17,7 +17,8 @@ Traps a migration must handle, on purpose:
     fylr also events about groups, pools, collections and messages (object_id = their _id).
 
 Sizes: "empty" = fresh fylr target (system pools, system:root collection, root user, empty datamodel);
-"tiny" ~50 records, "small" ~2,000, "large" ~100,000 (files stay few: see _SIZES["files"]).
+"tiny" ~50 records, "small" ~2,000, "medium_half" ~10,000, "medium" ~20,000, "large" ~100,000 (files stay
+few: see _SIZES["files"]; medium_half, medium and large share one shape, so the benchmark compares sizes).
 """
 import datetime
 import gc
@@ -36,10 +37,14 @@ _SIZES = {
              "files": {"bilder": 20, "dokumente": 12}, "extra_users": 0, "extra_pools": 0, "events": 40},
     "small": {"records": {"orte": 150, "personen": 400, "bilder": 1000, "dokumente": 450},
               "files": {"bilder": 150, "dokumente": 60}, "extra_users": 120, "extra_pools": 8, "events": 500},
+    "medium_half": {"records": {"orte": 500, "personen": 2000, "bilder": 5000, "dokumente": 2500},
+                    "files": {"bilder": 200, "dokumente": 80}, "extra_users": 130, "extra_pools": 15, "events": 1000},
+    "medium": {"records": {"orte": 1000, "personen": 4000, "bilder": 10000, "dokumente": 5000},
+               "files": {"bilder": 200, "dokumente": 80}, "extra_users": 130, "extra_pools": 15, "events": 1000},
     "large": {"records": {"orte": 5000, "personen": 20000, "bilder": 50000, "dokumente": 25000},
               "files": {"bilder": 300, "dokumente": 100}, "extra_users": 150, "extra_pools": 30, "events": 3000},
 }
-SIZES = ("empty", "tiny", "small", "large")
+SIZES = ("empty", "tiny", "small", "medium_half", "medium", "large")
 
 # ------------------------------------------------------------------------------------------ datamodel
 
