@@ -116,3 +116,20 @@ def kill_at_random_points(argv, first_mode, seed, low, high, rounds=4):
             kills += 1
         proc.wait()
     return kills
+
+
+def run_cli_env(env, *argv, timeout=300):
+    """run_cli with extra environment variables (a value of None removes one), e.g.
+    {"FYLRMIG_CRASH_AT": "chunk-sent:3"} to SIGKILL the process at an exact point."""
+    full = {k: v for k, v in os.environ.items() if k not in env}
+    full.update({k: v for k, v in env.items() if v is not None})
+    return subprocess.run([sys.executable, "-m", "fylrmig", *map(str, argv)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=timeout, env=full)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
