@@ -1,179 +1,897 @@
-"""Benchmark fylrmig backup and restore against the instance simulator; prints figures, asserts nothing.
+"""Benchmark fylrmig against the targets of issue 10; prints every target as met / not met, asserts nothing.
 
-    python bench/bench.py [--sizes small,large] [--flavour fylr|easydb5] [--parallel 1,4]
+    python bench/bench.py            # every target: 10,000 / 20,000 / 100,000 records (~15-20 minutes)
+    python bench/bench.py --quick    # the 20,000 record targets only (no 100,000 record or memory figures)
+    python bench/bench.py --only backup,restore,parallel,page   # a subset (memory comes with backup/restore)
 
-For each dataset size it measures, in the same run:
-  backup   fylrmig backup --all-versions (no files): record versions per second, peak RSS of the process;
-           raw limit: a bare `requests` loop fetching the very same /db list pages, sequentially.
-  restore  fylrmig restore --purge --file-api '' into an empty fylr: record versions per second, peak RSS;
-           raw limit: a bare `requests` loop POSTing the same record chunks into a second empty fylr
-           (whose basetypes were restored by fylrmig first, so the lookups resolve).
-The simulator runs in this process, fylrmig in a child process (so its peak memory is its own).
+Setup (issue 10): --all-versions, chunk size 100, --max-parallel 1 unless said otherwise, no files in backups.
+Every simulator (python -m tests.simulator) runs in a process of its own, fylrmig and the bare loops each in
+a child process of their own, so nothing measured shares a GIL with anything else.  The simulators keep
+connections alive and set TCP_NODELAY (waitress' default, checked in their READY output), sleep only the
+configured --latency, do not wait before rput fetches or after purges, and count requests by kind, which
+is how the bench shows that a bare loop sent what fylrmig sent.
+
+  backup    fylrmig backup vs a bare `requests` loop making the same reads (login, datamodel, config,
+            basetypes, record pages, collections and their objects, events), json.loads of every answer,
+            keeping nothing; easydb 5 and fylr sources.  Record versions per second, the ratio, and how
+            busy the source was (its CPU seconds / the run's seconds).
+  restore   fylrmig restore of a records-only copy of the fylr backup into a target that already holds the
+            datamodel and basetypes (restored by fylrmig from a basetypes-only copy right before each run)
+            vs a bare loop POSTing the same /db chunks, bodies encoded before its clock starts, the way
+            RestoreJob._prepare_db builds them; (a) without files, (b) --file-api rput --upload-versions
+            --max-parallel-upload-files 4: the bare loop then rputs every original and rendition with 4
+            threads and polls GET /eas?ids=[...] (every 10 ms) until the target reports them done, chunk by
+            chunk, before the chunk's POST.
+  parallel  --max-parallel 4 vs 1 under 10 ms latency per request (simulator --latency 0.01), backup and
+            restore (no files); here the source answers record pages from memory (--cache-reads, filled by
+            a warm-up pass) so that its rendering (one GIL) does not cap 4 connections.  The bare loops' own
+            speed-up with 4 connections is printed as the ceiling of this machine.
+  memory    peak RSS (VmHWM) of the fylrmig process: backup (both sources) and restore at 10,000 and 100,000
+            records.
+  page      `fylrmig serve` on the --data folder of a running CLI backup: response times of
+            GET /inspect/migration/<name>/live and /inspect/migration/<name>, polled every 50 ms.
+
+Timing: fylrmig = its whole process, start to exit; a bare loop = its requests alone, login to last answer
+(its interpreter start and body preparation are not counted).  Medians over alternating runs.
 """
 import argparse
+import concurrent.futures
+import datetime
 import json
 import os
+import platform
+import re
 import shutil
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
-import requests
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+CHUNK = 100
+LATENCY = 0.01
+SIZES = {"medium_half": 10000, "medium": 20000, "large": 100000}
+LIST_PARAMS = {"format": "full", "all_versions": "true"}
+RECORD_WRITE_KEYS = frozenset({"_objecttype", "_mask", "_system_object_id", "_uuid", "_owner", "_tags", "_comment",
+                               "_create_user"})
+POST_DB_PARAMS = {"skip_events": "true", "skip_reverse_nested": "true", "format": "short"}
 
-import fylrmig  # noqa: E402
-from tests.simulator import datagen  # noqa: E402
-from tests.simulator.server import serve  # noqa: E402
-
-# VmHWM, not ru_maxrss: ru_maxrss survives exec and would report this (simulator-holding) process's peak.
-MEASURE = ("import sys, fylrmig\n"
+# fylrmig in a child; VmHWM, not ru_maxrss (which survives exec and would be the parent's)
+MEASURE = ("import os, sys, fylrmig\n"
            "code = fylrmig.main(sys.argv[1:])\n"
            "hwm = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]\n"
-           "print('PEAK_RSS_KB', hwm, file=sys.stderr)\n"
+           "open(os.environ['BENCH_PEAK_FILE'], 'w').write(hwm)\n"
            "sys.exit(code)\n")
 
 
-def run_fylrmig(*args):
-    """(seconds, peak RSS in MB) of one fylrmig run in a child process."""
+# ============================================================================ simulators in their own process
+
+class Sim:
+    """python -m tests.simulator in a child process; .url, .api_url, .cpu(), .counts(), .stop()."""
+
+    def __init__(self, work, flavour, size, latency=0.0, cache_reads=False, threads=8):
+        self.flavour, self.size = flavour, size
+        argv = [sys.executable, "-m", "tests.simulator", "--flavour", flavour, "--size", size, "--port", "0",
+                "--threads", str(threads), "--rput-delay", "0", "--purge-busy", "0", "--count-requests"]
+        if latency:
+            argv += ["--latency", str(latency)]
+        if cache_reads:
+            argv.append("--cache-reads")
+        self.log = open(os.path.join(work, f"sim-{flavour}-{size}-{os.getpid()}-{time.monotonic_ns()}.log"), "w")
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.banner = []
+        for line in self.proc.stdout:
+            self.banner.append(line.rstrip())
+            if line.startswith("READY "):
+                self.url = line.split()[1]
+                break
+        else:
+            raise SystemExit(f"simulator {flavour}/{size} did not start: {self.banner}")
+        self.proc.stdout.close()
+        self.started_in = time.perf_counter() - started
+        self.api_url = self.url + "/api/v1"
+        self.nodelay = any("TCP_NODELAY on" in line for line in self.banner)
+
+    def cpu(self):
+        fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def counts(self, reset=False):
+        import requests
+        return requests.get(self.url + "/__requests__" + ("?reset=1" if reset else "")).json()
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+# ============================================================================ children: fylrmig and bare loops
+
+class Run:
+    """One measured child: seconds, peak MB, the source's/target's CPU share, and what the child reported."""
+
+    def __init__(self, seconds, peak_mb=None, busy=None, report=None):
+        self.seconds, self.peak_mb, self.busy, self.report = seconds, peak_mb, busy, report or {}
+
+
+def run_fylrmig(work, sims, *args):
+    """fylrmig in a child process: wall time start to exit, VmHWM; `sims` are watched for their CPU."""
+    peak_file = os.path.join(work, "peak.txt")
+    env = dict(os.environ, BENCH_PEAK_FILE=peak_file)
+    before = [s.cpu() for s in sims]
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", MEASURE, *map(str, args)], capture_output=True, text=True,
-                            cwd=ROOT)
+                            cwd=ROOT, env=env)
     seconds = time.perf_counter() - started
+    busy = [(s.cpu() - b) / seconds for s, b in zip(sims, before)]
     if result.returncode:
-        raise SystemExit(f"fylrmig {args[0]} failed: {result.stderr[-2000:]}")
-    peak = next(int(l.split()[1]) for l in result.stderr.splitlines() if l.startswith("PEAK_RSS_KB"))
-    return seconds, peak / 1024
+        raise SystemExit(f"fylrmig {args[0]} failed ({result.returncode}): {result.stderr[-3000:]}")
+    return Run(seconds, int(open(peak_file).read()) / 1024, busy)
 
 
-def token_for(server):
-    if server.sim.flavour == "easydb5":
-        token = requests.get(server.api_url + "/session").json()["token"]
-        requests.post(server.api_url + "/session/authenticate",
-                      data={"token": token, "login": "root", "password": "admin"}).raise_for_status()
-        return {"X-Easydb-Token": token}
-    body = requests.post(server.url + "/api/oauth2/token", data={
-        "grant_type": "password", "username": "root", "password": "admin", "client_id": "fylr-web-frontend"}).json()
-    return {"Authorization": "Bearer " + body["access_token"]}
-
-
-def raw_backup(server, chunk):
-    """The same list pages fylrmig reads, fetched by a bare requests loop: (seconds, entries)."""
-    headers, session, entries = token_for(server), requests.Session(), 0
+def run_bare(work, sims, kind, **params):
+    """A bare loop (this file with --child) in a child process; its own clock: login to last answer."""
+    before = [s.cpu() for s in sims]
     started = time.perf_counter()
-    for ot in sorted(o["objecttype"]["name"] for o in session.get(server.api_url + "/objecttype",
-                                                                    headers=headers).json()):
-        count = session.post(server.api_url + "/search", json={"objecttypes": [ot], "limit": 0},
-                             headers=headers).json()["count"]
-        for offset in range(0, count, chunk):
-            page = session.get(f"{server.api_url}/db/{ot}/_all_fields/list", headers=headers,
-                               params={"limit": chunk, "offset": offset, "all_versions": "true",
-                                       "format": "full"}).json()
-            entries += len(page)
-    return time.perf_counter() - started, entries
+    result = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", kind, json.dumps(params)],
+                            capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - started
+    if result.returncode:
+        raise SystemExit(f"bare {kind} failed: {result.stderr[-3000:]}")
+    report = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))
+    # the source's CPU over the child's whole life, spread over the measured part only: an upper bound
+    busy = [(s.cpu() - b) / report["seconds"] for s, b in zip(sims, before)]
+    return Run(report["seconds"], report["peak_kb"] / 1024, busy, dict(report, wall=wall))
 
 
-def basetypes_only_copy(folder, dest):
-    """A copy of a backup whose manifest lists every payload but the records (payloads linked, not copied)."""
+def bare_session(api_url, flavour):
+    import requests
+    session = requests.Session()
+    base = api_url[:-len("/api/v1")]
+    if flavour == "easydb5":
+        token = session.get(api_url + "/session").json()["token"]
+        session.post(api_url + "/session/authenticate",
+                     data={"token": token, "login": "root", "password": "admin"}).raise_for_status()
+        session.headers["X-Easydb-Token"] = token
+    else:
+        body = session.post(base + "/api/oauth2/token", data={
+            "grant_type": "password", "username": "root", "password": "admin",
+            "client_id": "fylr-web-frontend"}).json()
+        session.headers["Authorization"] = "Bearer " + body["access_token"]
+    return session
+
+
+def clone_session(session):
+    """Another connection with the same token (no second login)."""
+    import requests
+    twin = requests.Session()
+    twin.headers.update(session.headers)
+    return twin
+
+
+class Reader:
+    """GET/POST with json.loads of every answer; counts requests; keeps nothing."""
+
+    def __init__(self, api_url, flavour, session=None):
+        self.api_url, self.flavour = api_url, flavour
+        self.session = session or bare_session(api_url, flavour)
+        self.requests = 0
+
+    def get(self, path, **params):
+        response = self.session.get(self.api_url + path, params=params)
+        response.raise_for_status()
+        self.requests += 1
+        return json.loads(response.content)
+
+    def post(self, path, body):
+        response = self.session.post(self.api_url + path, json=body)
+        response.raise_for_status()
+        self.requests += 1
+        return json.loads(response.content)
+
+    def paged(self, path, size, **params):
+        """Pages until a short one (what fylrmig does for sources without a total); yields the entries."""
+        offset = 0
+        while True:
+            page = self.get(path, limit=size, offset=offset, **params)
+            items = page.get("objects", []) if isinstance(page, dict) else page
+            yield from items
+            if len(items) < size:
+                return
+            offset += len(items)
+
+
+def child_bare_backup(api_url, flavour, connections=1):
+    """The reads of a fylrmig backup --all-versions --chunk-size 100, decoded and dropped."""
+    started = time.perf_counter()
+    reader = Reader(api_url, flavour)
+    e5, size = flavour == "easydb5", min(CHUNK, 1000)
+    fmt = {"format": "json"} if e5 else {}
+    reader.get("/schema/user/CURRENT", **fmt)
+    reader.get("/mask/CURRENT", **fmt)
+    reader.get("/l10n/user/CURRENT")
+    reader.get("/config")
+    if not e5:
+        reader.get("/plugin/manage")
+    reader.get("/tags")
+    for _ in reader.paged("/group", size):
+        pass
+    for _ in reader.paged("/user", size, include_password="true"):
+        pass
+    if e5:
+        reader.get("/pool")
+        reader.get("/message")
+    else:
+        for _ in reader.paged("/pool", size):
+            pass
+        for _ in reader.paged("/message", size):
+            pass
+    objecttypes = sorted(o["objecttype"]["name"] for o in reader.get("/objecttype"))
+    records_started = time.perf_counter()
+    params = dict(LIST_PARAMS, **({} if e5 else {"files_real_url": "true"}))
+    versions = 0
+    pool = concurrent.futures.ThreadPoolExecutor(connections) if connections > 1 else None
+    local, readers = threading.local(), [reader]
+
+    def page(ot, offset, count):
+        if pool is None:
+            mine = reader
+        else:
+            if not hasattr(local, "reader"):
+                local.reader = Reader(api_url, flavour, clone_session(reader.session))
+                readers.append(local.reader)
+            mine = local.reader
+        return len(mine.get(f"/db/{ot}/_all_fields/list", limit=min(CHUNK, count - offset), offset=offset, **params))
+    for ot in objecttypes:
+        count = reader.post("/search", {"objecttypes": [ot], "offset": 0, "limit": 0, "format": "short"})["count"]
+        offsets = range(0, count, CHUNK)
+        if pool is None:
+            versions += sum(page(ot, o, count) for o in offsets)
+        else:
+            versions += sum(pool.map(lambda o, ot=ot, count=count: page(ot, o, count), offsets))
+    records_seconds = time.perf_counter() - records_started
+    collections = [c["collection"]["_id"] for c in reader.paged("/collection/list", size)
+                   if not is_system(c["collection"])]
+    for cid in collections:
+        page_size, offset = 1000 if e5 else 100, 0
+        while True:
+            body = reader.get(f"/collection/objects/{cid}", offset=offset, limit=page_size)
+            objects = body.get("objects", []) if isinstance(body, dict) else body
+            offset += len(objects)
+            if len(objects) < page_size or (isinstance(body, dict) and offset >= int(body.get("count") or 0)):
+                break
+    for _ in reader.paged("/event/list", size, sort="_id.ASC", **({"format": "json_full"} if e5 else {})):
+        pass
+    if pool is not None:
+        pool.shutdown()
+    return {"seconds": time.perf_counter() - started, "records_seconds": records_seconds, "versions": versions,
+            "requests": sum(r.requests for r in readers)}
+
+
+def is_system(body):
+    return bool(body.get("is_system_pool") or body.get("is_system_collection")
+                or (body.get("reference") or "").startswith("system:"))
+
+
+def record_value(value):
+    """RestoreJob._record_value: links to deleted or purged records dropped, markers stripped, nested rows."""
+    if isinstance(value, dict) and "_objecttype" in value:
+        if value.get("_latest_version_deleted_at") or value.get("_purged_or_deferred"):
+            return None
+        return {k: v for k, v in value.items() if k not in ("_latest_version_deleted_at", "_purged_or_deferred")}
+    if isinstance(value, list) and value and isinstance(value[0], dict) and "eas:url" not in value[0]:
+        return [{k: record_value(v) for k, v in row.items()} for row in value]
+    return value
+
+
+def post_entry(entry, ot):
+    """RestoreJob._prepare_db for one payload entry: write keys only, later versions address their record."""
+    entry = {k: v for k, v in entry.items() if k in RECORD_WRITE_KEYS or k == ot}
+    body = entry[ot]
+    if body.get("_version", 1) > 1:
+        sysid = entry.pop("_system_object_id")
+        entry.pop("_uuid", None)
+        body["lookup:_id"] = {"_system_object_id": sysid}
+    for key, value in list(body.items()):
+        body[key] = record_value(value)
+    return entry
+
+
+def file_holders(records):
+    """(container, key) of every file list in payload records (top level and nested rows)."""
+    for record in records:
+        stack = [record.get(record.get("_objecttype")) or {}]
+        while stack:
+            obj = stack.pop()
+            for key, value in list(obj.items()):
+                if isinstance(value, list) and value and isinstance(value[0], dict):
+                    if "eas:url" in value[0] or "reference" in value[0] and "versions" in value[0]:
+                        yield obj, key
+                    else:
+                        stack.extend(v for v in value if isinstance(v, dict))
+
+
+def payload_group(name):
+    return re.sub(r"^\d+__|__batch_\d+(\.json(\.gz)?)$", "", name)
+
+
+class Uploader:
+    """The file half of a bare restore with --file-api rput --upload-versions: rput originals (not producing)
+    and every rendition (version_name, id_parent), then poll GET /eas until done."""
+
+    def __init__(self, api_url, parallel, session):
+        self.api_url, self.parallel, self.first = api_url, parallel, session
+        self.targets = {}            # reference -> target id, across chunks (uploaded once per job)
+        self.local = threading.local()
+        self.rputs = self.polls = 0
+        self.lock = threading.Lock()
+
+    def session(self):
+        if not hasattr(self.local, "session"):
+            self.local.session = clone_session(self.first)
+        return self.local.session
+
+    def rput(self, url, filename, reference, leave, version_name=None, id_parent=None):
+        params = {"url": url, "filename": filename, "reference": reference, "skip_head_request": "true",
+                  "produce_versions": "false"}
+        if leave:
+            params["leave"] = "true"
+        if version_name:
+            params.update(version_name=version_name, id_parent=id_parent)
+        response = self.session().post(self.api_url + "/eas/rput", params=params)
+        response.raise_for_status()
+        with self.lock:
+            self.rputs += 1
+        return json.loads(response.content)[0]["_id"]
+
+    def upload(self, entry):
+        name = entry.get("eas:filename") or entry.get("original_filename") or "file"
+        leave = bool(entry.get("leave"))
+        original = dict((entry.get("versions") or {}).get("original") or {})
+        target = self.rput(original.get("url") or entry.get("eas:url"), name, entry["reference"], leave)
+        for version, info in (entry.get("versions") or {}).items():
+            if version == "original":
+                continue
+            filename = name.rsplit(".", 1)[0] + "." + info["extension"] if info.get("extension") else name
+            self.rput(info.get("url"), filename, f"{entry['reference'].rsplit(':', 1)[0]}:{version}:of:{target}",
+                      leave, version_name=version, id_parent=target)
+        return target
+
+    def settle(self, session, ids):
+        waiting = set(ids)
+        while waiting:
+            response = session.get(self.api_url + "/eas", params={"ids": json.dumps(sorted(waiting)),
+                                                                   "format": "standard"})
+            response.raise_for_status()
+            self.polls += 1
+            for info in json.loads(response.content).values():
+                status = info.get("status") or "pending"
+                states = {v.get("status") for v in (info.get("versions") or {}).values() if isinstance(v, dict)}
+                if "failed" in states or status == "failed":
+                    raise SystemExit(f"the target could not fetch file {info.get('_id')}")
+                if status in ("done", "sync") and not states & {"pending", "processing"}:
+                    waiting.discard(info["_id"])
+            if waiting:
+                time.sleep(0.01)
+
+    def link(self, session, records):
+        holders = list(file_holders(records))
+        unique = {}
+        for container, key in holders:
+            for entry in container[key]:
+                if entry["reference"] not in self.targets:
+                    unique.setdefault(entry["reference"], entry)
+        with concurrent.futures.ThreadPoolExecutor(self.parallel) as pool:
+            new = dict(zip(unique, pool.map(self.upload, unique.values())))
+        self.settle(session, new.values())
+        self.targets.update(new)
+        for container, key in holders:
+            container[key] = [{"_id": int(self.targets[e["reference"]]), "preferred": e.get("preferred", False),
+                               "name": e.get("name"), "frontend_prefs": e.get("frontend_prefs") or {}}
+                              for e in container[key]]
+
+
+def child_bare_restore(api_url, folder, files=False, upload_parallel=4, connections=1):
+    """POST /db chunks of a records-only backup copy, bodies prepared before the clock starts."""
+    manifest = json.load(open(os.path.join(folder, "manifest.json")))
+    groups, versions = [], 0
+    for name in manifest["payloads"]:
+        envelope = json.load(open(os.path.join(folder, name)))
+        ot = envelope["objecttype"]
+        entries = [post_entry(e, ot) for e in envelope["objects"]]
+        versions += len(entries)
+        if not groups or groups[-1][0] != payload_group(name):
+            groups.append((payload_group(name), []))
+        for i in range(0, len(entries), CHUNK):
+            chunk = entries[i:i + CHUNK]
+            holders = list(file_holders(chunk))
+            if holders and not files:
+                for container, key in holders:
+                    container.pop(key, None)
+                holders = []
+            groups[-1][1].append((ot, chunk if holders else json.dumps(chunk).encode()))
+    local, sessions = threading.local(), []
+    started = time.perf_counter()
+    first = bare_session(api_url, "fylr")
+    uploader = Uploader(api_url, upload_parallel, first) if files else None
+
+    def session():
+        if not hasattr(local, "session"):
+            local.session = first if not sessions else clone_session(first)
+            sessions.append(local.session)
+        return local.session
+
+    def send(item):
+        ot, body = item
+        mine = session()
+        if not isinstance(body, bytes):
+            uploader.link(mine, body)
+            body = json.dumps(body).encode()
+        response = mine.post(f"{api_url}/db/{ot}", data=body, params=POST_DB_PARAMS,
+                             headers={"Content-Type": "application/json"})
+        response.raise_for_status()
+        return len(json.loads(response.content))
+    stored = 0
+    pool = concurrent.futures.ThreadPoolExecutor(connections) if connections > 1 else None
+    for group, chunks in groups:
+        if pool is None or "__history_" in group:
+            stored += sum(send(c) for c in chunks)
+        else:
+            stored += sum(pool.map(send, chunks))
+    if pool:
+        pool.shutdown()
+    return {"seconds": time.perf_counter() - started, "versions": versions, "stored": stored,
+            "posts": sum(len(c) for _, c in groups), "rputs": uploader.rputs if uploader else 0,
+            "polls": uploader.polls if uploader else 0}
+
+
+def child_main(kind, params):
+    result = {"bare-backup": child_bare_backup, "bare-restore": child_bare_restore}[kind](**params)
+    result["peak_kb"] = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
+    print(json.dumps(result))
+
+
+# ============================================================================ backup folders
+
+def split_backup(folder, dest, keep):
+    """A copy of a backup (payloads hard-linked) whose manifest lists only the payloads keep(name) accepts."""
     os.makedirs(dest)
     manifest = json.load(open(os.path.join(folder, "manifest.json")))
     for name in os.listdir(folder):
         if name.endswith((".json", ".gz")) and name != "manifest.json":
-            os.symlink(os.path.join(folder, name), os.path.join(dest, name))
-    manifest["payloads"] = [n for n in manifest["payloads"] if "__db__" not in n and "__event__" not in n]
+            os.link(os.path.join(folder, name), os.path.join(dest, name))
+    manifest["payloads"] = [n for n in manifest["payloads"] if keep(n)]
     json.dump(manifest, open(os.path.join(dest, "manifest.json"), "w"))
-    return [n for n in json.load(open(os.path.join(folder, "manifest.json")))["payloads"] if "__db__" in n]
+    return os.path.join(dest, "manifest.json")
 
 
-def raw_post_body(entry, ot):
-    """What any client must send for a payload record: updates address their record, files are left out."""
-    body = entry[ot]
-    if body.get("_version", 1) > 1:
-        body["lookup:_id"] = {"_system_object_id": entry.pop("_system_object_id")}
-        entry.pop("_uuid", None)
-    for key, value in list(body.items()):
-        if isinstance(value, list) and value and isinstance(value[0], dict) and "eas:url" in value[0]:
-            body.pop(key)
-        elif isinstance(value, dict) and value.get("_latest_version_deleted_at"):
-            body[key] = None
-    return entry
+def restore_inputs(work, folder, tag):
+    """(basetypes-only manifest, records-only manifest, record versions) of a fylrmig backup folder."""
+    basetypes = split_backup(folder, os.path.join(work, f"{tag}-basetypes"),
+                             lambda n: not re.search(r"__(db|event|collection_objects)__", n))
+    records = split_backup(folder, os.path.join(work, f"{tag}-records"), lambda n: "__db__" in n)
+    manifest = json.load(open(records))
+    versions = sum(manifest["payload_info"][n]["count"] for n in manifest["payloads"])
+    return basetypes, records, versions
 
 
-def raw_restore(target, folder, db_payloads, chunk):
-    headers, session, sent = token_for(target), requests.Session(), 0
-    bodies = []
-    for name in db_payloads:
-        envelope = fylrmig.read_json(os.path.join(folder, name))
-        ot = envelope["objecttype"]
-        entries = [raw_post_body(e, ot) for e in envelope["objects"]]
-        bodies += [(ot, entries[i:i + chunk]) for i in range(0, len(entries), chunk)]
-    started = time.perf_counter()
-    for ot, body in bodies:
-        response = session.post(f"{target.api_url}/db/{ot}", json=body, headers=headers,
-                                params={"skip_events": "true", "skip_reverse_nested": "true", "format": "short"})
-        response.raise_for_status()
-        sent += len(body)
-    return time.perf_counter() - started, sent
+# ============================================================================ the bench
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.work = tempfile.mkdtemp(prefix="fylrmig-bench-")
+        self.results = {}         # target key -> dict
+        self.peaks = {}           # (step, flavour, size) -> MB
+        self.seq = 0
+
+    def say(self, text=""):
+        print(text, flush=True)
+
+    def new(self, prefix):
+        self.seq += 1
+        return os.path.join(self.work, f"{prefix}-{self.seq:03d}")
+
+    # -- backup
+
+    def fylrmig_backup(self, sim, parallel=1, keep=False, data=None, folder=None):
+        folder = folder or self.new("backup")
+        data = data or self.new("data")
+        run = run_fylrmig(self.work, [sim], "backup", "--server", sim.api_url, "--login", "root", "--password",
+                          "admin", "--dir", folder, "--data", data, "--all-versions", "--chunk-size", CHUNK,
+                          "--max-parallel", parallel, "--retry-sleep-between", 0, "--log", folder + ".log")
+        run.folder = folder
+        manifest = json.load(open(os.path.join(folder, "manifest.json")))
+        run.versions = sum((manifest.get("counts") or {}).get("objecttypes", {}).values())
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(data, ignore_errors=True)
+        return run
+
+    def backup_pair(self, flavour, size, rounds, keep_folder=False, sim=None):
+        """Alternating bare loop and fylrmig backup runs against one source; returns (source, kept folder)."""
+        own = sim is None
+        sim = sim or self.start_sim(flavour, size)
+        bare, mine, kept, counts = [], [], None, {}
+        if rounds > 1:
+            run_bare(self.work, [sim], "bare-backup", api_url=sim.api_url, flavour=flavour)      # warm-up
+        for round_no in range(rounds):
+            sim.counts(reset=True)
+            bare.append(run_bare(self.work, [sim], "bare-backup", api_url=sim.api_url, flavour=flavour))
+            counts["bare"] = sim.counts(reset=True)
+            last = round_no == rounds - 1
+            mine.append(self.fylrmig_backup(sim, keep=keep_folder and last))
+            counts["fylrmig"] = sim.counts(reset=True)
+            if keep_folder and last:
+                kept = mine[-1].folder
+        versions = bare[0].report["versions"]
+        if any(m.versions != versions for m in mine):
+            self.say(f"  WARNING: fylrmig backed up {mine[-1].versions} record versions, the bare loop read {versions}")
+        b, m = median_run(bare), median_run(mine)
+        ratio = b.seconds / m.seconds
+        records = SIZES[size]
+        self.say(f"backup {flavour:8} {records:>7,} records ({versions:,} versions), {rounds} round(s):")
+        self.say(f"  bare loop  {versions / b.seconds:8,.0f} versions/s  {b.seconds:6.1f} s  (records part "
+                 f"{b.report['records_seconds']:.1f} s, {b.report['requests']} requests)  source busy {b.busy[0]:.0%}")
+        self.say(f"  fylrmig    {versions / m.seconds:8,.0f} versions/s  {m.seconds:6.1f} s  peak RSS {m.peak_mb:4.0f} MB"
+                 f"  source busy {m.busy[0]:.0%}   ratio {ratio:.2f}  (runs: "
+                 + ", ".join(f"{r.seconds:.1f}" for r in mine) + " s; bare " + ", ".join(f"{r.seconds:.1f}" for r in bare)
+                 + " s)")
+        self.say("  requests   " + compare_counts(counts["bare"], counts["fylrmig"]))
+        self.results[("backup", flavour, size)] = {"ratio": ratio, "bare": versions / b.seconds,
+                                                   "fylrmig": versions / m.seconds}
+        self.peaks[("backup", flavour, size)] = max(r.peak_mb for r in mine)
+        if own:
+            sim.stop()
+        return kept
+
+    def start_sim(self, flavour, size, **options):
+        sim = Sim(self.work, flavour, size, **options)
+        if not sim.nodelay:
+            self.say(f"  WARNING: simulator {flavour}/{size} does not set TCP_NODELAY")
+        return sim
+
+    # -- restore
+
+    def prepare_target(self, target, basetypes):
+        """Purge the target and restore datamodel, base config and basetypes into it (not measured)."""
+        data = self.new("prep-data")
+        run_fylrmig(self.work, [], "restore", "--manifest", basetypes, "--server", target.api_url, "--login", "root",
+                    "--password", "admin", "--data", data, "--purge", "--skip-reindex", "--include-events=-",
+                    "--chunk-size", CHUNK, "--retry-sleep-between", 0, "--log", data + ".log")
+        shutil.rmtree(data, ignore_errors=True)
+
+    def fylrmig_restore(self, target, source, records, files=False, parallel=1):
+        data = self.new("data")
+        extra = ["--file-api", "rput", "--upload-versions", "--max-parallel-upload-files", 4] if files else []
+        run = run_fylrmig(self.work, [target] + ([source] if source else []), "restore", "--manifest", records,
+                          "--server", target.api_url, "--login", "root", "--password", "admin", "--data", data,
+                          "--datamodel", "-", "--base-config", "-", "--skip-reindex", "--chunk-size", CHUNK,
+                          "--max-parallel", parallel, "--retry-sleep-between", 0, "--log", data + ".log", *extra)
+        shutil.rmtree(data, ignore_errors=True)
+        return run
+
+    def bare_restore(self, target, source, records, files=False, connections=1):
+        return run_bare(self.work, [target] + ([source] if source else []), "bare-restore", api_url=target.api_url,
+                        folder=os.path.dirname(records), files=files, connections=connections)
+
+    def restore_pair(self, label, key, target, source, inputs, rounds, files=False):
+        basetypes, records, versions = inputs
+        bare, mine, counts = [], [], {}
+        for _ in range(rounds):
+            self.prepare_target(target, basetypes)
+            target.counts(reset=True)
+            bare.append(self.bare_restore(target, source, records, files))
+            counts["bare"] = target.counts(reset=True)
+            self.prepare_target(target, basetypes)
+            target.counts(reset=True)
+            mine.append(self.fylrmig_restore(target, source, records, files))
+            counts["fylrmig"] = target.counts(reset=True)
+        b, m = median_run(bare), median_run(mine)
+        ratio = b.seconds / m.seconds
+        self.say(f"restore {label}, {versions:,} record versions, {rounds} round(s):")
+        extra = f", {b.report['rputs']} rputs, {b.report['polls']} polls of GET /eas" if files else ""
+        self.say(f"  bare loop  {versions / b.seconds:8,.0f} versions/s  {b.seconds:6.1f} s  ({b.report['posts']} "
+                 f"POST /db{extra})  target busy {b.busy[0]:.0%}")
+        self.say(f"  fylrmig    {versions / m.seconds:8,.0f} versions/s  {m.seconds:6.1f} s  peak RSS {m.peak_mb:4.0f} MB"
+                 f"  target busy {m.busy[0]:.0%}   ratio {ratio:.2f}  (runs: "
+                 + ", ".join(f"{r.seconds:.1f}" for r in mine) + " s; bare " + ", ".join(f"{r.seconds:.1f}" for r in bare)
+                 + " s)")
+        self.say("  requests   " + compare_counts(counts["bare"], counts["fylrmig"]))
+        if b.report["stored"] != versions:
+            self.say(f"  WARNING: the target answered {b.report['stored']} records to the bare loop, {versions} sent")
+        self.results[key] = {"ratio": ratio, "bare": versions / b.seconds, "fylrmig": versions / m.seconds}
+        return m
+
+    # -- sections
+
+    def section_backup(self, sizes):
+        self.say("\n== backup, 1 worker, no added latency")
+        kept = {}
+        for flavour in ("easydb5", "fylr"):
+            if "medium_half" in sizes:
+                kept[(flavour, "medium_half")] = self.backup_pair(flavour, "medium_half", 1,
+                                                                  keep_folder=flavour == "fylr")
+            if flavour == "fylr":
+                self.fylr_medium = self.start_sim("fylr", "medium")    # stays up: restores fetch files from it
+                kept[(flavour, "medium")] = self.backup_pair(flavour, "medium", self.args.rounds, keep_folder=True,
+                                                             sim=self.fylr_medium)
+            else:
+                self.backup_pair(flavour, "medium", self.args.rounds)
+            if "large" in sizes:
+                kept[(flavour, "large")] = self.backup_pair(flavour, "large", 1, keep_folder=flavour == "fylr")
+        return kept
+
+    def section_restore(self, kept, sizes):
+        self.say("\n== restore, 1 worker, no added latency, into a fylr target holding datamodel and basetypes")
+        target = self.start_sim("fylr", "empty")
+        try:
+            inputs = restore_inputs(self.work, kept[("fylr", "medium")], "medium")
+            m = self.restore_pair("20,000 records, no files", ("restore", "nofiles", "medium"), target, None, inputs,
+                                  self.args.rounds)
+            self.peaks[("restore", "fylr", "medium")] = m.peak_mb
+            self.restore_pair("20,000 records, --file-api rput --upload-versions --max-parallel-upload-files 4",
+                              ("restore", "files", "medium"), target, self.fylr_medium, inputs, self.args.rounds,
+                              files=True)
+            for size in ("medium_half", "large"):
+                if size in sizes and ("fylr", size) in kept:
+                    inputs = restore_inputs(self.work, kept[("fylr", size)], size)
+                    m = self.restore_pair(f"{SIZES[size]:,} records, no files", ("restore", "nofiles", size), target,
+                                          None, inputs, 1)
+                    self.peaks[("restore", "fylr", size)] = m.peak_mb
+        finally:
+            target.stop()
+
+    def section_parallel(self, kept):
+        self.say(f"\n== --max-parallel 4 vs 1, {LATENCY * 1000:.0f} ms added latency per request, 20,000 records, "
+                 "fylr source (record pages answered from the simulator's cache)")
+        source = self.start_sim("fylr", "medium", latency=LATENCY, cache_reads=True)
+        try:
+            run_bare(self.work, [source], "bare-backup", api_url=source.api_url, flavour="fylr")     # fills the cache
+            runs = {1: [], 4: []}
+            bare = {1: [], 4: []}
+            for _ in range(self.args.rounds):
+                for n in (1, 4):
+                    bare[n].append(run_bare(self.work, [source], "bare-backup", api_url=source.api_url, flavour="fylr",
+                                            connections=n))
+                    runs[n].append(self.fylrmig_backup(source, parallel=n))
+            versions = runs[1][0].versions
+            one, four = median_run(runs[1]), median_run(runs[4])
+            b1, b4 = median_run(bare[1]), median_run(bare[4])
+            speedup = one.seconds / four.seconds
+            self.say(f"backup   fylrmig -p1 {versions / one.seconds:8,.0f} versions/s {one.seconds:6.1f} s   -p4 "
+                     f"{versions / four.seconds:8,.0f} versions/s {four.seconds:6.1f} s  speed-up {speedup:.2f}  "
+                     f"(source busy {one.busy[0]:.0%} / {four.busy[0]:.0%})")
+            self.say(f"         bare loop 1 connection {b1.seconds:6.1f} s, 4 connections {b4.seconds:6.1f} s: "
+                     f"speed-up {b1.seconds / b4.seconds:.2f} (the ceiling here: records pages in parallel, the rest "
+                     "one by one, as fylrmig)")
+            self.results[("parallel", "backup")] = {"speedup": speedup, "ceiling": b1.seconds / b4.seconds,
+                                                    "p1": versions / one.seconds, "p4": versions / four.seconds}
+        finally:
+            source.stop()
+        target = self.start_sim("fylr", "empty", latency=LATENCY)
+        try:
+            basetypes, records, versions = restore_inputs(self.work, kept[("fylr", "medium")], "parallel")
+            runs, bare = {1: [], 4: []}, {1: [], 4: []}
+            for _ in range(self.args.rounds):
+                for n in (1, 4):
+                    self.prepare_target(target, basetypes)
+                    bare[n].append(self.bare_restore(target, None, records, connections=n))
+                    self.prepare_target(target, basetypes)
+                    runs[n].append(self.fylrmig_restore(target, None, records, parallel=n))
+            one, four = median_run(runs[1]), median_run(runs[4])
+            b1, b4 = median_run(bare[1]), median_run(bare[4])
+            speedup = one.seconds / four.seconds
+            self.say(f"restore  fylrmig -p1 {versions / one.seconds:8,.0f} versions/s {one.seconds:6.1f} s   -p4 "
+                     f"{versions / four.seconds:8,.0f} versions/s {four.seconds:6.1f} s  speed-up {speedup:.2f}  "
+                     f"(target busy {one.busy[0]:.0%} / {four.busy[0]:.0%})")
+            self.say(f"         bare loop 1 connection {b1.seconds:6.1f} s, 4 connections {b4.seconds:6.1f} s: "
+                     f"speed-up {b1.seconds / b4.seconds:.2f} (the ceiling here: chunks of a payload group in "
+                     "parallel, history steps one by one, as fylrmig)")
+            self.results[("parallel", "restore")] = {"speedup": speedup, "ceiling": b1.seconds / b4.seconds,
+                                                     "p1": versions / one.seconds, "p4": versions / four.seconds}
+        finally:
+            target.stop()
+
+    def section_page(self):
+        self.say("\n== status page (fylrmig serve) while a CLI backup of 20,000 records runs on its --data folder")
+        import requests
+        source = getattr(self, "fylr_medium", None) or self.start_sim("fylr", "medium")
+        data, name = self.new("page-data"), "benchjob"
+        os.makedirs(os.path.join(data, "backups"))
+        port = free_port()
+        page = subprocess.Popen([sys.executable, "-m", "fylrmig", "serve", "--data", data, "--port", str(port)],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}/inspect/migration/"
+        try:
+            wait_for(lambda: requests.get(base, timeout=2).status_code == 200, 20)
+            job = subprocess.Popen([sys.executable, "-m", "fylrmig", "backup", "--server", source.api_url, "--login",
+                                    "root", "--password", "admin", "--dir", os.path.join(data, "backups", name),
+                                    "--data", data, "--all-versions", "--chunk-size", str(CHUNK),
+                                    "--retry-sleep-between", "0", "--log", os.path.join(data, "job.log")],
+                                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            session = requests.Session()
+            times = {"live": [], "status": []}
+            while job.poll() is None:
+                for kind, url in (("live", base + name + "/live"), ("status", base + name)):
+                    started = time.perf_counter()
+                    response = session.get(url, timeout=30)
+                    elapsed = time.perf_counter() - started
+                    if response.status_code == 200 and job.poll() is None:
+                        times[kind].append(elapsed)
+                    time.sleep(0.05)
+            if job.returncode:
+                self.say(f"  WARNING: the backup behind the page failed ({job.returncode})")
+        finally:
+            page.terminate()
+            page.wait()
+            if source is not getattr(self, "fylr_medium", None):
+                source.stop()
+        for kind, path in (("live", f"/inspect/migration/{name}/live"), ("status", f"/inspect/migration/{name}")):
+            values = sorted(times[kind])
+            if not values:
+                self.say(f"  GET {path}: no answer while the job ran")
+                continue
+            median = statistics.median(values)
+            p90 = values[int(0.9 * (len(values) - 1))]
+            self.say(f"  GET {path:40} {len(values):4} answers while the job ran: median {median * 1000:6.1f} ms, "
+                     f"90th percentile {p90 * 1000:6.1f} ms, max {values[-1] * 1000:6.1f} ms")
+            self.results[("page", kind)] = {"median": median, "p90": p90, "n": len(values)}
+
+    # -- the table
+
+    def table(self, sizes):
+        rows = []
+
+        def ratio_row(target, key, goal=0.85):
+            r = self.results.get(key)
+            if r is None:
+                rows.append((target, "not measured", "-"))
+            else:
+                rows.append((target, f"{r['ratio']:.2f} ({r['fylrmig']:,.0f} vs {r['bare']:,.0f} versions/s)",
+                             met(r["ratio"] >= goal)))
+        for flavour, label in (("easydb5", "easydb 5"), ("fylr", "fylr")):
+            for size in ("medium", "large"):
+                ratio_row(f"backup ≥ 0.85 × bare loop, {label}, {SIZES[size]:,} records", ("backup", flavour, size))
+        ratio_row("restore ≥ 0.85 × bare loop, no files, 20,000 records", ("restore", "nofiles", "medium"))
+        ratio_row("restore ≥ 0.85 × bare loop, rput + upload-versions, 20,000 records", ("restore", "files", "medium"))
+        if ("restore", "nofiles", "large") in self.results:
+            ratio_row("restore ≥ 0.85 × bare loop, no files, 100,000 records", ("restore", "nofiles", "large"))
+        for step in ("backup", "restore"):
+            r = self.results.get(("parallel", step))
+            if r is None:
+                rows.append((f"{step} --max-parallel 4 ≥ 3 × 1 worker, 10 ms latency", "not measured", "-"))
+            else:
+                rows.append((f"{step} --max-parallel 4 ≥ 3 × 1 worker, 10 ms latency",
+                             f"{r['speedup']:.2f} × ({r['p4']:,.0f} vs {r['p1']:,.0f} versions/s; bare loop "
+                             f"{r['ceiling']:.2f} ×)", met(r["speedup"] >= 3)))
+        for step, flavours in (("backup", ("easydb5", "fylr")), ("restore", ("fylr",))):
+            big = [self.peaks[(step, f, "large")] for f in flavours if (step, f, "large") in self.peaks]
+            if big:
+                rows.append((f"{step} peak RSS ≤ 150 MB, 100,000 records", f"{max(big):.0f} MB", met(max(big) <= 150)))
+            else:
+                rows.append((f"{step} peak RSS ≤ 150 MB, 100,000 records", "not measured", "-"))
+            growths = [(f, self.peaks[(step, f, "large")] / self.peaks[(step, f, "medium_half")] - 1)
+                       for f in flavours if (step, f, "large") in self.peaks and (step, f, "medium_half") in self.peaks]
+            if growths:
+                worst = max(g for _, g in growths)
+                text = ", ".join(f"{f} {self.peaks[(step, f, 'medium_half')]:.0f} → {self.peaks[(step, f, 'large')]:.0f}"
+                                 f" MB ({g:+.0%})" for f, g in growths)
+                rows.append((f"{step} peak RSS growth < 20 %, 10,000 → 100,000 records", text, met(worst < 0.20)))
+            else:
+                rows.append((f"{step} peak RSS growth < 20 %, 10,000 → 100,000 records", "not measured", "-"))
+        for kind, path in (("live", "/inspect/migration/<name>/live"), ("status", "/inspect/migration/<name>")):
+            r = self.results.get(("page", kind))
+            if r is None:
+                rows.append((f"page {path} median < 50 ms", "not measured", "-"))
+            else:
+                rows.append((f"page {path} median < 50 ms", f"{r['median'] * 1000:.1f} ms (90th percentile "
+                             f"{r['p90'] * 1000:.0f} ms, {r['n']} answers)", met(r["median"] < 0.05)))
+        self.say("\n| target | measured | met? |\n|---|---|---|")
+        for target, measured, ok in rows:
+            self.say(f"| {target} | {measured} | {ok} |")
+        return rows
 
 
-def bench_size(size, flavour, parallels, work):
-    started = time.perf_counter()
-    source_sim = datagen.generate(flavour, seed=1, size=size)
-    generated = time.perf_counter() - started
-    records = sum(len(r) for r in source_sim.records.values())
-    versions = sum(len(x["versions"]) for r in source_sim.records.values() for x in r.values()
-                   if not x.get("deleted_at"))
-    source = serve(source_sim, threads=8)
-    print(f"\n== {size} ({flavour}): {records} records, {versions} live record versions, "
-          f"generated in {generated:.1f} s")
-    chunk = 1000
-    seconds, entries = raw_backup(source, chunk)
-    print(f"backup   raw requests loop (1 connection)      {entries / seconds:9.0f} versions/s  {seconds:7.1f} s")
-    folder = None
-    for parallel in parallels:
-        folder = os.path.join(work, f"{size}-p{parallel}")
-        seconds, peak = run_fylrmig("backup", "--server", source.api_url, "--login", "root", "--password", "admin",
-                                    "--dir", folder, "--data", os.path.join(work, "data"), "--all-versions",
-                                    "--chunk-size", chunk, "--max-parallel", parallel, "--retry-sleep-between", 0)
-        print(f"backup   fylrmig --max-parallel {parallel:<2}               {versions / seconds:9.0f} versions/s  "
-              f"{seconds:7.1f} s  peak RSS {peak:6.0f} MB")
-    source.shutdown()
-    del source_sim
+def met(ok):
+    return "met" if ok else "**not met**"
 
-    target = serve(datagen.generate("fylr", size="empty"), threads=8)
-    seconds, peak = run_fylrmig("restore", "--manifest", os.path.join(folder, "manifest.json"), "--server",
-                                target.api_url, "--login", "root", "--password", "admin", "--data",
-                                os.path.join(work, "data"), "--purge", "--chunk-size", chunk, "--skip-reindex",
-                                "--include-events=-", "--retry-sleep-between", 0)
-    restored = sum(len(x["versions"]) for r in target.sim.records.values() for x in r.values())
-    target.shutdown()
-    raw_target = serve(datagen.generate("fylr", size="empty"), threads=8)
-    db_payloads = basetypes_only_copy(folder, os.path.join(work, f"{size}-basetypes"))
-    run_fylrmig("restore", "--manifest", os.path.join(work, f"{size}-basetypes", "manifest.json"), "--server",
-                raw_target.api_url, "--login", "root", "--password", "admin", "--data", os.path.join(work, "data"),
-                "--purge", "--skip-reindex", "--retry-sleep-between", 0)
-    raw_seconds, sent = raw_restore(raw_target, folder, db_payloads, chunk)
-    raw_target.shutdown()
-    print(f"restore  raw requests loop (same record POSTs)  {sent / raw_seconds:9.0f} versions/s  {raw_seconds:7.1f} s")
-    print(f"restore  fylrmig (all payloads, no files)       {restored / seconds:9.0f} versions/s  "
-          f"{seconds:7.1f} s  peak RSS {peak:6.0f} MB")
+
+def median_run(runs):
+    """The run of median duration (its peak, busy share and report travel with it)."""
+    ordered = sorted(runs, key=lambda r: r.seconds)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def compare_counts(bare, mine):
+    """'fylrmig 403, bare loop 395; fylrmig more: GET /api/v1/objecttype 3 vs 1, ...'"""
+    skip = ("POST /api/oauth2/token", "GET /api/v1/session", "POST /api/v1/session/authenticate",
+            "GET /api/v1/settings", "GET /api/v1/user/session")
+    diff = []
+    for kind in sorted(set(bare) | set(mine)):
+        if kind not in skip and bare.get(kind, 0) != mine.get(kind, 0):
+            diff.append(f"{kind} {mine.get(kind, 0)} vs {bare.get(kind, 0)}")
+    text = f"fylrmig {sum(mine.values())}, bare loop {sum(bare.values())}"
+    return text + ("; differing (fylrmig vs bare, login and session calls left out): " + ", ".join(diff) if diff
+                   else "; same requests apart from login and session calls")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(check, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit("timed out waiting")
+        time.sleep(0.1)
+
+
+def machine_facts():
+    model = ""
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                            cwd=ROOT).stdout.strip()
+    sys.path.insert(0, ROOT)
+    import fylrmig
+    return (f"{os.cpu_count()} CPUs ({model or platform.machine()}), Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}; fylrmig {fylrmig.__version__} at {commit}")
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="small,large")
-    parser.add_argument("--flavour", default="fylr", choices=("fylr", "easydb5"))
-    parser.add_argument("--parallel", default="1,4")
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        return child_main(sys.argv[2], json.loads(sys.argv[3]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--quick", action="store_true", help="only the 20,000 record targets")
+    parser.add_argument("--only", default="backup,restore,parallel,page",
+                        help="sections to run (restore and parallel need backup)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds at 20,000 records (median)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args()
-    work = tempfile.mkdtemp(prefix="fylrmig-bench-")
-    print(f"fylrmig {fylrmig.__version__} benchmark, {os.cpu_count()} CPUs, work folder {work}")
+    sections = set(args.only.split(","))
+    sizes = ["medium"] if args.quick else ["medium_half", "medium", "large"]
+    bench = Bench(args)
+    started = time.perf_counter()
+    bench.say(f"fylrmig benchmark (issue 10), {datetime.datetime.now():%Y-%m-%d %H:%M}: {machine_facts()}")
+    bench.say(f"load average at start: {' '.join(open('/proc/loadavg').read().split()[:3])}; work folder {bench.work}")
     try:
-        for size in args.sizes.split(","):
-            bench_size(size, args.flavour, [int(p) for p in args.parallel.split(",")], work)
+        kept = bench.section_backup(sizes) if "backup" in sections else {}
+        if "restore" in sections and kept:
+            bench.section_restore(kept, sizes)
+        if "parallel" in sections and kept:
+            bench.section_parallel(kept)
+        if "page" in sections:
+            bench.section_page()
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if getattr(bench, "fylr_medium", None):
+            bench.fylr_medium.stop()
+        if not args.keep:
+            shutil.rmtree(bench.work, ignore_errors=True)
+    bench.table(sizes)
+    bench.say(f"\nMachine: {machine_facts()}; load average at end: "
+              f"{' '.join(open('/proc/loadavg').read().split()[:3])}; bench wall time "
+              f"{(time.perf_counter() - started) / 60:.1f} min{' (--quick)' if args.quick else ''}.")
 
 
 if __name__ == "__main__":

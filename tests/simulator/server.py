@@ -1,12 +1,23 @@
 """Serve a simulated instance over real HTTP (waitress in a daemon thread)."""
+import collections
 import http.client
+import json
 import logging
+import threading
 import time
+import urllib.parse
 
+import bottle
 from webtest.http import StopableWSGIServer
 
 from . import app as sim_app
+from . import auth
 from . import faults as sim_faults
+
+COUNTS_PATH = "/__requests__"
+# requests that read although they are not GETs: they leave a read cache as it is
+_READING_POSTS = ("/api/v1/search", "/api/v1/session/authenticate", "/api/v1/session/deauthenticate",
+                  "/api/oauth2/token")
 
 
 class SimServer:
@@ -16,6 +27,12 @@ class SimServer:
         self.sim, self.faults, self._server = sim, faults, wsgi_server
         self.url = "http://%s:%s" % (wsgi_server.adj.host, wsgi_server.adj.port)
         self.api_url = self.url + "/api/v1"
+
+    @property
+    def tcp_nodelay(self):
+        """Whether accepted connections get TCP_NODELAY (waitress' default socket_options)."""
+        import socket
+        return (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1) in [tuple(o) for o in self._server.adj.socket_options]
 
     def shutdown(self):
         self._server.shutdown()
@@ -27,13 +44,24 @@ class SimServer:
         self.shutdown()
 
 
-def serve(sim, faults=None, host="127.0.0.1", port=None, threads=8):
-    """Start serving `sim` (optionally behind a faults.FaultPlan); sets sim.base_url."""
+def serve(sim, faults=None, host="127.0.0.1", port=None, threads=8, count_requests=False, cache_reads=False):
+    """Start serving `sim` (optionally behind a faults.FaultPlan); sets sim.base_url.
+
+    count_requests: every request is counted by faults.request_kind, and GET /__requests__ answers the counts
+    as JSON ({kind: n}; ?reset=1 starts again from zero) without reaching the instance (for the benchmark,
+    which checks that its bare loops send what fylrmig sends).
+    cache_reads: record reads (GET /api/v1/db/...) answered 200 are kept as sent and answered again from
+    memory to the same user (any token of it) until the next write; the fault plan still applies to every
+    request.  For benchmarks that must not measure the simulator's rendering (read-only sources only)."""
     application = sim_app.make_app(sim)
+    if cache_reads:
+        application = _caching(application, sim)
     if faults is not None:
         application = sim_faults.wrap(application, sim, faults)
         # injected drops are logged by waitress as errors; they are expected here
         logging.getLogger("waitress").setLevel(logging.CRITICAL)
+    if count_requests:
+        application = _counting(application)
     options = {"host": host, "threads": threads, "expose_tracebacks": False}
     if port:
         options["port"] = port
@@ -42,6 +70,55 @@ def serve(sim, faults=None, host="127.0.0.1", port=None, threads=8):
     sim.base_url = server.url
     _wait_until_answering(wsgi_server.adj.host, wsgi_server.adj.port)
     return server
+
+
+def _counting(app):
+    counts, lock = collections.Counter(), threading.Lock()
+
+    def counted(environ, start_response):
+        method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
+        if path == COUNTS_PATH:
+            with lock:
+                body = json.dumps(dict(counts), sort_keys=True).encode()
+                if "reset=1" in environ.get("QUERY_STRING", ""):
+                    counts.clear()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        with lock:
+            counts[sim_faults.request_kind(method, path)] += 1
+        return app(environ, start_response)
+    return counted
+
+
+def _caching(app, sim):
+    cache, lock = {}, threading.Lock()
+
+    def cached(environ, start_response):
+        method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
+        if method != "GET":
+            if method not in ("HEAD", "OPTIONS") and path not in _READING_POSTS:
+                with lock:
+                    cache.clear()
+            return app(environ, start_response)
+        if not path.startswith("/api/v1/db/"):
+            return app(environ, start_response)
+        user = auth.current_user(sim, bottle.BaseRequest(dict(environ)))
+        if user is None:
+            return app(environ, start_response)
+        query = [(k, v) for k, v in urllib.parse.parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+                 if k not in ("token", "access_token")]
+        key = (path, tuple(query), user["user"]["_id"])
+        with lock:
+            hit = cache.get(key)
+        if hit is None:
+            hit = sim_faults._run_app(app, environ)
+            if hit[0].startswith("200"):
+                with lock:
+                    cache[key] = hit
+        status, headers, body = hit
+        start_response(status, list(headers))
+        return [body]
+    return cached
 
 
 def _wait_until_answering(host, port, timeout=10.0):
