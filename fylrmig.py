@@ -13,9 +13,11 @@ __version__ = "0.1.0"
 import argparse
 import collections
 import contextlib
+import copy
 import dataclasses
 import datetime
 import fcntl
+import functools
 import getpass
 import gzip
 import hashlib
@@ -162,20 +164,32 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
-def write_atomic(path, data):
-    """Write bytes so that `path` either does not exist or is complete (temp file, fsync, rename)."""
+def write_atomic(path, data, sync=True):
+    """Write bytes so that `path` either does not exist or is complete (temp file, fsync, rename). Without
+    sync the caller makes it durable itself (fsync_paths before its ledger row commits)."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def fsync_paths(paths):
+    """Make files (and folders: their entries) durable, once, before the ledger row naming them commits."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def write_json_atomic(path, value, pretty=True):
@@ -1447,7 +1461,7 @@ class BackupJob(JobBase):
         self._file_locks = {}
         self._file_locks_guard = threading.Lock()
         self._step_seq = 0
-        self._own_instances = self._unique_tables = None
+        self._own_instances = self._unique_tables = self._table_index = None
 
     # -- preparing
 
@@ -1694,13 +1708,19 @@ class BackupJob(JobBase):
         self.progress.set_phase(source.name, source.total)
         if emitted and emitted["state"] == "done":
             self.progress.add(source.name, sum(json.loads(c["output"]).get("objects", c["items"]) for c in
-                                               self.ledger.chunks(self.job_id, f"fetch/{source.name}/")
+                                               self.ledger.chunks(self.job_id, f"fetch/{source.name}@")
                                                if c["state"] == "done"))
             return
-        self._fetch_all_pages(source)
-        self._check_cancel()
-        self.ledger.start_chunk(self.job_id, emit_key)
-        payloads, info, items = self._emit(source)
+        if source.import_type == "db":
+            stream = self._stream_records(source)
+            self._check_cancel()
+            self.ledger.start_chunk(self.job_id, emit_key)
+            payloads, info, items = self._emit_stream(source, stream)
+        else:
+            self._fetch_all_pages(source)
+            self._check_cancel()
+            self.ledger.start_chunk(self.job_id, emit_key)
+            payloads, info, items = self._emit(source)
         crash_point("emitted")
         self.ledger.finish_chunk(self.job_id, emit_key, items, output={"payloads": payloads, "info": info},
                                  ids=[(kind, s, t) for kind, m in self._new_refs.items() for s, t in m.items()])
@@ -1708,9 +1728,102 @@ class BackupJob(JobBase):
             self.refs.setdefault(kind, {}).update({str(s): t for s, t in mapping.items()})
         self.progress.add(source.name, 0)
         self._write_manifest(status="running")
+        shutil.rmtree(os.path.join(self.folder.spool, "emit-" + source.name.replace("/", "__")), ignore_errors=True)
+
+    # -- records: pages streamed into payloads
+
+    def _stream_records(self, source):
+        """Every page of an objecttype through a RecordStream, in order, while the next pages are fetched."""
+        table = self._tables().get(source.objecttype) or {}
+        replay = bool(self.args.all_versions and table.get("unique_keys"))
+        stream = RecordStream(self, source, ordered_later=replay or bool(table.get("is_hierarchical")),
+                              replay=replay)
+        rows = self.ledger.chunks(self.job_id, f"fetch/{source.name}@")
+        start = stream.resume(rows)
+        self.progress.add(source.name, sum(json.loads(r["output"])["objects"] for r in rows
+                                           if r["state"] == "done" and int(r["key"].rsplit("@", 1)[1]) < start))
+        self._hierarchical = stream.ordered_later and not replay
+        try:
+            for offset, page, objects in self._pages(source, start):
+                self._check_cancel()
+                key = self._page_key(source, offset)
+                self.ledger.start_chunk(self.job_id, key)
+                stream.add(page)
+                out = {"items": len(page), "objects": objects, "full": objects >= source.page_size,
+                       "stream": copy.deepcopy(stream.state)}
+                crash_point("page-spooled")
+                self.ledger.finish_chunk(self.job_id, key, len(page), output=out)
+                crash_point("page-done")
+                self.progress.add(source.name, objects)
+        finally:
+            stream.close()
+        return stream
+
+    def _pages(self, source, start):
+        """(offset, entries, objects) in order from `start`. --max-parallel requests are in flight (at least
+        one: the source is asked for the next page while this one is processed); pages go on past the
+        counted total until a short page, unless --max-count set the total."""
+        workers = self.args.max_parallel or os.cpu_count() or 1
+        pool = ThreadPoolExecutor(max_workers=workers)
+        inflight, state = collections.deque(), {"next": start, "limit": source.total or None}
+
+        def top_up():
+            while len(inflight) < workers and (state["limit"] is None or state["next"] < state["limit"]):
+                offset = state["next"]
+                inflight.append((offset, pool.submit(self._page_with_files, source, offset)))
+                state["next"] += source.page_size
+        try:
+            top_up()
+            while inflight:
+                offset, future = inflight.popleft()
+                page, objects = future.result()
+                if objects < source.page_size:
+                    yield offset, page, objects
+                    return
+                if not inflight and state["limit"] is not None and not self.args.max_count:
+                    state["limit"] = None   # the count was stale: go on until a short page
+                top_up()
+                yield offset, page, objects
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _page_with_files(self, source, offset):
+        page, objects = self._get_page(source, offset)
+        if self.args.include_files:
+            self._pack_files(page)
+        return page, objects
+
+    def _tables(self):
+        """The source's tables by name, from the backup's datamodel.json."""
+        if self._table_index is None:
+            schema = read_json(self.folder.join("datamodel.json")).get("schema") or {}
+            self._table_index = {t["name"]: t for t in schema.get("tables") or []}
+        return self._table_index
+
+    def _emit_stream(self, source, stream):
+        """The stream's batches become the source's payloads: named in order, linked into the folder (the
+        spool keeps its copy until the emit chunk commits), made durable with one fsync each."""
+        start = sum(len(json.loads(c["output"])["payloads"]) for c in self.ledger.chunks(self.job_id, "emit/")
+                    if c["state"] == "done")
+        names, total, info = [], 0, {}
+        for group_key, files in stream.batches():
+            for batch_no, (path, count) in enumerate(files, 1):
+                name = self._payload_name(source, start + len(names) + 1, group_key, batch_no)
+                final = self.folder.join(name)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(final)
+                os.link(path, final)
+                data = read_nofollow(final)
+                info[name] = {"import_type": "db", "count": count, "sha256": sha256_bytes(data), "bytes": len(data),
+                              "source": source.name, "objecttype": source.objecttype}
+                names.append(name)
+                total += count
+                crash_point("payload-written")
+        fsync_paths([self.folder.join(n) for n in names] + [self.folder.path])
+        return names, info, total
 
     def _page_key(self, source, offset):
-        return f"fetch/{source.name}/{offset:010d}"
+        return f"fetch/{source.name}@{offset:010d}"
 
     def _fetch_all_pages(self, source):
         """Planned pages run on --max-parallel workers; then pages continue one by one until a short page."""
@@ -1838,12 +1951,13 @@ class BackupJob(JobBase):
         """Hierarchies name every payload's level (level_00 too); history names every version, or every
         step of a replay in time order (`history_<n>`, one group per payload: sent one after the other)."""
         version, level = group_key if group_key else (None, None)
+        if version == "history":
+            objecttype = source.objecttype + ("__deleted" if source.name.endswith("/deleted") else "")
+            return payload_name(seq, "db", batch_no, self.args.compression, f"{objecttype}__history_{level:04d}")
         if not self._hierarchical:
             level = None
         if source.import_type == "db":
             objecttype = source.objecttype + ("__deleted" if source.name.endswith("/deleted") else "")
-            if version == "history":
-                return payload_name(seq, "db", batch_no, self.args.compression, f"{objecttype}__history_{level:04d}")
             return payload_name(seq, "db", batch_no, self.args.compression, objecttype,
                                 version if self.args.all_versions else None, level)
         return payload_name(seq, source.import_type, batch_no, self.args.compression, level=level)
@@ -2306,6 +2420,203 @@ class BackupJob(JobBase):
         return out
 
 
+class RecordStream:
+    """The records of one source on their way from pages to payloads, each response decoded once and each
+    entry encoded once. Entries are appended to per-group line files as pages arrive; a group whose
+    order is final (history version by version, no hierarchy) turns every full batch into its payload
+    right away, so compression and writing overlap with fetching. Hierarchies (levels need every parent)
+    and history replays (time order needs every version) keep an index beside their lines and are
+    ordered when the last page is in. Every done page records the stream's state, so a continued run
+    cuts the files back to the last page it knows and goes on from there."""
+
+    def __init__(self, job, source, ordered_later, replay):
+        self.job, self.source, self.args = job, source, job.args
+        self.ordered_later, self.replay = ordered_later, replay
+        self.dir = os.path.join(job.folder.spool, "emit-" + source.name.replace("/", "__"))
+        self.state = {"batches": {}, "sizes": {}}   # group -> batches written; open file -> its size
+        self._files, self._counts = {}, {}           # open files; lines in each open line file
+
+    # -- resume
+
+    def resume(self, rows):
+        """Cut the files back to the state the last of the consecutive done pages recorded; returns the
+        offset to fetch next (pages done after a gap are fetched again)."""
+        expected, last = 0, None
+        for row in rows:
+            out = json.loads(row["output"] or "{}")
+            if row["state"] != "done" or "stream" not in out or int(row["key"].rsplit("@", 1)[1]) != expected:
+                break
+            last, expected = out, expected + self.source.page_size
+        if last is None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            os.makedirs(self.dir)
+            return 0
+        self.state = last["stream"]
+        for name, size in self.state["sizes"].items():
+            path = os.path.join(self.dir, name)
+            group = name[len("lines-"):]
+            unfinished = os.path.join(self.dir, f"done-{name}-{self.state['batches'].get(group, 0) + 1:06d}")
+            if not os.path.exists(path) and os.path.exists(unfinished):
+                os.replace(unfinished, path)      # its batch was written after the last page we know
+            with open(path, "r+b") as fh:
+                fh.truncate(size)
+            if name.startswith("lines-"):
+                self._counts[name] = len(read_bytes_lines(path))
+        for name in os.listdir(self.dir):
+            if name not in self.state["sizes"] and not self._is_written_batch(name):
+                os.unlink(os.path.join(self.dir, name))
+        return expected
+
+    def _is_written_batch(self, name):
+        match = re.match(r"^batch-(.+)-(\d{6})-n\d+\.json$", name)
+        return bool(match) and int(match.group(2)) <= self.state["batches"].get(match.group(1), 0)
+
+    # -- pages
+
+    def add(self, page):
+        """Transform one page's records and append them; the state to record is self.state after it."""
+        for record, entry in zip(page, self.job._transform_db(page, None)):
+            version, _ = entry.pop("__version"), entry.pop("__level")
+            group = "all" if self.ordered_later else f"v{version:06d}"
+            offset = self._append(f"lines-{group}", json_bytes(entry) + b"\n")
+            if self.ordered_later:
+                obj = record.get(record["_objecttype"]) or {}
+                index = [obj.get("_id"), version, obj.get("_id_parent"), record.get("_system_object_id_parent"),
+                         entry["_system_object_id"], offset, version_time(entry)]
+                self._append("index", json_bytes(index) + b"\n")
+            elif self._counts[f"lines-{group}"] >= self.args.chunk_size:
+                self._finish_batch(group)
+        for fh in self._files.values():
+            fh.flush()
+
+    def _append(self, name, data):
+        fh = self._files.get(name)
+        if fh is None:
+            fh = self._files[name] = open(os.path.join(self.dir, name), "ab")
+        offset = fh.tell()
+        fh.write(data)
+        self.state["sizes"][name] = offset + len(data)
+        self._counts[name] = self._counts.get(name, 0) + 1
+        return offset
+
+    def _finish_batch(self, group):
+        """A full batch of a group in final order becomes its payload file (named when the source ends)."""
+        name = f"lines-{group}"
+        if name in self._files:
+            self._files.pop(name).close()
+        number = self.state["batches"].get(group, 0) + 1
+        self._write_batch(group, number, read_bytes_lines(os.path.join(self.dir, name)))
+        os.replace(os.path.join(self.dir, name), os.path.join(self.dir, f"done-{name}-{number:06d}"))
+        self.state["batches"][group] = number
+        self.state["sizes"].pop(name, None)
+        self._counts.pop(name, None)
+
+    def _write_batch(self, group, number, lines):
+        envelope = payload_envelope("db", self.source.objecttype, lines, self.args.pretty)
+        data = gzip.compress(envelope, compresslevel=self.args.compression, mtime=0) if self.args.compression \
+            else envelope
+        write_atomic(os.path.join(self.dir, f"batch-{group}-{number:06d}-n{len(lines)}.json"), data, sync=False)
+
+    def close(self):
+        for fh in self._files.values():
+            fh.close()
+        self._files = {}
+
+    # -- the end of the source
+
+    def batches(self):
+        """[(group key, [(path, count), ...])] in payload order, the last batches written first."""
+        self.close()
+        if self.ordered_later:
+            return self._ordered_batches()
+        for name in sorted(self._counts):
+            if self._counts[name]:
+                self._finish_batch(name[len("lines-"):])
+        out = {}
+        for name in os.listdir(self.dir):
+            match = re.match(r"^batch-v(\d{6})-(\d{6})-n(\d+)\.json$", name)
+            if match:
+                out.setdefault(int(match.group(1)), []).append(
+                    (int(match.group(2)), os.path.join(self.dir, name), int(match.group(3))))
+        return [((version, None), [(path, n) for _, path, n in sorted(items)]) for version, items in sorted(out.items())]
+
+    def _ordered_batches(self):
+        """Hierarchies level by level per version (parents found in the index), or a replay in time order;
+        the parent lookup is added to each line here, the one place a line is decoded again."""
+        path = os.path.join(self.dir, "index")
+        index = [json.loads(line) for line in read_bytes_lines(path)] if os.path.exists(path) else []
+        parents = ParentIndex()
+        for oid, version, parent, parent_sysid, sysid, _, _ in index:
+            parents.add(version, oid, sysid, parent, parent_sysid)
+        hierarchical = any(row[2] is not None or row[3] is not None for row in index)
+        of_line = {row[5]: (row[0], row[1]) for row in index}
+        out = []
+        for number, (key, offsets) in enumerate(self._order(index, parents, hierarchical), 1):
+            files = []
+            for batch_no, batch in enumerate(batched(offsets, self.args.chunk_size), 1):
+                lines = [self._with_parent(line, of_line[offset], parents, hierarchical) for offset, line in
+                         zip(batch, read_lines_bytes_at(os.path.join(self.dir, "lines-all"), batch))]
+                self._write_batch(f"o{number:06d}", batch_no, lines)
+                files.append((os.path.join(self.dir, f"batch-o{number:06d}-{batch_no:06d}-n{len(lines)}.json"),
+                              len(lines)))
+            out.append((key, files))
+        return out
+
+    def _order(self, index, parents, hierarchical):
+        """[(group key, line offsets)]: a replay's steps, or (version, level) buckets parents first."""
+        if self.replay:
+            last, order = {}, []
+            for _, version, _, _, sysid, offset, stamp in index:
+                stamp = last[sysid] = max(stamp, last.get(sysid, float("-inf")))
+                order.append((stamp, version, sysid, offset))
+            order.sort()
+            return [(("history", n), offsets) for n, offsets in
+                    enumerate(history_batches(order, self.args.chunk_size), 1)]
+        buckets = {}
+        for oid, version, _, _, _, offset, _ in index:
+            level = parents.level(oid, version) if hierarchical else 0
+            buckets.setdefault((version if self.args.all_versions else 1, level), []).append(offset)
+        return sorted(buckets.items())
+
+    def _with_parent(self, line, oid_version, parents, hierarchical):
+        if not hierarchical:
+            return line
+        parent_sysid, _ = parents.parent_and_level(*oid_version)
+        if not parent_sysid:
+            return line
+        entry = json.loads(line)
+        ot = entry["_objecttype"]
+        body = {"_version": entry[ot].get("_version"),
+                "lookup:_id_parent": {"_system_object_id": parent_sysid, "_allow_defer": True}}
+        body.update(entry[ot])
+        entry[ot] = body
+        return json_bytes(entry) + b"\n"
+
+
+def payload_envelope(import_type, objecttype, lines, pretty=False):
+    """A payload's bytes from entries encoded once, without decoding them again (unless --pretty)."""
+    head = {"import_type": import_type}
+    if objecttype:
+        head["objecttype"] = objecttype
+    if pretty:
+        head[IMPORT_TYPE_ARRAYS[import_type]] = [json.loads(line) for line in lines]
+        return json_bytes(head, pretty=True)
+    return json_bytes(head)[:-1] + f',"{IMPORT_TYPE_ARRAYS[import_type]}":['.encode() + \
+        b",".join(line.rstrip(b"\n") for line in lines) + b"]}"
+
+
+def read_bytes_lines(path):
+    with open(path, "rb") as fh:
+        return [line for line in fh if line.strip()]
+
+
+def read_lines_bytes_at(path, offsets):
+    with open(path, "rb") as fh:
+        for offset in offsets:
+            fh.seek(offset)
+            yield fh.readline()
+
+
 def make_api(args, cancel_event=None, logger=None, role="server"):
     cancel_event = cancel_event or threading.Event()
     return Api(args.server, args.login, args.password, args.client_id, args.client_secret, args.client_token_url,
@@ -2604,6 +2915,63 @@ def payload_groups(names):
         yield members
 
 
+@dataclasses.dataclass
+class ReadyChunk:
+    """A restore chunk made ready to send: its ledger key, the prepared entries and their encoded body
+    (done: the ledger had it done already, nothing to send)."""
+    key: str
+    kind: str
+    envelope: dict
+    items: int
+    prepared: list = None
+    data: bytes = None
+    done: bool = False
+
+
+def prepared_ahead(chunks, depth):
+    """Run the `chunks` generator in a thread of its own, at most `depth` items ahead of the consumer, so
+    preparing (CPU, file uploads) overlaps with sending; its errors reach the consumer."""
+    queue, stop, end = collections.deque(), threading.Event(), object()
+    ready = threading.Condition()
+
+    def produce():
+        try:
+            for chunk in chunks:
+                with ready:
+                    while len(queue) >= depth and not stop.is_set():
+                        ready.wait(0.2)
+                    if stop.is_set():
+                        return
+                    queue.append(chunk)
+                    ready.notify_all()
+            item = end
+        except BaseException as exc:   # handed over to the consumer, which raises it
+            item = exc
+        with ready:
+            queue.append(item)
+            ready.notify_all()
+
+    thread = threading.Thread(target=produce, daemon=True, name="fylrmig-prepare")
+    thread.start()
+    try:
+        while True:
+            with ready:
+                while not queue:
+                    ready.wait(0.2)
+                item = queue.popleft()
+                ready.notify_all()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        with ready:
+            ready.notify_all()
+        thread.join()
+
+
 class Preflight:
     """What a restore proves before its first write to the target, so that nothing irreversible (a purge)
     happens on inputs that would stop it half-way: no link leads out of the backup folder; the datamodel
@@ -2883,11 +3251,12 @@ class RestoreJob(JobBase):
     def _restore_group(self, names):
         """Chunks of one group are independent and go out in parallel, except the steps of a history
         replay, whose order is the point."""
+        chunks = prepared_ahead(self._prepared_chunks(names), 2 * (self.args.max_parallel or os.cpu_count() or 1))
         if "__history_" in names[0]:
-            for task in self._group_tasks(names):
-                task()
+            for chunk in chunks:
+                self._store_chunk(chunk)
         else:
-            self._run_parallel(self._group_tasks(names))
+            self._run_parallel(functools.partial(self._store_chunk, chunk) for chunk in chunks)
 
     # -- soft-deleted records
 
@@ -2919,8 +3288,9 @@ class RestoreJob(JobBase):
         found = self.api.get(f"/db/{ot}/_all_fields/system_object_id/{sysid}", format="short")
         return any(o.get("_latest_version_deleted_at") for o in found or [])
 
-    def _group_tasks(self, names):
-        """The chunks of a group of payloads, read one payload at a time as the workers get to them."""
+    def _prepared_chunks(self, names):
+        """The chunks of a group of payloads, read one payload at a time, each made ready to send (entries
+        rewritten for the target, files uploaded, the body encoded once) while earlier ones are sent."""
         info = self.manifest.get("payload_info") or {}
         for name in names:
             envelope = load_payload(self.folder, name, info.get(name, {}))   # checked again right before use
@@ -2928,7 +3298,25 @@ class RestoreJob(JobBase):
             entries = envelope.pop(IMPORT_TYPE_ARRAYS.get(kind, ""), [])
             size = 0 if kind == "tags" else self.args.chunk_size
             for index, chunk in enumerate(batched(self._limit(name, kind, envelope, entries), size)):
-                yield lambda n=name, k=kind, e=envelope, i=index, c=chunk: self._chunk(n, k, e, i, c)
+                key = f"post/{name}/{index:05d}"
+                row = self.ledger.chunk(self.job_id, key)
+                if row and row["state"] == "done":
+                    yield ReadyChunk(key, kind, envelope, len(chunk), done=True)
+                    continue
+                self._check_cancel()
+                prepared = self._prepare(kind, chunk, envelope)
+                yield ReadyChunk(key, kind, envelope, len(chunk), prepared, self._encoded(kind, prepared))
+
+    def _prepare(self, kind, entries, envelope):
+        """Entries as the target takes them (tags, groups, pools, messages and collections go as the backup
+        wrote them)."""
+        prepare = {"tags": self._prepare_tags, "plugin": self._prepare_plugin, "objecttype": self._prepare_objecttype,
+                   "user": self._prepare_user, "collection_objects": self._prepare_collection_objects,
+                   "event": self._prepare_event, "db": self._prepare_db}.get(kind)
+        return prepare(entries, envelope) if prepare else entries
+
+    def _encoded(self, kind, prepared):
+        return None if kind in ("collection_objects", "plugin") else json_bytes(prepared)
 
     def _limit(self, name, kind, envelope, entries):
         """--max-count: at most that many live records per objecttype (all versions of the kept ones); a
@@ -2946,11 +3334,13 @@ class RestoreJob(JobBase):
                 out.append(entry)
         return out
 
-    def _chunk(self, name, kind, envelope, index, entries):
-        self._chunk_of(f"post/{name}/{index:05d}", len(entries),
-                       lambda in_flight: self._send_chunk(kind, envelope, entries, in_flight))
+    def _store_chunk(self, chunk):
+        if chunk.done:
+            self.progress.add("payloads", chunk.items)
+            return
+        self._chunk_of(chunk.key, chunk.items, lambda in_flight: self._send_chunk(chunk, in_flight))
         with self._guard:
-            self._target_ids.pop(kind, None)   # read again from the ledger, which now holds this chunk's ids
+            self._target_ids.pop(chunk.kind, None)   # read again from the ledger, which now holds its ids
 
     def _chunk_of(self, key, items, send, phase="payloads"):
         """One unit of restore work as a ledger chunk: skipped when done; `send(in_flight)` returns
@@ -2989,18 +3379,16 @@ class RestoreJob(JobBase):
                 in_flight = True
         raise AssertionError("unreachable")
 
-    def _send_chunk(self, kind, envelope, entries, was_in_flight):
+    def _send_chunk(self, chunk, in_flight):
         """Send one chunk; a chunk that may have reached the target already is reduced to what is missing
         there first (DESIGN.md), and an 'already stored' answer after a retry is handled the same way."""
-        # tags, groups, pools, messages and collections are sent as the backup wrote them
-        prepare = getattr(self, f"_prepare_{kind}", lambda entries, envelope: entries)
-        prepared = prepare(entries, envelope)
-        if was_in_flight:
-            prepared = self._missing_in_target(kind, envelope, prepared)
+        kind, envelope, prepared, data = chunk.kind, chunk.envelope, chunk.prepared, chunk.data
+        if in_flight:
+            prepared, data = self._missing_in_target(kind, envelope, prepared), None
         if not prepared:
             return self._ids_of(kind, envelope, [], []), None
         try:
-            response, digest = self._post_repairing(kind, envelope, prepared)
+            response, digest = self._post_repairing(kind, envelope, prepared, data)
         except ApiError as exc:
             if exc.code not in ALREADY_STORED_CODES:
                 raise
@@ -3008,15 +3396,16 @@ class RestoreJob(JobBase):
             response, digest = self._post_repairing(kind, envelope, prepared) if prepared else ([], None)
         return self._ids_of(kind, envelope, prepared, response), digest
 
-    def _post_repairing(self, kind, envelope, prepared):
+    def _post_repairing(self, kind, envelope, prepared, data=None):
         """Post a chunk; a refusal the migration can mend without losing an entry (an e-mail address
         another user holds already) is mended and the chunk sent again."""
         while True:
             try:
-                return self._post(kind, envelope, prepared)
+                return self._post(kind, envelope, prepared, data)
             except ApiError as exc:
                 if not (kind == "user" and exc.code == "UserDuplicateEmail" and self._drop_taken_email(prepared, exc)):
                     raise
+                data = None   # mended: encoded anew
 
     def _drop_taken_email(self, entries, exc):
         """fylr keeps one user per e-mail address (409 UserDuplicateEmail), easydb 5 did not: the later
@@ -3031,7 +3420,7 @@ class RestoreJob(JobBase):
             self._count("emails_dropped")
         return bool(hit)
 
-    def _post(self, kind, envelope, body):
+    def _post(self, kind, envelope, body, data=None):
         """(answer, sha256 of what was sent): the body is encoded once, for the request and the ledger."""
         if kind == "collection_objects":
             answers = [self.api.post(f"/collection/objects/{cid}", {"objects": objects}) for cid, objects in body]
@@ -3039,7 +3428,7 @@ class RestoreJob(JobBase):
         if kind == "plugin":
             return [self._install_plugin(plugin) for plugin in body], sha256_bytes(json_bytes(body))
         method, path, params = self._post_target(kind, envelope)
-        data = json_bytes(body)
+        data = data or json_bytes(body)
         # events have no key the target could refuse a second copy by: never resent blindly
         answer = self.api.call(method, path, params=params, json_body=data, idempotent=kind != "event")
         return answer, sha256_bytes(data)
