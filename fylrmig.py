@@ -1461,7 +1461,7 @@ class BackupJob(JobBase):
         self._file_locks = {}
         self._file_locks_guard = threading.Lock()
         self._step_seq = 0
-        self._own_instances = self._unique_tables = self._table_index = None
+        self._own_instances = self._table_index = None
 
     # -- preparing
 
@@ -1963,77 +1963,19 @@ class BackupJob(JobBase):
         return payload_name(seq, source.import_type, batch_no, self.args.compression, level=level)
 
     def _emit_groups(self, source):
-        """[(group key, entries)] in payload order: hierarchies level by level, history version by version."""
-        transform = getattr(self, f"_transform_{source.import_type}")
+        """[(group key, entries)] of a basetype, collection or event source in payload order: pools and
+        collections level by level (records go through a RecordStream instead)."""
+        transform = {"plugin": self._transform_plugin, "tags": self._transform_tags, "group": self._transform_group,
+                     "user": self._transform_user, "pool": self._transform_pool, "objecttype": self._transform_objecttype,
+                     "message": self._transform_message, "collection": self._transform_collection,
+                     "collection_objects": self._transform_collection_objects,
+                     "event": self._transform_event}[source.import_type]
         pages = self._spooled_pages(source.name)
         self._hierarchical = source.import_type in ("pool", "collection")
-        if source.import_type == "db":
-            return self._db_groups(source, transform)
         entries = (e for page in pages for e in transform(page))   # streamed: events can be millions
         if source.import_type in ("pool", "collection"):
             return group_by_level(list(entries), source.import_type, lambda pid: self.ref(source.import_type, pid))
         return [(None, entries)]
-
-    def _db_groups(self, source, transform):
-        """Records are bucketed by (version, level) in jsonl spool files so memory stays flat."""
-        parents = self._parent_index(source)
-        self._hierarchical = parents is not None
-        bucket_dir = os.path.join(self.folder.spool, "emit-" + source.name.replace("/", "__"))
-        shutil.rmtree(bucket_dir, ignore_errors=True)
-        os.makedirs(bucket_dir)
-        if self.args.all_versions and source.objecttype in self._unique_key_tables():
-            return self._history_groups(source, transform, parents, bucket_dir)
-        handles = {}
-        try:
-            for page in self._spooled_pages(source.name):
-                for record in transform(page, parents):
-                    key = (record.pop("__version"), record.pop("__level"))
-                    if key not in handles:
-                        handles[key] = open(os.path.join(bucket_dir, "v%06d_l%04d.jsonl" % key), "wb")
-                    handles[key].write(json_bytes(record) + b"\n")
-        finally:
-            for fh in handles.values():
-                fh.close()
-        return [(key, read_jsonl(os.path.join(bucket_dir, "v%06d_l%04d.jsonl" % key))) for key in sorted(handles)]
-
-    def _unique_key_tables(self):
-        """Objecttypes with a unique column: their history is replayed in the order it happened, because
-        version 1 of every record before any version 2 can hold a value twice that the source never did
-        (A was "X" then "Y"; B, created later, is "X")."""
-        if self._unique_tables is None:
-            schema = read_json(self.folder.join("datamodel.json")).get("schema") or {}
-            self._unique_tables = {t["name"] for t in schema.get("tables") or [] if t.get("unique_keys")}
-        return self._unique_tables
-
-    def _history_groups(self, source, transform, parents, bucket_dir):
-        """Every version of the objecttype in the order it was saved (ties: version, system id), in batches
-        that hold each record at most once; each batch is its own group, so the restore sends them in order."""
-        path, order, last = os.path.join(bucket_dir, "history.jsonl"), [], {}
-        with open(path, "wb") as fh:
-            for page in self._spooled_pages(source.name):
-                for record in transform(page, parents):
-                    version, _ = record.pop("__version"), record.pop("__level")
-                    sysid = record["_system_object_id"]
-                    stamp = last[sysid] = max(version_time(record), last.get(sysid, float("-inf")))
-                    order.append((stamp, version, sysid, fh.tell()))
-                    fh.write(json_bytes(record) + b"\n")
-        order.sort()
-        return [(("history", n), read_lines_at(path, offsets))
-                for n, offsets in enumerate(history_batches(order, self.args.chunk_size), 1)]
-
-    def _parent_index(self, source):
-        """For hierarchical objecttypes: per history version, _id -> (sysid, parent _id, parent sysid)."""
-        index, has_parent = ParentIndex(), False
-        for page in self._spooled_pages(source.name):
-            seen = {}
-            for record in page:
-                obj = record.get(record.get("_objecttype"), {})
-                sysid = record.get("_system_object_id")
-                seen[sysid] = seen.get(sysid, 0) + 1
-                parent, parent_sysid = obj.get("_id_parent"), record.get("_system_object_id_parent")
-                has_parent = has_parent or parent is not None or parent_sysid is not None
-                index.add(seen[sysid], obj.get("_id"), sysid, parent, parent_sysid)
-        return index if has_parent else None
 
     def _write_manifest(self, status):
         """The manifest lists exactly the payloads of done emit steps, in order (the ledger is the truth)."""
@@ -2797,20 +2739,6 @@ def history_batches(order, size):
         seen.add(sysid)
     if batch:
         yield batch
-
-
-def read_lines_at(path, offsets):
-    with open(path, "rb") as fh:
-        for offset in offsets:
-            fh.seek(offset)
-            yield json.loads(fh.readline())
-
-
-def read_jsonl(path):
-    with open(path, "rb") as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
 
 
 def continuable_setup(job):

@@ -8,6 +8,7 @@ is passed); the result of the continued run is compared with an uninterrupted ru
 import collections
 import contextlib
 import copy
+import gzip
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 
 import pytest
 import requests
@@ -777,3 +779,288 @@ def test_a_bad_form_field_is_refused_next_to_the_field_and_nothing_starts(bad_wo
     assert FORM_SECRET not in res.text
     started_nothing(web, existing)
     assert canonical_dump(bad_world.target.sim) == bad_world.before
+
+
+# ----------------------------------------------------------------------------- issue 9's table, row by row
+#
+# Covered elsewhere, not repeated here: a log or files/ symlinked out of the data folder is never served
+# (test_web.py::test_a_log_or_files_folder_that_links_out_of_the_data_folder_is_never_served); -p, -pSECRET,
+# --pass, --passw= on a real backup (test_cli.py::test_every_spelling_argparse_accepts_for_a_password_is_masked_in_the_log);
+# a made-up CSRF pair and a real pair from another Origin (test_web.py::test_a_csrf_pair_the_client_made_up_itself_is_refused,
+# test_a_real_csrf_pair_posted_from_another_origin_is_refused); a page job whose source is unreachable
+# (test_web.py::test_a_job_that_cannot_start_leaves_its_error_on_the_status_page_and_in_the_list).
+
+def truncated(folder, name):
+    rewrite_payload(folder, name, (folder / name).read_bytes()[:(folder / name).stat().st_size // 2], checksum=False)
+    return name
+
+
+def broken_gzip(folder, name):
+    """The payload as a .json.gz whose gzip stream ends half-way (its checksum matching the broken bytes)."""
+    data = gzip.compress((folder / name).read_bytes())
+    manifest = load_manifest(folder)
+    gz = name + ".gz"
+    manifest["payloads"][manifest["payloads"].index(name)] = gz
+    manifest["payload_info"][gz] = manifest["payload_info"].pop(name)
+    save_manifest(folder, manifest)
+    os.unlink(folder / name)
+    rewrite_payload(folder, gz, data[:len(data) // 2])
+    return gz
+
+
+def not_json(folder, name):
+    rewrite_payload(folder, name, b"<html><body><h1>502 Bad Gateway</h1></body></html>\n")
+    return name
+
+
+@pytest.mark.parametrize("damage", [truncated, broken_gzip, not_json],
+                         ids=["truncated to half", "a broken gzip", "not JSON"])
+def test_a_purge_with_a_damaged_payload_is_refused_and_the_target_keeps_its_data(bad_world, tmp_path, damage):
+    folder = bad_world.setup.copy(tmp_path / "backup")
+    name = damage(folder, payload_names(folder, "__db__")[2])
+    refused(run_cli(*restore_argv(folder, bad_world.target, tmp_path, "--purge", "--file-api", "rput")),
+            f"broken backup: {name}: damaged")
+    assert canonical_dump(bad_world.target.sim) == bad_world.before
+
+
+def test_a_payload_edited_after_the_backup_is_refused_for_its_checksum(bad_world, tmp_path):
+    folder = bad_world.setup.copy(tmp_path / "backup")
+    name = payload_names(folder, "__db__")[0]
+    edit_payload(folder, name, lambda env: env["objects"][0][env["objecttype"]].update(_comment="edited"),
+                 checksum=False)
+    refused(run_cli(*restore_argv(folder, bad_world.target, tmp_path, "--purge")),
+            f"{name}: damaged (its sha256 differs from the manifest's)")
+    assert canonical_dump(bad_world.target.sim) == bad_world.before
+    verify = run_cli("restore", "--verify", "--manifest", folder / "manifest.json", "--data", tmp_path / "data")
+    assert verify.returncode == 1 and name in verify.stderr
+
+
+@pytest.mark.parametrize("listed", ["../other/x.json", "/etc/hostname"])
+def test_a_manifest_naming_a_payload_outside_the_backup_folder_is_refused(bad_world, tmp_path, listed):
+    folder = bad_world.setup.copy(tmp_path / "backup")
+    (tmp_path / "other").mkdir()
+    name = payload_names(folder, "__pool__")[0]
+    shutil.copy(folder / name, tmp_path / "other" / "x.json")      # a valid payload, were it followed
+    manifest = load_manifest(folder)
+    manifest["payloads"][manifest["payloads"].index(name)] = listed
+    manifest["payload_info"][listed] = manifest["payload_info"].pop(name)
+    save_manifest(folder, manifest)
+    refused(run_cli(*restore_argv(folder, bad_world.target, tmp_path, "--purge")),
+            f"{listed!r} is not a file name inside")
+    assert canonical_dump(bad_world.target.sim) == bad_world.before
+
+
+def test_a_datamodel_file_that_is_not_json_leaves_the_target_untouched(bad_world, tmp_path):
+    folder = bad_world.setup.copy(tmp_path / "backup")
+    (tmp_path / "datamodel.json").write_text("<schema>not json</schema>")
+    refused(run_cli(*restore_argv(folder, bad_world.target, tmp_path, "--purge", "--datamodel",
+                                  tmp_path / "datamodel.json")), "is not readable JSON")
+    assert canonical_dump(bad_world.target.sim) == bad_world.before
+
+
+@pytest.mark.parametrize("file_api", ["put", "rput"])
+def test_a_wrong_file_api_access_token_is_refused_before_the_purge(bad_world, tmp_path, file_api):
+    folder = bad_world.setup.copy(tmp_path / "backup")
+    token = "wrong-access-token-5f2c"
+    refused(run_cli(*restore_argv(folder, bad_world.target, tmp_path, "--purge", "--file-api", file_api,
+                                  "--file-api-access-token", token)), "answers HTTP 40", ("admin", token))
+    assert canonical_dump(bad_world.target.sim) == bad_world.before
+
+
+def test_a_backup_purge_on_a_folder_whose_backup_runs_in_another_process_is_refused(tmp_path):
+    """The first backup holds the folder (its datamodel read takes 1.5 s); a --purge of the same folder from
+    another process is refused, and the first backup ends complete."""
+    from tests.helpers import expected_records, records_by_sysid
+    slow = FaultPlan(latency=1.5, only_prefixes=("/api/v1/schema/user/CURRENT",))
+    with serve(generated_instance("fylr"), faults=slow) as source:
+        folder, data = tmp_path / "b", tmp_path / "data"
+        argv = backup_argv(source, folder, data, "--all-versions")
+        first = subprocess.Popen([sys.executable, "-m", "fylrmig", *map(str, argv)], cwd=ROOT,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 20
+        while not fylrmig.folder_in_use(str(folder)):
+            assert first.poll() is None and time.monotonic() < deadline, "the first backup never held the folder"
+            time.sleep(0.02)
+        refused(run_cli(*argv, "--purge"), "is in use by a backup (process")
+        assert first.wait(timeout=60) == 0, first.stderr.read()
+        first.stderr.close()
+        assert load_manifest(folder)["state"]["status"] == "done"
+        got = records_by_sysid(str(folder))
+        assert set(got) == set(expected_records(source.sim, all_versions=True))
+        finished(run_cli("backup", "--verify", "--dir", folder, "--data", data))
+
+
+def process_state(pid):
+    """The state letter of /proc/<pid>/stat: R, S, Z (killed, not reaped yet), ..."""
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_backup_killed_and_left_a_zombie_continues_at_once(backup_references, tmp_path):
+    """kill -9 whose parent has not reaped it yet (a container without init): --continue right away works."""
+    source, reference, counts = backup_references["fylr"]
+    folder = tmp_path / "b"
+    argv = backup_argv(source, folder, tmp_path / "data", *BACKUP_EXTRA)
+    env = dict(os.environ, **{CRASH: f"page-done:{nth(0.3, counts['page-done'])}"})
+    victim = subprocess.Popen([sys.executable, "-m", "fylrmig", *map(str, argv)], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while process_state(victim.pid) != "Z":
+            assert time.monotonic() < deadline, "the backup was not killed"
+            time.sleep(0.01)
+        resumed = run_cli_env({CRASH: None}, *argv, "--continue")     # not reaped: still a zombie
+        assert process_state(victim.pid) == "Z"
+        finished(resumed)
+    finally:
+        assert victim.wait(timeout=10) == -signal.SIGKILL
+    assert_same_backup(folder, reference)
+
+
+def test_logs_and_files_linked_out_of_the_data_folder_are_never_written_by_page_jobs(restore_setup, make_sim,
+                                                                                    tmp_path):
+    from tests.test_web import Web
+    web = Web(str(tmp_path / "data"))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for name in ("restore.log", "backup.log"):
+        (outside / name).write_text("outside\n")
+    # a restore whose log is a link out: refused before anything is read or written
+    restored = web.runner.folder("linked")
+    pristine_copy(restore_setup.folder, restored.path)
+    os.symlink(outside / "restore.log", restored.join("restore.log"))
+    target = make_sim("fylr")
+    before = canonical_dump(target.sim)
+    form = web.restore_form(backup="linked", server=target.url, login="root", password="admin", file_api="rput")
+    form["confirm_purge"] = True
+    form.submit(status=303)
+    job = web.job("linked", "restore")
+    assert job["state"] == "failed" and "cannot write the log" in job["last_error"], job
+    assert "cannot write the log" in web.app.get(PAGE + "linked").html.select_one("#job-restore").text
+    assert canonical_dump(target.sim) == before
+    # a backup whose log is a link out, and one whose files/ is a link out
+    backed = web.runner.folder("logged")
+    os.makedirs(backed.path)
+    os.symlink(outside / "backup.log", backed.join("backup.log"))
+    web.backup_form(name="logged", server=restore_setup.source.url, login="root", password="admin").submit(status=303)
+    assert web.job("logged")["state"] == "failed" and "cannot write the log" in web.job("logged")["last_error"]
+    packed = web.runner.folder("packed")
+    os.makedirs(packed.path)
+    os.symlink(outside, packed.join("files"))
+    web.backup_form(name="packed", server=restore_setup.source.url, login="root", password="admin",
+                    include_files="original").submit(status=303)
+    assert web.job("packed")["state"] == "done"
+    assert not os.path.islink(packed.join("files")) and os.listdir(packed.join("files"))
+    assert sorted(os.listdir(outside)) == ["backup.log", "restore.log"]
+    assert all((outside / n).read_text() == "outside\n" for n in ("backup.log", "restore.log"))
+
+
+PW_SECRET, CLIENT_SECRET = "Pw-S3cret-81d0", "Client-S3cret-2b7e"
+
+
+def test_secrets_in_every_spelling_never_reach_the_log_ledger_or_backup_folder(restore_setup, make_sim, tmp_path):
+    """-pSECRET, --client-sec (an abbreviation), --file-api-acc=... (abbreviated, attached), and the access
+    token inside each rput's URL-encoded file URL, logged request by request (--log-network)."""
+    from tests.test_restore import source_token
+    token = source_token(restore_setup.source)
+    folder = restore_setup.copy(tmp_path / "backup")
+    target = make_sim("fylr", size="empty", oauth_clients={"web-client": CLIENT_SECRET})
+    target.sim.passwords["root"] = PW_SECRET
+    log = tmp_path / "restore.log"
+    result = run_cli("restore", "--manifest", folder / "manifest.json", "--server", target.url, "--login", "root",
+                     f"-p{PW_SECRET}", "--client-id", "web-client", "--client-sec", CLIENT_SECRET, "--file-api",
+                     "rput", f"--file-api-acc={token}", "--log-network", "--purge", "--data", tmp_path / "data",
+                     "--retry-sleep-between", "0", "--log", log)
+    finished(result)
+    text = log.read_text()
+    assert "/eas/rput?" in text and "access_token%3D***" in text, "the rput URLs are logged, their token masked"
+    secrets = [PW_SECRET, CLIENT_SECRET, token, urllib.parse.quote(token, safe=""),
+               urllib.parse.quote(urllib.parse.quote(token, safe=""), safe="")]
+    for path in (log, tmp_path / "data" / "jobs.sqlite", folder / "progress.json", folder / "manifest.json"):
+        data = path.read_bytes()
+        for secret in secrets:
+            assert secret.encode() not in data, f"a secret in {path.name}"
+    assert not [s for s in secrets if s in result.stdout + result.stderr]
+
+
+@pytest.mark.xfail(strict=True, reason="fylrmig: masked_argv/is_secret_flag treat --file-api (a prefix of "
+                   "--file-api-access-token) and the boolean --include-password (name matches 'pa?s+w') as secret "
+                   "flags, so their values or the NEXT argument are logged as ***")
+def test_the_logged_command_line_hides_the_secrets_and_nothing_else(tmp_path):
+    log = tmp_path / "restore.log"
+    result = run_cli("restore", "--manifest", tmp_path / "nowhere" / "manifest.json", "--server",
+                     f"http://127.0.0.1:{free_port()}", "--login", "root", "--password", PW_SECRET,
+                     "--include-password", "--include-deleted-linked", "--file-api", "rput", "--file-version",
+                     "preview", "--log", log, "--data", tmp_path / "data")
+    assert result.returncode == 1
+    line = log.read_text().splitlines()[0]
+    assert PW_SECRET not in line and "--password ***" in line
+    for part in ("--include-password --include-deleted-linked", "--file-api rput", "--file-version preview"):
+        assert part in line, line
+
+
+def hanging_source():
+    """A "server" that accepts connections and never answers: (url, close)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    accepted, stop = [], threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                return
+    threading.Thread(target=accept, daemon=True).start()
+
+    def close():
+        stop.set()
+        listener.close()
+        for conn in accepted:
+            conn.close()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}", close
+
+
+def test_eight_form_posts_at_a_source_that_never_answers_keep_the_page_answering_at_once(tmp_path):
+    from tests.test_web import Web
+    web = Web(str(tmp_path / "data"), inline=False)
+    url, close = hanging_source()
+    names = [f"hang{i}" for i in range(8)]
+    try:
+        for name in names:
+            form = web.backup_form(name=name, server=url, login="root", password="admin", chunk_size="5000")
+            started = time.monotonic()
+            form.submit(status=303)
+            assert time.monotonic() - started < 1, f"the POST of {name} waited on the source"
+        for path in ("", "hang3", "hang7/live", "?accept=application/json"):
+            started = time.monotonic()
+            web.app.get(PAGE + path)
+            assert time.monotonic() - started < 1, f"{PAGE + path} waited on the jobs"
+        assert all(web.runner.running(name, "backup") for name in names)
+        listed = {i["Name"]: i["Status"] for i in web.app.get(PAGE + "?accept=application/json").json["Backups"]}
+        assert {listed.get(name) for name in names} <= {"starting", "running", "queued"}, listed
+    finally:
+        for name in names:
+            web.runner.cancel(name, "backup")
+        close()
+    deadline = time.monotonic() + 30
+    while any(web.runner.running(name, "backup") for name in names):
+        assert time.monotonic() < deadline, "the cancelled jobs did not end"
+        time.sleep(0.05)
+
+
+def test_a_page_job_with_a_wrong_password_leaves_its_error_in_the_ledger_status_page_and_overview(bad_world,
+                                                                                                tmp_path):
+    from tests.test_web import Web
+    web = Web(str(tmp_path / "data"))
+    web.backup_form(name="wrongpw", server=bad_world.e5.url, login="root", password="Wr0ng-pw-77").submit(status=303)
+    job = web.job("wrongpw")
+    assert job and job["state"] == "failed" and "login as 'root'" in job["last_error"], job
+    assert "login as 'root'" in web.app.get(PAGE + "wrongpw").html.select_one("#job-backup").text
+    item = next(i for i in web.app.get(PAGE + "?accept=application/json").json["Backups"] if i["Name"] == "wrongpw")
+    assert item["Status"] == "failed"
+    status = web.app.get(PAGE + "wrongpw?accept=application/json").json["Backup"]["Progress"]["backup"]
+    assert "login as 'root'" in status["Error"]
+    assert "Wr0ng-pw-77" not in json.dumps(web.runner.ledger.jobs())
+    assert not os.path.exists(web.runner.folder("wrongpw").manifest_path)
