@@ -696,6 +696,7 @@ class Api:
         self.timeout, self.log_network, self.cancelled = timeout, log_network, cancelled
         self.log = logger or log
         self.role = role   # "the source" / "the target" in messages
+        self.on_retry = lambda text: None   # the job shows it as the step under way
         self.flavour, self.settings = "", {}
         self._token, self._refresh_token, self._token_expires = None, None, 0.0
         self._auth_lock = threading.Lock()
@@ -1002,6 +1003,8 @@ class Api:
             tries += 1
             self.retries += 1
             self.log.warning("retry %d/%d of %s: %s %s", tries, self.retry_max_count, where, self.role, reason)
+            self.on_retry(f"waiting for {self.role}: retry {tries} of {self.retry_max_count} ({self.role} {reason}, "
+                          f"{where})")
             time.sleep(self.retry_sleep_between)
 
     def _busy(self, exc, where, waited_since):
@@ -1237,62 +1240,81 @@ def load_payload(folder, name, expected):
 ############################################################################## Progress
 
 class Progress:
-    """Done / total per phase, rate and ETA; shown on a terminal, logged, and kept in the ledger."""
+    """Done / total per phase, rate and ETA, and the step under way in words; shown on a terminal, logged,
+    and kept in the ledger for the page. What a continued run skips counts as done, not in the rate."""
 
     def __init__(self, ledger, job_id, interactive, logger=None):
         self.ledger, self.job_id, self.interactive = ledger, job_id, interactive
         self.log = logger or log
-        self.phases, self.phase = {}, ""
+        self.phases, self.phase, self.step_text = {}, "", ""
+        self.run_started = now()
         self._lock = threading.Lock()
-        self._started = now()
         self._last_show = self._last_log = self._last_save = 0.0
+
+    def _entry(self, phase):
+        return self.phases.setdefault(phase, {"done": 0, "skipped": 0, "total": 0, "started": None, "ended": None})
+
+    def plan(self, phase, total):
+        """A phase whose size is known before it starts (a restore knows every payload's count)."""
+        with self._lock:
+            self._entry(phase)["total"] = total
 
     def set_phase(self, phase, total=None):
         with self._lock:
+            if self.phase and self.phase != phase:
+                self._entry(self.phase)["ended"] = now()
             self.phase = phase
-            entry = self.phases.setdefault(phase, {"done": 0, "total": 0, "started": now()})
+            entry = self._entry(phase)
+            entry["started"], entry["ended"] = entry["started"] or now(), None
             if total is not None:
                 entry["total"] = total
         self.save(force=True)
 
-    def add(self, phase, n, total=None):
+    def add(self, phase, n, total=None, skipped=False):
         with self._lock:
-            entry = self.phases.setdefault(phase, {"done": 0, "total": 0, "started": now()})
+            entry = self._entry(phase)
+            entry["started"] = entry["started"] or now()
             entry["done"] += n
+            entry["skipped"] += n if skipped else 0
             if total is not None:
                 entry["total"] = total
+            if not skipped:
+                self.step_text = ""
         self.tick()
+
+    def step(self, text):
+        """What the job does right now, when counts alone would look like a standstill (a retry, files
+        the target is still fetching)."""
+        with self._lock:
+            self.step_text = text
+        self.save()
+        self._show(text)
 
     def line(self):
         with self._lock:
-            entry = self.phases.get(self.phase, {"done": 0, "total": 0, "started": now()})
+            entry = dict(self.phases.get(self.phase) or {"done": 0, "skipped": 0, "total": 0})
         done, total = entry["done"], entry["total"]
-        elapsed = max(now() - entry["started"], 1e-6)
-        rate = done / elapsed
+        rate = phase_rate(entry, now())
         eta = (total - done) / rate if rate > 0 and total > done else 0
-        total_text = f"/{total}" if total else ""
-        return f"{self.phase}: {done}{total_text} ({rate:.0f}/s, ETA {format_seconds(eta)})"
+        total_text = f"/{total:,}" if total else ""
+        return f"{self.phase}: {done:,}{total_text} ({rate:,.0f}/s, ETA {format_seconds(eta)})"
 
     def note(self, text):
         """A line about what the job waits for (files the target is fetching), shown like progress."""
+        self.step(text)
+
+    def _show(self, text):
         t = now()
         if self.interactive and t - self._last_show > 0.5:
             self._last_show = t
-            sys.stderr.write("\r\x1b[K" + text)
+            sys.stderr.write("\r\x1b[K" + text[:200])
             sys.stderr.flush()
         if t - self._last_log > 30:
             self._last_log = t
             self.log.info("progress %s", text)
 
     def tick(self):
-        t = now()
-        if self.interactive and t - self._last_show > 0.5:
-            self._last_show = t
-            sys.stderr.write("\r\x1b[K" + self.line())
-            sys.stderr.flush()
-        if t - self._last_log > 30:
-            self._last_log = t
-            self.log.info("progress %s", self.line())
+        self._show(self.line())
         self.save()
 
     def save(self, force=False):
@@ -1300,14 +1322,25 @@ class Progress:
         if force or t - self._last_save > 1:
             self._last_save = t
             with self._lock:
-                counters = json.dumps({"phase": self.phase, "phases": self.phases})
+                counters = json.dumps({"phase": self.phase, "phases": self.phases, "step": self.step_text,
+                                       "run_started": self.run_started})
             self.ledger.update_job(self.job_id, counters=counters, phase=self.phase, heartbeat=t)
 
     def finish(self):
         if self.interactive:
             sys.stderr.write("\r\x1b[K")
             sys.stderr.flush()
+        with self._lock:
+            self.step_text = ""
         self.save(force=True)
+
+
+def phase_rate(entry, until):
+    """Items per second of what this run did itself (skipped items are done, but took no time)."""
+    if not entry.get("started"):
+        return 0.0
+    elapsed = max((entry.get("ended") or until) - entry["started"], 1e-3)
+    return max(entry.get("done", 0) - entry.get("skipped", 0), 0) / elapsed
 
 
 def format_seconds(seconds):
@@ -1355,6 +1388,7 @@ class JobBase:
         started = now()
         self.ledger.claim_job(self.job_id)
         self.progress = Progress(self.ledger, self.job_id, self.interactive, self.log)
+        self.api.on_retry = self.progress.step
         self._report_resume()
         try:
             result = self._run_steps()
@@ -1709,7 +1743,7 @@ class BackupJob(JobBase):
         if emitted and emitted["state"] == "done":
             self.progress.add(source.name, sum(json.loads(c["output"]).get("objects", c["items"]) for c in
                                                self.ledger.chunks(self.job_id, f"fetch/{source.name}@")
-                                               if c["state"] == "done"))
+                                               if c["state"] == "done"), skipped=True)
             return
         if source.import_type == "db":
             stream = self._stream_records(source)
@@ -1741,7 +1775,8 @@ class BackupJob(JobBase):
         rows = self.ledger.chunks(self.job_id, f"fetch/{source.name}@")
         start = stream.resume(rows)
         self.progress.add(source.name, sum(json.loads(r["output"])["objects"] for r in rows
-                                           if r["state"] == "done" and int(r["key"].rsplit("@", 1)[1]) < start))
+                                           if r["state"] == "done" and int(r["key"].rsplit("@", 1)[1]) < start),
+                          skipped=True)
         self._hierarchical = stream.ordered_later and not replay
         try:
             for offset, page, objects in self._pages(source, start):
@@ -2824,6 +2859,13 @@ def parse_rename_versions(text):
     return renames
 
 
+def restore_phase(meta):
+    """The progress phase of a payload (its payload_info or envelope): its import type, records by
+    objecttype (the names a backup's phases have)."""
+    kind = meta.get("import_type") or ""
+    return f"db/{meta.get('objecttype')}" if kind == "db" else kind
+
+
 def payload_group(name):
     """Payloads of one group (same type, objecttype, version, level; differing only in batch) hold
     independent entries and may be sent in parallel."""
@@ -3164,12 +3206,15 @@ class RestoreJob(JobBase):
     def _restore_payloads(self):
         names = self.manifest["payloads"]
         info = self.manifest.get("payload_info", {})
-        total = sum(meta.get("count", 0) for meta in info.values())
-        self.progress.set_phase("payloads", total)
+        for name in names:   # a phase per payload type (and objecttype), each with its known size
+            self.progress.plan(restore_phase(info.get(name) or {}), 0)
+        for name in names:
+            self.progress.phases[restore_phase(info.get(name) or {})]["total"] += (info.get(name) or {}).get("count", 0)
         self.object_ids = {}
         self.kept_per_type = {}
         last_of_source = {info.get(n, {}).get("source"): n for n in names}
         for members in payload_groups(names):
+            self.progress.set_phase(restore_phase(info.get(members[0]) or {}))
             self._restore_group(members)
             self._write_progress("running")
             source = info.get(members[-1], {}).get("source") or ""
@@ -3264,19 +3309,20 @@ class RestoreJob(JobBase):
 
     def _store_chunk(self, chunk):
         if chunk.done:
-            self.progress.add("payloads", chunk.items)
+            self.progress.add(restore_phase(chunk.envelope), chunk.items, skipped=True)
             return
-        self._chunk_of(chunk.key, chunk.items, lambda in_flight: self._send_chunk(chunk, in_flight))
+        self._chunk_of(chunk.key, chunk.items, lambda in_flight: self._send_chunk(chunk, in_flight),
+                       phase=restore_phase(chunk.envelope))
         with self._guard:
             self._target_ids.pop(chunk.kind, None)   # read again from the ledger, which now holds its ids
 
-    def _chunk_of(self, key, items, send, phase="payloads"):
+    def _chunk_of(self, key, items, send, phase):
         """One unit of restore work as a ledger chunk: skipped when done; `send(in_flight)` returns
         (ids, sha256) and learns whether an earlier run may have sent it already."""
         chunk = self.ledger.chunk(self.job_id, key)
         if chunk and chunk["state"] == "done":
             if phase:
-                self.progress.add(phase, chunk["items"])
+                self.progress.add(phase, chunk["items"], skipped=True)
             return
         self._check_cancel()
         in_flight = self.ledger.start_chunk(self.job_id, key) in ("running", "failed")
@@ -4505,33 +4551,40 @@ def job_progress(runner, job, state):
     except ValueError:
         counters = {}
     params = job_params(job)
-    return {"Phase": counters.get("phase", ""),
-            "Phases": phase_rows(counters.get("phases", {}), counters.get("phase", ""), job, state),
-            "Started": iso(job["started_at"]), "Finished": iso(job["finished_at"]),
-            "Runtime": format_seconds(job["runtime"] or 0),
+    running = state == "running"
+    runtime = (job["runtime"] or 0) + (now() - counters.get("run_started", now()) if running else 0)
+    phases = phase_rows(counters.get("phases", {}), counters.get("phase", ""), running)
+    return {"Phase": counters.get("phase", ""), "Step": counters.get("step", "") if running else "",
+            "Phases": phases, "Overall": overall_progress(phases, running),
+            "Started": short_time(iso(job["started_at"])), "Finished": short_time(iso(job["finished_at"])),
+            "Runtime": format_seconds(runtime),
             "Error": job["last_error"] or (INTERRUPTED if state == "interrupted" else ""),
             "Chunks": runner.ledger.chunk_counts(job["id"]), "Files": runner.ledger.file_counts(job["id"]),
             "FilesText": files_text(runner.ledger.file_counts(job["id"]), job["kind"]),
             "Server": mask_url_credentials(str(params.get("server", "")))}
 
 
-def phase_rows(phases, current, job, state):
-    """Done / total per phase with rate and ETA: a phase ends where the next one started."""
-    ordered = sorted(phases.items(), key=lambda kv: kv[1].get("started", 0))
+def phase_rows(phases, current, running):
+    """Done / total per phase in the order the job has them, with this run's rate and an ETA."""
     rows = []
-    for i, (name, p) in enumerate(ordered):
-        start = p.get("started", 0)
-        if i + 1 < len(ordered):
-            end = ordered[i + 1][1].get("started", start)
-        else:
-            end = now() if state == "running" else (job["finished_at"] or now())
+    for name, p in phases.items():
         done, total = p.get("done", 0), p.get("total", 0)
-        rate = done / max(end - start, 1e-3)
-        active = state == "running" and name == current
+        rate = phase_rate(p, now())
+        active = running and name == current
         eta = format_seconds((total - done) / rate) if active and rate > 0 and total > done else ""
-        rows.append({"Name": name, "Done": done, "Total": total, "Rate": round(rate, 1), "ETA": eta,
-                     "Active": active})
+        rows.append({"Name": name, "Done": done, "Total": total, "Skipped": p.get("skipped", 0),
+                     "Rate": round(rate, 1), "ETA": eta, "Active": active})
     return rows
+
+
+def overall_progress(rows, running):
+    """All phases with a known size together: done, total, percent and an ETA from this run's pace."""
+    total = sum(r["Total"] for r in rows if r["Total"])
+    done = sum(min(r["Done"], r["Total"]) for r in rows if r["Total"])
+    rates = [r["Rate"] for r in rows if r["Rate"]]
+    pace = sum(rates) / len(rates) if rates else 0
+    eta = format_seconds((total - done) / pace) if running and pace > 0 and total > done else ""
+    return {"Done": done, "Total": total, "Percent": round(100.0 * done / total, 1) if total else 0, "ETA": eta}
 
 
 def newest_job(runner, folder):

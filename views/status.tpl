@@ -5,6 +5,8 @@
 % if note:
 <p class="note">{{note}}</p>
 % end
+<p class="problem" id="lost" role="alert" hidden>Connection to fylrmig lost: what this page shows may be out of
+date. It reconnects by itself.</p>
 <section class="card">
 <dl class="facts">
   <dt>Source</dt><dd data-item="SourceURL">{{item['SourceURL']}}</dd>
@@ -28,9 +30,15 @@
     <dt>Finished</dt><dd data-k="Finished">{{job.get('Finished', '')}}</dd>
     <dt>Runtime</dt><dd data-k="Runtime">{{job.get('Runtime', '')}}</dd>
     <dt>Phase</dt><dd data-k="Phase">{{job.get('Phase', '')}}</dd>
+    <dt>Now</dt><dd data-k="Step">{{job.get('Step', '')}}</dd>
     <dt>Files</dt><dd data-k="FilesText">{{job.get('FilesText', '')}}</dd>
     <dt>Error</dt><dd data-k="Error" class="problem-text">{{job.get('Error', '')}}</dd>
   </dl>
+%   overall = job.get('Overall') or {}
+  <div class="overall">
+    <progress max="100" value="{{overall.get('Percent', 0)}}" aria-label="{{kind}} progress"></progress>
+    <span class="overall-text">{{'%s%% (%s of %s)' % (overall.get('Percent', 0), '{:,}'.format(overall.get('Done', 0)), '{:,}'.format(overall.get('Total', 0))) if overall.get('Total') else ''}}{{(', ETA ' + overall['ETA']) if overall.get('ETA') else ''}}</span>
+  </div>
   <table class="progress">
     <thead><tr><th>Phase</th><th class="num">Done</th><th class="num">Total</th><th class="num">Rate /s</th><th class="num">ETA</th></tr></thead>
     <tbody class="phases">
@@ -105,6 +113,11 @@ function showJob(kind, job, log) {
     if (p.Active) { tr.className = "active"; }
     return tr;
   }));
+  var overall = job.Overall || {};
+  sec.querySelector(".overall progress").value = overall.Percent || 0;
+  sec.querySelector(".overall-text").textContent = overall.Total ?
+    overall.Percent + "% (" + overall.Done.toLocaleString("en") + " of " + overall.Total.toLocaleString("en") + ")" +
+    (overall.ETA ? ", ETA " + overall.ETA : "") : "";
   sec.querySelector("form.cancel").hidden = ACTIVE.indexOf(job.State) < 0;
   sec.querySelector("a.continue").hidden = !job.CanContinue;
   var pre = sec.querySelector("pre.log");
@@ -133,9 +146,13 @@ function poll() {
       showPayloads(live.Payloads);
       showItem(live.Item);
       document.body.dataset.active = live.Active ? "yes" : "no";
+      document.getElementById("lost").hidden = true;
       setTimeout(poll, live.Active ? 1000 : 4000);
     })
-    .catch(function () { setTimeout(poll, 5000); });
+    .catch(function () {
+      document.getElementById("lost").hidden = false;      // serve stopped or the network is gone
+      setTimeout(poll, 3000);
+    });
 }
 document.querySelectorAll("pre.log").forEach(function (pre) { pre.scrollTop = pre.scrollHeight; });
 setTimeout(poll, 1000);
