@@ -31,7 +31,7 @@ from tests.helpers import (ROOT, backup_argv, free_port, normalized_payloads, ru
 from tests.simulator.dump import canonical_dump
 from tests.simulator.faults import FaultPlan
 from tests.simulator.server import serve
-from tests.test_restore import actual, assert_same, by_reference, expected, one_line, restore_argv
+from tests.test_restore import actual, assert_same, by_reference, expected, restore_argv
 
 CRASH = "FYLRMIG_CRASH_AT"
 PAGE = "/inspect/migration/"
@@ -787,12 +787,16 @@ def test_a_bad_form_field_is_refused_next_to_the_field_and_nothing_starts(bad_wo
 
 # ----------------------------------------------------------------------------- issue 9's table, row by row
 #
-# Covered elsewhere, not repeated here: a log or files/ symlinked out of the data folder is never served
-# (test_web.py::test_a_log_or_files_folder_that_links_out_of_the_data_folder_is_never_served); -p, -pSECRET,
-# --pass, --passw= on a real backup (test_cli.py::test_every_spelling_argparse_accepts_for_a_password_is_masked_in_the_log);
-# a made-up CSRF pair and a real pair from another Origin (test_web.py::test_a_csrf_pair_the_client_made_up_itself_is_refused,
-# test_a_real_csrf_pair_posted_from_another_origin_is_refused); a page job whose source is unreachable
-# (test_web.py::test_a_job_that_cannot_start_leaves_its_error_on_the_status_page_and_in_the_list).
+# Covered elsewhere, not repeated here:
+# - a log or files/ symlinked out of the data folder is never served:
+#   test_web.py::test_a_log_or_files_folder_that_links_out_of_the_data_folder_is_never_served
+# - -p SECRET, -pSECRET, --pass, --passw= on a real backup:
+#   test_cli.py::test_every_spelling_argparse_accepts_for_a_password_is_masked_in_the_log
+# - a made-up CSRF cookie + field pair, a real pair posted with a foreign Origin / Referer:
+#   test_web.py::test_a_csrf_pair_the_client_made_up_itself_is_refused,
+#   test_web.py::test_a_real_csrf_pair_posted_from_another_origin_is_refused
+# - a page job whose source is unreachable:
+#   test_web.py::test_a_job_that_cannot_start_leaves_its_error_on_the_status_page_and_in_the_list
 
 def truncated(folder, name):
     rewrite_payload(folder, name, (folder / name).read_bytes()[:(folder / name).stat().st_size // 2], checksum=False)
