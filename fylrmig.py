@@ -295,6 +295,7 @@ RESTORE_PARAMS = (
     Param("--skip-reindex", "bool", False, "do not start a reindex at the end"),
     Param("--include-password", "bool", False, "restore users' password hashes (needs has_passwords)"),
     Param("--include-deleted-linked", "bool", False, "keep links to soft-deleted or purged records"),
+    Param("--allow-incomplete", "bool", False, "restore a backup that did not finish (cancelled, failed, running)"),
     Param("--file-api", "choice", "", "how files are transferred: '', put, rput, rput_leave, rput_bulk, "
           "rput_bulk_leave", choices=("", "put", "rput", "rput_leave", "rput_bulk", "rput_bulk_leave")),
     Param("--file-api-access-token", "str", "", "source access token that replaces x-fylr-signature in file URLs",
@@ -1187,6 +1188,18 @@ def payload_name(seq, import_type, batch, compression, objecttype=None, version=
     return "__".join(parts) + (".json.gz" if compression else ".json")
 
 
+def backup_completeness(manifest):
+    """(complete?, words): a backup is whole when its run ended done ('this backup is incomplete
+    (cancelled): 149 of 3,208 records' otherwise). A manifest without a state (made by hand) counts whole."""
+    status = (manifest.get("state") or {}).get("status", "done")
+    if status == "done":
+        return True, "complete"
+    records = sum(((manifest.get("counts") or {}).get("objecttypes") or {}).values())
+    expected = sum((manifest.get("source_counts") or {}).values())
+    of = f"{records:,} of {expected:,} records" if expected else f"{records:,} records so far"
+    return False, f"this backup is incomplete ({status}): {of}"
+
+
 def verify_backup(folder, ledger=None):
     """Re-check every payload of a backup (and packed file) against manifest and ledger; returns a list
     of problems, one line each, naming the payload."""
@@ -1496,6 +1509,7 @@ class BackupJob(JobBase):
         self._file_locks_guard = threading.Lock()
         self._step_seq = 0
         self._own_instances = self._table_index = None
+        self._source_counts = {}
 
     # -- preparing
 
@@ -1581,6 +1595,7 @@ class BackupJob(JobBase):
         self._write_manifest(status="running")
         self._step("datamodel", self._backup_datamodel)
         self._step("base_config", self._backup_base_config)
+        self._source_counts = {ot: self._count(ot) for ot in self.objecttypes()}   # "N of M" of an unfinished one
         for source in self._basetype_sources():
             self._backup_source(source)
         for source in self._record_sources():
@@ -1646,7 +1661,7 @@ class BackupJob(JobBase):
                 yield Source(f"db/{ot}/deleted", "db", self._deleted_page_fetcher(ot), self.args.chunk_size,
                              objecttype=ot)
         for ot in objecttypes:
-            total = self._count(ot)
+            total = self._source_counts[ot] if ot in self._source_counts else self._count(ot)
             if self.args.max_count:
                 total = min(total, self.args.max_count)
             yield Source(f"db/{ot}", "db", self._record_page_fetcher(ot, total), self.args.chunk_size,
@@ -2062,6 +2077,8 @@ class BackupJob(JobBase):
             "state": {"status": status, "phase": self.progress.phase if self.progress else ""},
             "runs": runs, "runtime_seconds": round(job["runtime"], 1),
             "payload_info": info, "counts": counts,
+            "source_counts": {ot: min(n, a.max_count) if a.max_count else n for ot, n in self._source_counts.items()}
+            or old.get("source_counts", {}),
         }
 
     def _ledger_has_passwords(self):
@@ -3066,6 +3083,9 @@ class RestoreJob(JobBase):
             raise FylrmigError("--upload-ignore-files-with-errors is not available with --file-api " + a.file_api)
         self.renames = parse_rename_versions(a.rename_versions)
         self.manifest = self.folder.load_manifest()
+        complete, state = backup_completeness(self.manifest)
+        if not complete and not a.allow_incomplete:
+            raise FylrmigError(f"{state}: restore it anyway with --allow-incomplete")
         if a.include_password and not self.manifest.get("has_passwords"):
             raise FylrmigError("--include-password: the backup holds no password hashes (has_passwords is false)")
         if a.upload_versions and self.manifest.get("include_files") == "original":
@@ -4807,6 +4827,12 @@ def restore_job_values(runner, forms):
             errors["include_password"] = "this backup holds no password hashes"
     if int(values.get("chunk_size") or 0) > 1000:
         errors["chunk_size"] = "a restore sends at most 1000 objects per request (fylr's limit)"
+    if name and not errors.get("backup"):
+        complete, state = backup_completeness(load_manifest_quietly(runner.folder(name)))
+        values["allow_incomplete"] = not complete
+        if not complete and "yes" not in forms.getall("confirm_incomplete"):
+            errors["backup"] = f"{state[0].upper()}{state[1:]}. Tick the box to restore it anyway."
+            errors["confirm_incomplete"] = "ask"
     mode = values.get("mode")
     if mode == "purge" and "yes" not in forms.getall("confirm_purge") and not errors.get("server"):
         errors["mode"] = f'This will destroy all data on "{values.get("server")}"! Tick the box to confirm.'
@@ -4815,7 +4841,8 @@ def restore_job_values(runner, forms):
                rename_versions=values.get("rename_versions", ""),
                file_api_access_token=values.get("file_api_access_token", ""),
                include_password=values.get("include_password"),
-               include_deleted_linked=values.get("include_deleted_linked"), purge=mode == "purge")
+               include_deleted_linked=values.get("include_deleted_linked"), purge=mode == "purge",
+               allow_incomplete=values.get("allow_incomplete", False))
     job["continue"] = mode == "continue"
     if mode == "nopurge":
         job.update(base_config="-", datamodel="-")
@@ -4877,14 +4904,22 @@ def previous_renames(runner, name, manifest):
 
 
 def restore_choices(runner, items):
-    """(name, label, renames prefill) of every backup that can be restored."""
+    """(name, label, renames prefill, complete?) of every backup with a manifest, newest first; the label
+    says whether the backup is whole."""
     out = []
-    for item in items:
+    for item in sorted(items, key=lambda i: i["Created"] or "", reverse=True):
         if item["HasManifest"]:
             manifest = load_manifest_quietly(runner.folder(item["Name"]))
-            label = f"{item['Name']} ({item['Flavour'] or '?'}, {item['Created']})"
-            out.append((item["Name"], label, previous_renames(runner, item["Name"], manifest)))
+            complete, state = backup_completeness(manifest)
+            label = f"{item['Name']} ({item['Flavour'] or '?'}, {short_time(item['Created'])}" + \
+                (")" if complete else f"; {state.replace('this backup is ', '')})")
+            out.append((item["Name"], label, previous_renames(runner, item["Name"], manifest), complete))
     return out
+
+
+def default_restore_choice(choices):
+    """The newest whole backup; an incomplete one is never preselected."""
+    return next((c[0] for c in choices if c[3]), "")
 
 
 # -- Continue: the previous job's parameters, passwords asked again
@@ -5065,7 +5100,7 @@ class MigrationPages:
         backup = backup or {"values": {f.name: f.default for f in BACKUP_FORM}, "errors": {}}
         choices = restore_choices(self.runner, items)
         if restore is None:
-            chosen = bottle.request.query.get("restore") or (choices[0][0] if choices else "")
+            chosen = bottle.request.query.get("restore") or default_restore_choice(choices)
             values = {f.name: f.default for f in RESTORE_FORM}
             values["backup"] = chosen
             prefill = next((c[2] for c in choices if c[0] == chosen), "")

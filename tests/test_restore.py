@@ -543,3 +543,18 @@ def test_max_count_restores_that_many_records_per_objecttype_with_all_their_vers
         per_type[record["objecttype"]] = per_type.get(record["objecttype"], 0) + 1
         assert len(record["versions"]) == len(want[sysid]["versions"])
     assert per_type == {ot: 3 for ot in per_type} and len(per_type) == 4
+
+
+def test_the_cli_refuses_an_incomplete_backup_unless_allowed(capsys, make_sim, tmp_path):
+    source = make_sim("fylr")
+    folder = make_backup(capsys, source, tmp_path)
+    data = json.load(open(folder / "manifest.json"))
+    data["state"]["status"] = "failed"
+    json.dump(data, open(folder / "manifest.json", "w"))
+    target = make_sim("fylr", size="empty")
+    before = canonical_dump(target.sim)
+    result = run_cli(*restore_argv(folder, target, tmp_path, "--purge"))
+    records = sum(data["counts"]["objecttypes"].values())
+    one_line(result, f"this backup is incomplete (failed): {records:,} of ")
+    assert "--allow-incomplete" in result.stderr and canonical_dump(target.sim) == before
+    restore(capsys, folder, target, tmp_path, "--purge", "--allow-incomplete")

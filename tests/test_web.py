@@ -866,3 +866,34 @@ def test_without_an_access_token_only_loopback_host_names_are_served(tmp_path):
     assert "only to localhost" in res.text
     shared = webtest.TestApp(make_web_app(str(tmp_path / "data2"), access_token="tok-123"))
     assert shared.get(ROOT, headers={"Host": "migration.example:8080", "Authorization": "Bearer tok-123"}).status_int == 200
+
+
+# ----------------------------------------------------------------------------- incomplete backups
+
+def test_an_incomplete_backup_is_never_preselected_and_needs_an_extra_confirmation(web, e5_backup, make_sim):
+    cancelled = copy_backup(web, e5_backup, "cancelled")
+    manifest = cancelled.load_manifest()
+    manifest["state"]["status"] = "cancelled"
+    manifest["source_counts"] = {ot: n * 3 for ot, n in manifest["counts"]["objecttypes"].items()}
+    cancelled.save_manifest(manifest)
+    copy_backup(web, e5_backup, "whole")
+    overview = web.overview()
+    select = overview.forms["restore-form"]["backup"]
+    assert select.value == "whole"
+    labels = {o[0]: text for o, text in zip(select.options, [o.text for o in
+                                                                overview.html.select("#restore-backup option")])}
+    records = sum(manifest["counts"]["objecttypes"].values())
+    assert f"incomplete (cancelled): {records:,} of {3 * records:,} records" in labels["cancelled"]
+    target = make_sim("fylr", size="empty")
+    form = web.restore_form(backup="cancelled", server=target.url, login="root", password="admin")
+    form["confirm_purge"] = True
+    res = form.submit(status=400)
+    assert "This backup is incomplete (cancelled)" in field_error(res, "restore-form", "backup")
+    assert web.job("cancelled", "restore") is None
+    form = res.forms["restore-form"]
+    form["password"] = "admin"
+    form["confirm_purge"] = True
+    form["confirm_incomplete"] = True
+    form.submit(status=303)
+    job = web.job("cancelled", "restore")
+    assert job["state"] == "done" and json.loads(job["params"])["allow_incomplete"] is True

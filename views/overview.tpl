@@ -60,6 +60,9 @@
 % for f in restore_form:
 %   include('_field', field=f, values=restore['values'], errors=restore['errors'], form_id='restore', choices=restore_choices if f.name == 'backup' else None, renames=restore.get('renames', [('', '', '')]))
 % end
+% if restore['errors'].get('confirm_incomplete'):
+  <label class="confirm"><input type="checkbox" name="confirm_incomplete" value="yes"> Restore this incomplete backup anyway: what it lacks will be missing on the target.</label>
+% end
   <noscript><label class="confirm"><input type="checkbox" name="confirm_purge" value="yes"> I understand: Purge destroys all data and the datamodel on the target.</label></noscript>
   <p class="muted">Set in the background: skip constraints, 4 parallel file uploads, files with errors are left out, 15 min timeout, log in backups/&lt;name&gt;/restore.log.</p>
   <div class="actions"><button type="submit">Restore</button></div>
