@@ -1445,7 +1445,7 @@ class JobBase:
         counts = self.ledger.chunk_counts(self.job_id)
         done = counts.get("done", {}).get("chunks", 0)
         redo = sum(counts.get(s, {}).get("chunks", 0) for s in ("running", "failed", "ready"))
-        if done or redo:
+        if done or redo or getattr(self.args, "continue"):   # a continue says so, even when nothing was done yet
             self.log.info("continuing: skipping %d chunks already done, redoing %d that were in flight", done, redo)
 
     def _step(self, name, fn):
