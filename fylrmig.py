@@ -3474,17 +3474,29 @@ class RestoreJob(JobBase):
         return prepared   # collection object lists replace: sending again is harmless
 
     def _missing_records(self, ot, prepared):
+        """The entries whose version the target does not hold yet. One search finds what is indexed; only
+        records the search does not show (saved moments ago: the index lags) are read one by one."""
+        sysid_of = {id(e): e.get("_system_object_id") or e[ot].get("lookup:_id", {}).get("_system_object_id")
+                    for e in prepared}
+        stored = self._indexed_versions(ot, list(sysid_of.values()))
         out = []
         for entry in prepared:
-            body = entry[ot]
-            sysid = entry.get("_system_object_id") or body.get("lookup:_id", {}).get("_system_object_id")
-            found = self.api.get(f"/db/{ot}/_all_fields/system_object_id/{sysid}", format="short")
-            stored = max((o[ot]["_version"] for o in found or []), default=0)
-            if stored < body["_version"]:
+            sysid = sysid_of[id(entry)]
+            if sysid not in stored:
+                found = self.api.get(f"/db/{ot}/_all_fields/system_object_id/{sysid}", format="short")
+                stored[sysid] = max((o[ot]["_version"] for o in found or []), default=0)
+            if stored[sysid] < entry[ot]["_version"]:
                 out.append(entry)
-        self.log.info("chunk was in flight: %d of %d records were stored already", len(prepared) - len(out),
+        self.log.info("%d of %d records of this chunk were stored already on the target", len(prepared) - len(out),
                       len(prepared))
         return out
+
+    def _indexed_versions(self, ot, sysids):
+        """{system object id: latest version} of the records a search of the target finds."""
+        body = {"objecttypes": [ot], "offset": 0, "limit": len(sysids), "format": "short", "include_deleted": True,
+                "search": [{"type": "in", "fields": ["_system_object_id"], "in": sysids}]}
+        hits = (self.api.post("/search", body) or {}).get("objects") or []
+        return {h["_system_object_id"]: (h.get(ot) or {}).get("_version", 0) for h in hits if ot in h}
 
     def _target_references(self, kind):
         return set(self._refresh_target_ids(kind))
