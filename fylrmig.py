@@ -22,6 +22,7 @@ import getpass
 import gzip
 import hashlib
 import hmac
+import io
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 import bottle
@@ -4400,6 +4402,7 @@ WEB_ACTIVE_STATES = ("starting", "queued", "running")
 # Ledger parameters a Continue from the page must not take over: the runner sets them, or they are the mode.
 WEB_RUNNER_OWNED = frozenset({"log", "dir", "manifest", "data", "verify", "purge", "continue"})
 WEB_NOTES = {"cancel": "Cancel requested: the job stops after its current chunk.",
+             "deleted": "The backup was deleted.",
              "nothing": "Nothing to cancel: no job of this backup is running.",
              "started": "Job started in the background; it goes on when you close the browser."}
 WEB_PARAMS = {p.dest: p for p in COMMON_PARAMS + BACKUP_PARAMS + RESTORE_PARAMS}
@@ -4557,6 +4560,53 @@ def job_view(runner, name, folder, kind):
     return view
 
 
+class _ZipSink(io.RawIOBase):
+    """A write-only stream the ZIP writer fills and zip_stream empties chunk by chunk."""
+
+    def __init__(self):
+        super().__init__()
+        self.buffer, self.written = bytearray(), 0
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        self.buffer += data
+        self.written += len(data)
+        return len(data)
+
+    def tell(self):
+        return self.written
+
+    def take(self):
+        data, self.buffer = bytes(self.buffer), bytearray()
+        return data
+
+
+def zip_stream(root, name):
+    """Yield a ZIP of a backup folder while reading it (the lock, temporary files and the spool stay out;
+    symbolic links are skipped, never followed)."""
+    sink = _ZipSink()
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if d != ".spool" and not os.path.islink(os.path.join(folder, d)))
+            for file_name in sorted(files):
+                path = os.path.join(folder, file_name)
+                if file_name == LOCK_FILE or file_name.startswith(".tmp-") or os.path.islink(path):
+                    continue
+                arcname = os.path.join(name, os.path.relpath(path, root))
+                info = zipfile.ZipInfo.from_file(path, arcname)
+                info.compress_type = zipfile.ZIP_DEFLATED if file_name.endswith((".json", ".log")) \
+                    else zipfile.ZIP_STORED   # gzip payloads and packed files are compressed already
+                with archive.open(info, "w", force_zip64=True) as out, \
+                        os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        out.write(block)
+                        yield sink.take()
+                yield sink.take()
+    yield sink.take()
+
+
 def files_text(counts, kind):
     """'1,820 done, 12 failed, 60 pending' from the ledger's file rows ('running' = handed over, not seen
     stored yet)."""
@@ -4655,8 +4705,26 @@ def backup_item(runner, name, manifest=None):
         "HasFiles": os.path.isdir(folder.join("files")) and inside(folder.path, folder.join("files")),
         "Records": sum((counts.get("objecttypes") or {}).values()),
         "Size": sum(p.get("bytes", 0) for p in info.values()) + files.get("bytes", 0),
+        "DiskUsed": sum(p.get("bytes", 0) for p in info.values()) + files.get("bytes", 0) + top_level_bytes(folder),
+        "Runtime": format_seconds((newest_job(runner, folder) or {}).get("runtime") or 0),
         "HasManifest": bool(manifest),
     }
+
+
+def top_level_bytes(folder):
+    """Bytes of the files directly in a backup folder that are not payloads (manifest, logs, documents);
+    payloads and packed files are counted from the manifest and the ledger, never by walking files/."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder.path):
+            if entry.is_file(follow_symlinks=False) and "__" not in entry.name:
+                total += entry.stat(follow_symlinks=False).st_size
+    return total
+
+
+def disk_facts(runner):
+    usage = shutil.disk_usage(runner.data_dir)
+    return {"Folder": runner.data_dir, "Free": usage.free, "Total": usage.total}
 
 
 def listed(runner, name):
@@ -5118,7 +5186,8 @@ class MigrationPages:
             prefill = next((c[2] for c in choices if c[0] == chosen), "")
             restore = {"values": values, "errors": {}, "renames": rename_rows(prefill)}
         return render("overview", backups=items, backup_form=BACKUP_FORM, restore_form=RESTORE_FORM,
-                      backup=backup, restore=restore, restore_choices=choices)
+                      backup=backup, restore=restore, restore_choices=choices, disk=disk_facts(self.runner),
+                      note=WEB_NOTES.get(bottle.request.query.get("note", ""), ""))
 
     def start(self):
         forms = bottle.request.forms.decode()
@@ -5178,6 +5247,30 @@ class MigrationPages:
             bottle.abort(404, "no such log")
         bottle.response.content_type = "text/plain; charset=utf-8"
         return mask_url_credentials(data.decode("utf-8", errors="replace"))
+
+    def delete(self, name):
+        """Delete a backup folder, after the browser confirmed it, never while a job uses it."""
+        folder = web_folder(self.runner, name)
+        if bottle.request.forms.get("confirm_delete") != "yes":
+            bottle.abort(400, "deleting a backup needs its confirmation")
+        if any(self.runner.running(name, k) for k in ("backup", "restore")):
+            bottle.abort(409, f"a job of {name!r} is running: cancel it or wait until it ends")
+        try:
+            lock = FolderLock(folder.path).acquire("delete")   # no job may start meanwhile
+        except FolderInUse as exc:
+            bottle.abort(409, str(exc))
+        try:
+            shutil.rmtree(folder.path)   # never follows a symlink: a link is removed, not what it points at
+        finally:
+            lock.release()
+        bottle.redirect(WEB_ROOT + "?note=deleted", 303)
+
+    def download(self, name):
+        """The whole backup as one ZIP, streamed as it is read: no copy on disk, links never followed."""
+        folder = web_folder(self.runner, name)
+        bottle.response.content_type = "application/zip"
+        bottle.response.set_header("Content-Disposition", f'attachment; filename="{name}.zip"')
+        return zip_stream(folder.path, name)
 
     def cancel(self, name):
         web_folder(self.runner, name)
@@ -5258,6 +5351,8 @@ def make_web_app(data_dir, access_token="", runner=None, inline=False):
     app.get(WEB_ROOT + "<name>/files/", callback=pages.files)
     app.get(WEB_ROOT + "<name>/files/<sub:path>", callback=pages.files)
     app.post(WEB_ROOT + "<name>/cancel", callback=pages.cancel)
+    app.post(WEB_ROOT + "<name>/delete", callback=pages.delete)
+    app.get(WEB_ROOT + "<name>/download", callback=pages.download)
     app.get(WEB_ROOT + "<name>/continue", callback=pages.continue_form)
     app.post(WEB_ROOT + "<name>/continue", callback=pages.continue_job)
     return app

@@ -897,3 +897,50 @@ def test_an_incomplete_backup_is_never_preselected_and_needs_an_extra_confirmati
     form.submit(status=303)
     job = web.job("cancelled", "restore")
     assert job["state"] == "done" and json.loads(job["params"])["allow_incomplete"] is True
+
+
+# ----------------------------------------------------------------------------- housekeeping
+
+def test_a_backup_is_deleted_after_its_confirmation_and_never_while_a_job_uses_it(web, e5_backup):
+    folder = copy_backup(web, e5_backup, "old")
+    csrf = web.overview().forms["backup-form"]["csrf"].value
+    web.app.post(ROOT + "old/delete", {"csrf": csrf}, status=400)
+    assert os.path.isdir(folder.path)
+    lock = fylrmig.FolderLock(folder.path).acquire("backup")          # a CLI job holds the folder
+    try:
+        web.app.post(ROOT + "old/delete", {"csrf": csrf, "confirm_delete": "yes"}, status=409)
+    finally:
+        lock.release()
+    outside = os.path.normpath(folder.join("..", "..", "keep.txt"))
+    open(outside, "w").write("outside")
+    os.symlink(outside, folder.join("link.txt"))
+    res = web.app.post(ROOT + "old/delete", {"csrf": csrf, "confirm_delete": "yes"}, status=303).follow()
+    assert not os.path.exists(folder.path) and open(outside).read() == "outside"
+    assert "The backup was deleted." in res.text and "old" not in [i["Name"] for i in web.app.get(
+        ROOT + "?accept=application/json").json["Backups"]]
+
+
+def test_a_backup_downloads_as_one_zip_streamed_without_links_lock_or_spool(web, e5_backup, tmp_path):
+    import io
+    import zipfile
+    folder = copy_backup(web, e5_backup, "dl")
+    os.symlink("/etc/hostname", folder.join("evil-link"))
+    open(folder.join(fylrmig.LOCK_FILE), "w").close()
+    res = web.app.get(ROOT + "dl/download")
+    assert res.content_type == "application/zip" and 'filename="dl.zip"' in res.headers["Content-Disposition"]
+    archive = zipfile.ZipFile(io.BytesIO(res.body))
+    names = set(archive.namelist())
+    wanted = {f"dl/{n}" for n in fylrmig.BackupFolder(folder.path).load_manifest()["payloads"]} | {"dl/manifest.json"}
+    assert wanted <= names
+    assert "dl/evil-link" not in names and f"dl/{fylrmig.LOCK_FILE}" not in names
+    for name in wanted:
+        assert archive.read(name) == open(folder.join(name[3:]), "rb").read()
+
+
+def test_the_list_shows_runtime_disk_use_and_the_free_space_of_the_data_folder(web, e5_backup):
+    copy_backup(web, e5_backup, "sized")
+    data = web.app.get(ROOT + "?accept=application/json").json
+    item = next(i for i in data["Backups"] if i["Name"] == "sized")
+    assert item["DiskUsed"] >= item["Size"] > 0 and item["Runtime"]
+    free = web.overview().html.select_one("#disk").text
+    assert "free of" in free and web.runner.data_dir in free

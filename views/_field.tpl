@@ -1,14 +1,17 @@
 % fid = form_id + '-' + field.name
 % value = values.get(field.name, field.default)
 % error = errors.get(field.name, '')
+% described = ' '.join(x for x, on in ((fid + '-error', error), (fid + '-help', field.help)) if on)
+% aria = ' aria-describedby="%s"' % described if described else ''
+% aria = aria + (' aria-invalid="true"' if error else '')
 <div class="field{{' check' if field.control == 'checkbox' else ''}}{{' has-error' if error else ''}}{{' oauth' if field.oauth else ''}}" data-field="{{field.name}}">
 % if field.control == 'checkbox':
   <span></span>
-  <label><input type="checkbox" name="{{field.name}}" id="{{fid}}"{{' checked' if value else ''}}> {{field.label}}</label>
+  <label><input type="checkbox" name="{{field.name}}" id="{{fid}}"{{' checked' if value else ''}}{{!aria}}> {{field.label}}</label>
 % else:
   <label for="{{fid}}">{{field.label}}</label>
 %   if field.control == 'select':
-  <select name="{{field.name}}" id="{{fid}}">
+  <select name="{{field.name}}" id="{{fid}}"{{!aria}}>
 %     for opt in (choices if choices is not None else field.choices):
 %       selected = ' selected' if str(opt[0]) == str(value) else ''
 %       if len(opt) > 2:
@@ -28,18 +31,18 @@
     </tbody>
   </table>
 %   elif field.control == 'versions':
-  <input type="text" name="{{field.name}}" id="{{fid}}" value="{{value}}" list="{{fid}}-list">
+  <input type="text" name="{{field.name}}" id="{{fid}}" value="{{value}}" list="{{fid}}-list"{{!aria}}>
   <datalist id="{{fid}}-list"><option value="original"><option value="preview"><option value="small"><option value="full"><option value="huge"></datalist>
 %   elif field.control == 'password':
-  <input type="password" name="{{field.name}}" id="{{fid}}" value="" placeholder="{{field.placeholder}}" autocomplete="off">
+  <input type="password" name="{{field.name}}" id="{{fid}}" value="" placeholder="{{field.placeholder}}" autocomplete="off"{{!aria}}>
 %   else:
-  <input type="text" name="{{field.name}}" id="{{fid}}" value="{{value}}" placeholder="{{field.placeholder}}">
+  <input type="text" name="{{field.name}}" id="{{fid}}" value="{{value}}" placeholder="{{field.placeholder}}"{{!aria}}>
 %   end
 % end
 % if error:
-  <div class="error" role="alert">{{error}}</div>
+  <div class="error" role="alert" id="{{fid}}-error">{{error}}</div>
 % end
 % if field.help:
-  <div class="help">{{field.help}}</div>
+  <div class="help" id="{{fid}}-help">{{field.help}}</div>
 % end
 </div>

@@ -26,7 +26,7 @@
   .state-failed { background: #fbdada; color: #9b1c1c; }
   .state-interrupted { background: #fde9c8; color: #8a5300; }
   .state-cancelled { background: #e4e7eb; color: #3e4c59; }
-  .forms { display: grid; grid-template-columns: repeat(auto-fit, minmax(430px, 1fr)); gap: 1rem; }
+  .forms { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(430px, 100%), 1fr)); gap: 1rem; }
   .field { display: grid; grid-template-columns: 12rem 1fr; gap: .2rem .8rem; padding: .3rem 0; align-items: start; }
   .field > label { padding-top: .3rem; font-weight: 500; }
   .field .help { grid-column: 2; color: var(--muted); font-size: .82rem; }
@@ -46,12 +46,30 @@
   .confirm { background: #fff7e6; border: 1px solid #f2d296; padding: .4rem .6rem; border-radius: 4px; margin-top: .4rem; }
   dl.facts { display: grid; grid-template-columns: 10rem 1fr; gap: .2rem 1rem; margin: .3rem 0; }
   dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; word-break: break-all; }
+  .table-scroll { overflow-x: auto; max-width: 100%; }
+  td { overflow-wrap: anywhere; }
+  .overall { display: flex; gap: .6rem; align-items: center; flex-wrap: wrap; margin: .4rem 0; }
+  progress { width: 100%; max-width: 28rem; height: 1rem; }
+  .skip { position: absolute; left: -9999px; }
+  .skip:focus { left: 1rem; top: .4rem; background: #fff; color: var(--accent); padding: .3rem .6rem; z-index: 9; }
+  .disk { font-size: .88rem; }
   [hidden] { display: none !important; }
+  @media (max-width: 640px) {   /* phones and narrow windows: labels above inputs, nothing wider than the screen */
+    main { padding: .5rem .6rem 2rem; }
+    header { padding: .6rem .8rem; flex-wrap: wrap; }
+    .field, .field.check { grid-template-columns: 1fr; }
+    .field .help, .field .error { grid-column: 1; }
+    dl.facts { grid-template-columns: 1fr; }
+    dl.facts dd { margin-bottom: .3rem; }
+    th, td { padding: .3rem .35rem; }
+    .actions { flex-wrap: wrap; }
+  }
 </style>
 </head>
 <body>
+<a class="skip" href="#content">Skip to content</a>
 <header><a href="{{root}}">fylrmig · migration</a><span>fylrmig {{version}}</span></header>
-<main>
+<main id="content" tabindex="-1">
 {{!base}}
 </main>
 </body>

@@ -2,14 +2,18 @@
 % import json
 <h1>Migration</h1>
 <p class="muted">Backups and restores run in the background on this server and go on when the browser is closed.</p>
+% if note:
+<p class="note">{{note}}</p>
+% end
 
 <section class="card" id="backups">
 <h2>List of backups</h2>
 % if not backups:
 <p class="muted">No backups yet.</p>
 % else:
-<table>
-  <thead><tr><th>Name</th><th>Source</th><th>Flavour</th><th>State</th><th>Started</th><th>Finished</th><th class="num">Records</th><th class="num">Payloads</th><th class="num">Size</th></tr></thead>
+<div class="table-scroll">
+<table id="backup-list">
+  <thead><tr><th>Name</th><th>Source</th><th>Flavour</th><th>State</th><th>Started</th><th>Finished</th><th class="num">Runtime</th><th class="num">Records</th><th class="num">Payloads</th><th class="num">On disk</th></tr></thead>
   <tbody>
 % for b in backups:
     <tr data-backup="{{b['Name']}}">
@@ -25,14 +29,17 @@
       </td>
       <td>{{short_time(b['Created'])}}</td>
       <td>{{short_time(b['Finished'])}}</td>
-      <td class="num">{{b['Records']}}</td>
+      <td class="num">{{b['Runtime']}}</td>
+      <td class="num">{{'{:,}'.format(b['Records'])}}</td>
       <td class="num">{{b['Payloads']}}</td>
-      <td class="num">{{human_size(b['Size'])}}</td>
+      <td class="num">{{human_size(b['DiskUsed'])}}</td>
     </tr>
 % end
   </tbody>
 </table>
+</div>
 % end
+<p class="muted disk" id="disk">Data folder {{disk['Folder']}}: {{human_size(disk['Free'])}} free of {{human_size(disk['Total'])}}.</p>
 </section>
 
 <div class="forms">

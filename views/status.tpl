@@ -16,7 +16,14 @@ date. It reconnects by itself.</p>
   <dt>Size</dt><dd data-item="Size">{{human_size(item['Size'])}}</dd>
   <dt>Folder</dt><dd>{{item['Dir']}}</dd>
 </dl>
-<div class="actions" id="restore-link"{{'' if item['HasManifest'] else ' hidden'}}><a class="button secondary" href="{{root}}?restore={{name}}#restore">Restore this backup</a></div>
+<div class="actions">
+  <span id="restore-link"{{'' if item['HasManifest'] else ' hidden'}}><a class="button secondary" href="{{root}}?restore={{name}}#restore">Restore this backup</a></span>
+  <a class="button secondary" id="download" href="{{root}}{{name}}/download">Download (ZIP)</a>
+  <form method="post" action="{{root}}{{name}}/delete" id="delete-form" data-name="{{name}}"{{' hidden' if live['Active'] else ''}}>
+    <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="confirm_delete" value="">
+    <button type="submit" class="danger">Delete backup</button>
+  </form>
+</div>
 </section>
 
 % for kind in ('backup', 'restore'):
@@ -39,6 +46,7 @@ date. It reconnects by itself.</p>
     <progress max="100" value="{{overall.get('Percent', 0)}}" aria-label="{{kind}} progress"></progress>
     <span class="overall-text">{{'%s%% (%s of %s)' % (overall.get('Percent', 0), '{:,}'.format(overall.get('Done', 0)), '{:,}'.format(overall.get('Total', 0))) if overall.get('Total') else ''}}{{(', ETA ' + overall['ETA']) if overall.get('ETA') else ''}}</span>
   </div>
+  <div class="table-scroll">
   <table class="progress">
     <thead><tr><th>Phase</th><th class="num">Done</th><th class="num">Total</th><th class="num">Rate /s</th><th class="num">ETA</th></tr></thead>
     <tbody class="phases">
@@ -47,6 +55,7 @@ date. It reconnects by itself.</p>
 % end
     </tbody>
   </table>
+  </div>
   <div class="actions">
     <form method="post" action="{{root}}{{name}}/cancel" class="cancel"{{'' if state in ('starting', 'queued', 'running') else ' hidden'}}>
       <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="kind" value="{{kind}}">
@@ -62,6 +71,7 @@ date. It reconnects by itself.</p>
 
 <section class="card">
 <h2>Payloads <span class="muted" id="payload-count">({{len(live['Payloads'])}})</span></h2>
+<div class="table-scroll">
 <table id="payloads">
   <thead><tr><th>Payload</th><th>Type</th><th class="num">Count</th><th class="num">Size</th></tr></thead>
   <tbody>
@@ -70,6 +80,7 @@ date. It reconnects by itself.</p>
 % end
   </tbody>
 </table>
+</div>
 </section>
 
 % if item['HasFiles']:
@@ -146,6 +157,7 @@ function poll() {
       showPayloads(live.Payloads);
       showItem(live.Item);
       document.body.dataset.active = live.Active ? "yes" : "no";
+      document.getElementById("delete-form").hidden = live.Active;
       document.getElementById("lost").hidden = true;
       setTimeout(poll, live.Active ? 1000 : 4000);
     })
@@ -155,5 +167,17 @@ function poll() {
     });
 }
 document.querySelectorAll("pre.log").forEach(function (pre) { pre.scrollTop = pre.scrollHeight; });
+document.querySelectorAll("form.cancel").forEach(function (form) {
+  form.addEventListener("submit", function (event) {
+    if (!window.confirm("Cancel this job? It stops after its current chunk; Continue finishes it later.")) { event.preventDefault(); }
+  });
+});
+var deleteForm = document.getElementById("delete-form");
+deleteForm.addEventListener("submit", function (event) {
+  if (!window.confirm('Delete the backup "' + deleteForm.dataset.name + '" and all its files? This cannot be undone.')) {
+    event.preventDefault(); return;
+  }
+  deleteForm.elements.confirm_delete.value = "yes";
+});
 setTimeout(poll, 1000);
 </script>
