@@ -6,7 +6,9 @@ and a restore, from both source flavours, must complete against such a source an
 fault-free run, with a retry logged for each kind of request around the chunks: flavour probe, login,
 purge, commit, reindex, a download, an upload. A server that keeps answering 502 is named for what it did,
 not judged; 423 DatabaseLockError is retried; fylr's 503 while it purges is waited out, not retried."""
+import dataclasses
 import re
+import threading
 import time
 
 import pytest
@@ -169,3 +171,49 @@ def test_a_continued_restore_retries_its_lookups_of_what_the_target_holds(make_s
     assert_retried(text, "session check", "GET", "/api/v1/user/session")
     assert_retried(text, "lookup of records stored already", "GET", r"/api/v1/db/\w+/_all_fields/system_object_id/\d+")
     assert len(target.faults.first_failures) > 10
+
+
+# ----------------------------------------------------------------------------- writes whose effect is unknown
+
+@dataclasses.dataclass
+class CutOneAnswer(FaultPlan):
+    """Cuts the answer to the n-th request for one exact path: the server did the work, the client sees the
+    connection break half-way through the answer (nothing else is disturbed)."""
+    cut_path: str = ""
+    cut_nth: int = 1
+    seen: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        self._path = threading.local()
+
+    def applies_to(self, path):
+        self._path.value = path
+        return True
+
+    def decide(self, sim):
+        with self._lock:
+            if self._path.value != self.cut_path:
+                return None, False
+            self.seen += 1
+            cut = self.seen == self.cut_nth
+            self.drops += cut
+            return None, cut
+
+
+@pytest.mark.xfail(strict=True, reason="fylrmig: RestoreJob._missing_records trusts POST /search (_indexed_versions) "
+                   "for records it shows, but the index lags: the record stored by the cut request is seen at its "
+                   "older version, the chunk is sent again and VersionMismatch ends the restore")
+def test_a_record_chunk_whose_answer_was_cut_after_it_was_stored_is_not_stored_twice(make_sim, tmp_path):
+    """The 11th request to /api/v1/db/bilder of this restore (version 3 of some records, whose version 1 the
+    target indexed a while ago) is stored, its answer cut: fylrmig must find what the target holds and go on,
+    and the target equal a fault-free restore."""
+    source = make_sim("fylr")
+    folder = tmp_path / "b"
+    run(backup_argv(source, folder, tmp_path / "data", "--all-versions", "--include-deleted"), tmp_path / "b.log")
+    cut = CutOneAnswer(cut_path="/api/v1/db/bilder", cut_nth=11)
+    target = make_sim("fylr", size="empty", faults=cut, index_lag=0.05)
+    run(restore_argv(folder, target, tmp_path, "--purge", "--file-api", "put", "--include-password",
+                     "--include-deleted-linked", "--chunk-size", "5"), tmp_path / "r.log")
+    assert cut.drops == 1
+    assert_same(expected(source.sim, "fylr", "put", target=target.sim), actual(target.sim))
