@@ -4227,6 +4227,7 @@ def iter_payload_files_of(records):
 ############################################################################## Jobs (daemon threads, cancel, continue)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+LOG_TIME = "%Y-%m-%d %H:%M:%S UTC"   # one way of writing times everywhere: the page, the list, the logs
 
 
 @contextlib.contextmanager
@@ -4241,7 +4242,9 @@ def job_log(path, verbose=False, logger=None):
         except OSError as exc:
             raise FylrmigError(f"cannot write the log {path}: {exc.strerror or exc}") from None
     handler = logging.StreamHandler(stream if path else sys.stdout)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    formatter = logging.Formatter(LOG_FORMAT, LOG_TIME)
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
     handler.setLevel(logging.DEBUG if verbose else logging.INFO)
     handler.addFilter(SecretFilter())
     logger.addHandler(handler)
@@ -4348,6 +4351,9 @@ class JobRunner:
                 logger.info("fylrmig %s: %s", __version__, command_line(kind, args))
                 try:
                     run_job(kind, args, self.ledger, cancel, logger)
+                except Cancelled:
+                    logger.info("%s cancelled from the page: it stopped after its current chunk; Continue "
+                                "finishes it", kind)
                 except FylrmigError as exc:
                     logger.error("%s failed: %s", kind, exc)
                 except Exception as exc:   # a bug must not kill the server; the job shows failed with the reason
@@ -4443,7 +4449,7 @@ BACKUP_FORM = (
               placeholder="example"),
     FormField("server", "URL of server", "text", "the source instance, without /api/v1",
               placeholder="https://easydb.example.com"),
-    FormField("login", "Login", "text", "root, or a user allowed to read everything", placeholder="root"),
+    FormField("login", "Login", "text", "root, or a user allowed to read everything"),
     FormField("password", "Password", "password"),
     FormField("chunk_size", "Backup chunk size", "select", "objects per request; easydb 5 sources: at most 1000",
               web_chunk_choices(), default="500"),
@@ -4462,9 +4468,8 @@ BACKUP_FORM = (
 RESTORE_FORM = (
     FormField("backup", "Backup", "select", "the backup to restore"),
     FormField("server", "URL", "text", "the target fylr, without /api/v1", placeholder="https://fylr.example.com"),
-    FormField("login", "Login", "text", "must be root when purging", placeholder="root"),
-    FormField("password", "Password", "password", "purge sets the target's root password to this one",
-              placeholder="admin"),
+    FormField("login", "Login", "text", "must be root when purging"),
+    FormField("password", "Password", "password", "purge sets the target's root password to this one"),
     FormField("file_api", "File mode", "select", "how files get into the target",
               (("", "(no files)"), ("put", "Copy files from source (through fylrmig) - put"),
                ("rput", "Copy files from source (via target server) - rput"),
@@ -4795,7 +4800,12 @@ def list_dir(root, path):
         st = entry.stat()
         out.append({"Name": entry.name, "Size": 0 if entry.is_dir() else st.st_size, "IsDir": entry.is_dir(),
                     "ModTime": iso(st.st_mtime)})
-    return sorted(out, key=lambda e: (not e["IsDir"], e["Name"]))
+    return sorted(out, key=lambda e: (not e["IsDir"], natural_key(e["Name"])))
+
+
+def natural_key(name):
+    """'2' before '10': digits compare as numbers (the files/ tree is named by file ids)."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
 # -- forms: posted text -> typed job values, or errors next to the fields
@@ -4983,6 +4993,16 @@ def previous_renames(runner, name, manifest):
     return E5_DEFAULT_RENAMES if (manifest.get("source_instance") or {}).get("flavour") == "easydb5" else ""
 
 
+def renames_reason(runner, name, renames):
+    """Why the rename table is filled in as it is (shown under it)."""
+    if not renames:
+        return ""
+    if runner.ledger.latest_job(runner.folder(name).path, "restore"):
+        return "Filled in from the previous restore of this backup."
+    return ("Filled in for an easydb 5 backup: easydb 5 names the 1080p video rendition 1920p, fylr names it "
+            "1080p (fylr's migration default). Clear the row to keep the name.")
+
+
 def restore_choices(runner, items):
     """(name, label, renames prefill, complete?) of every backup with a manifest, newest first; the label
     says whether the backup is whole."""
@@ -4993,7 +5013,8 @@ def restore_choices(runner, items):
             complete, state = backup_completeness(manifest)
             label = f"{item['Name']} ({item['Flavour'] or '?'}, {short_time(item['Created'])}" + \
                 (")" if complete else f"; {state.replace('this backup is ', '')})")
-            out.append((item["Name"], label, previous_renames(runner, item["Name"], manifest), complete))
+            renames = previous_renames(runner, item["Name"], manifest)
+            out.append((item["Name"], label, renames, complete, renames_reason(runner, item["Name"], renames)))
     return out
 
 
@@ -5026,10 +5047,15 @@ def continue_job_values(kind, params, forms):
 
 
 def continue_shown_params(params):
-    """The previous parameters as the continue page lists them (secrets are asked for, not shown)."""
-    return [(k, v) for k, v in sorted(params.items())
-            if k not in WEB_RUNNER_OWNED and v not in ("", None, MASK) and not (WEB_PARAMS.get(k) and
-                                                                                 WEB_PARAMS[k].secret)]
+    """The previous parameters as the continue page lists them: by their command line flag, booleans as
+    yes/no, only those that say something (secrets are asked for, not shown)."""
+    shown = []
+    for key, value in sorted(params.items()):
+        param = WEB_PARAMS.get(key)
+        if key in WEB_RUNNER_OWNED or value in ("", None, MASK, False) or (param and param.secret):
+            continue
+        shown.append((param.flag if param else key, "yes" if value is True else value))
+    return shown
 
 
 # -- requests: access token, CSRF, JSON, rendering

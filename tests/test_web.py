@@ -105,7 +105,7 @@ def log_text(web, name, kind):
 
 def command_lines(web, name, kind):
     """The equivalent command line each run of the page wrote at the top of its part of <kind>.log."""
-    return re.findall(rf"^\S+ \S+ INFO fylrmig \S+: (fylrmig {kind} .*)$", log_text(web, name, kind), re.M)
+    return re.findall(rf"^.*? UTC INFO fylrmig \S+: (fylrmig {kind} .*)$", log_text(web, name, kind), re.M)
 
 
 def has(line, part):
@@ -640,7 +640,8 @@ def test_cancel_continue_and_the_live_status_with_a_real_daemon_thread(tmp_path,
 
     form_page = web.app.get(link["href"])
     shown = {tr.find_all("td")[0].text: tr.find_all("td")[1].text for tr in form_page.html.select("tbody tr")}
-    assert shown["server"] == sim.url and shown["chunk_size"] == "10" and "password" not in shown
+    assert shown["--server"] == sim.url and shown["--chunk-size"] == "10" and "--password" not in shown
+    assert "False" not in form_page.text and "log_network" not in form_page.text
     form = form_page.forms["continue-form"]
     assert [f for f in form.fields if f not in ("csrf", "kind", None)] == ["password"]
     assert form["password"].value == "" and "admin" not in form_page.text
@@ -682,7 +683,8 @@ def test_continue_asks_for_every_secret_the_previous_run_had(web, e5_backup, mak
 
     page = web.app.get(ROOT + "r/continue?kind=restore")
     shown = {tr.find_all("td")[0].text: tr.find_all("td")[1].text for tr in page.html.select("tbody tr")}
-    assert (shown["server"], shown["client_id"], shown["rename_versions"]) == (target.url, "web-client", "video.a:b")
+    assert (shown["--server"], shown["--client-id"], shown["--rename-versions"]) == (target.url, "web-client",
+                                                                                      "video.a:b")
     assert not {"password", "client_secret", "file_api_access_token", "log", "purge"} & set(shown)
     form = page.forms["continue-form"]
     assert {"password", "client_secret", "file_api_access_token"} <= set(form.fields)

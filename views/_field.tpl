@@ -15,7 +15,7 @@
 %     for opt in (choices if choices is not None else field.choices):
 %       selected = ' selected' if str(opt[0]) == str(value) else ''
 %       if len(opt) > 2:
-    <option value="{{opt[0]}}"{{selected}} data-renames="{{opt[2]}}">{{opt[1]}}</option>
+    <option value="{{opt[0]}}"{{selected}} data-renames="{{opt[2]}}" data-renames-why="{{opt[4] if len(opt) > 4 else ''}}">{{opt[1]}}</option>
 %       else:
     <option value="{{opt[0]}}"{{selected}}>{{opt[1]}}</option>
 %       end
@@ -30,6 +30,7 @@
 %     end
     </tbody>
   </table>
+  <div class="help" id="renames-why">{{renames_why}}</div>
 %   elif field.control == 'versions':
   <input type="text" name="{{field.name}}" id="{{fid}}" value="{{value}}" list="{{fid}}-list"{{!aria}}>
   <datalist id="{{fid}}-list"><option value="original"><option value="preview"><option value="small"><option value="full"><option value="huge"></datalist>

@@ -20,7 +20,7 @@
       <td><a href="{{root}}{{b['Name']}}">{{b['Name']}}</a></td>
       <td>{{b['SourceURL']}}</td>
       <td>{{b['Flavour']}}</td>
-      <td>
+      <td data-col="State">
 % if b['Status']:
         <span class="state state-{{b['Status']}}">{{b['LastAction']}} {{b['Status']}}</span>
 % else:
@@ -28,17 +28,18 @@
 % end
       </td>
       <td>{{short_time(b['Created'])}}</td>
-      <td>{{short_time(b['Finished'])}}</td>
-      <td class="num">{{b['Runtime']}}</td>
-      <td class="num">{{'{:,}'.format(b['Records'])}}</td>
-      <td class="num">{{b['Payloads']}}</td>
-      <td class="num">{{human_size(b['DiskUsed'])}}</td>
+      <td data-col="Finished">{{short_time(b['Finished'])}}</td>
+      <td class="num" data-col="Runtime">{{b['Runtime']}}</td>
+      <td class="num" data-col="Records">{{'{:,}'.format(b['Records'])}}</td>
+      <td class="num" data-col="Payloads">{{b['Payloads']}}</td>
+      <td class="num" data-col="DiskUsed">{{human_size(b['DiskUsed'])}}</td>
     </tr>
 % end
   </tbody>
 </table>
 </div>
 % end
+<p class="note" id="list-changed" hidden>Backups were added or removed: <a href="{{root}}">reload the list</a>.</p>
 <p class="muted disk" id="disk">Data folder {{disk['Folder']}}: {{human_size(disk['Free'])}} free of {{human_size(disk['Total'])}}.</p>
 </section>
 
@@ -49,7 +50,7 @@
   <input type="hidden" name="csrf" value="{{csrf}}">
   <input type="hidden" name="action" value="backup">
 % for f in backup_form:
-%   include('_field', field=f, values=backup['values'], errors=backup['errors'], form_id='backup', choices=None, renames=[])
+%   include('_field', field=f, values=backup['values'], errors=backup['errors'], form_id='backup', choices=None, renames=[], renames_why='')
 % end
   <p class="muted">Set in the background: compression 9, no record limit, log in backups/&lt;name&gt;/backup.log.</p>
   <div class="actions"><button type="submit">Backup</button></div>
@@ -65,7 +66,7 @@
   <input type="hidden" name="csrf" value="{{csrf}}">
   <input type="hidden" name="action" value="restore">
 % for f in restore_form:
-%   include('_field', field=f, values=restore['values'], errors=restore['errors'], form_id='restore', choices=restore_choices if f.name == 'backup' else None, renames=restore.get('renames', [('', '', '')]))
+%   include('_field', field=f, values=restore['values'], errors=restore['errors'], form_id='restore', choices=restore_choices if f.name == 'backup' else None, renames=restore.get('renames', [('', '', '')]), renames_why=next((c[4] for c in restore_choices if c[0] == restore['values'].get('backup')), ''))
 % end
 % if restore['errors'].get('confirm_incomplete'):
   <label class="confirm"><input type="checkbox" name="confirm_incomplete" value="yes"> Restore this incomplete backup anyway: what it lacks will be missing on the target.</label>
@@ -80,6 +81,34 @@
 
 <script>
 "use strict";
+// The list keeps itself current: states, times and sizes every 5 s (the forms are left alone).
+function refreshList() {
+  fetch(location.pathname + "?accept=application/json", {credentials: "same-origin"})
+    .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+    .then(function (data) {
+      var rows = document.querySelectorAll("#backup-list tbody tr");
+      var shown = Array.prototype.map.call(rows, function (tr) { return tr.dataset.backup; }).sort().join("/");
+      var now = data.Backups.map(function (b) { return b.Name; }).sort().join("/");
+      document.getElementById("list-changed").hidden = shown === now;
+      data.Backups.forEach(function (b) {
+        var tr = document.querySelector('#backup-list tr[data-backup="' + CSS.escape(b.Name) + '"]');
+        if (!tr) { return; }
+        var state = tr.querySelector('[data-col=State]');
+        state.innerHTML = "";
+        var badge = document.createElement("span");
+        badge.className = b.Status ? "state state-" + b.Status : "muted";
+        badge.textContent = b.Status ? b.LastAction + " " + b.Status : "no job";
+        state.appendChild(badge);
+        tr.querySelector('[data-col=Finished]').textContent = (b.Finished || "").replace("T", " ").replace("Z", " UTC");
+        tr.querySelector('[data-col=Runtime]').textContent = b.Runtime;
+        tr.querySelector('[data-col=Records]').textContent = b.Records.toLocaleString("en");
+        tr.querySelector('[data-col=Payloads]').textContent = b.Payloads;
+      });
+    })
+    .catch(function () {})
+    .then(function () { setTimeout(refreshList, 5000); });
+}
+setTimeout(refreshList, 5000);
 // OAuth2 client id and secret are only shown while OAuth2 is ticked.
 document.querySelectorAll("form[data-oauth]").forEach(function (form) {
   var box = form.querySelector("input[name=oauth2]");
@@ -122,6 +151,7 @@ if (renames) {
   var backupSelect = document.querySelector("#restore-form select[name=backup]");
   backupSelect.addEventListener("change", function () {
     prefillRenames(backupSelect.selectedOptions[0].dataset.renames || "");
+    document.getElementById("renames-why").textContent = backupSelect.selectedOptions[0].dataset.renamesWhy || "";
   });
 }
 
@@ -131,6 +161,7 @@ if (restoreForm) {
   restoreForm.addEventListener("submit", function (event) {
     if (restoreForm.elements.mode.value !== "purge") { return; }
     var url = restoreForm.elements.server.value.trim();
+    if (!url || !restoreForm.elements.login.value.trim() || !restoreForm.elements.password.value) { return; }  // the server names what is missing first
     if (!window.confirm('This will destroy all data on "' + url + '"!')) { event.preventDefault(); return; }
     var agreed = document.createElement("input");
     agreed.type = "hidden"; agreed.name = "confirm_purge"; agreed.value = "yes";
