@@ -2980,6 +2980,8 @@ class Preflight:
         self._inputs()
         if self.job.mode == "purge":
             self._purge_allowed()
+        elif self.job.mode == "plain":
+            self._warn_when_not_empty()
         count, size, packed = self._payloads()
         self._file_url()
         self.job.log.info("preflight: %d payloads (%s) and %d packed files checked in %.1f s", count,
@@ -3008,6 +3010,14 @@ class Preflight:
         purge = (((api.get("/config") or {}).get("system") or {}).get("config") or {}).get("purge") or {}
         if purge.get("allow_purge") is False:
             raise FylrmigError(f"{api.url} does not allow purging (base config system.purge.allow_purge is off)")
+
+    def _warn_when_not_empty(self):
+        """No Purge into a target that holds records: allowed (a target set up by hand may), but said, with
+        what it means: records the target holds already are found by their system object id and skipped."""
+        held = int((self.job.api.post("/search", {"offset": 0, "limit": 0, "format": "short"}) or {}).get("count") or 0)
+        if held:
+            self.job.log.warning("the target holds %d records already (No Purge): records of the backup it holds "
+                                 "are found by their system object id and not sent again", held)
 
     def _payloads(self):
         info = self.job.manifest.get("payload_info") or {}
@@ -4487,7 +4497,8 @@ RESTORE_FORM = (
     FormField("include_deleted_linked", "Include links to soft-deleted objects", "checkbox",
               WEB_PARAMS["include_deleted_linked"].help),
     *WEB_OAUTH_FIELDS,
-    FormField("mode", "Purge or Continue", "select", "No Purge: the target was set up by hand (datamodel, base config)",
+    FormField("mode", "Purge or Continue", "select", "No Purge: the target was set up by hand (datamodel, base "
+              "config); records it holds already are skipped, and its log says how many it found",
               (("purge", "Purge"), ("nopurge", "No Purge"), ("continue", "Continue")), default="purge"),
 )
 

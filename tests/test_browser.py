@@ -117,3 +117,75 @@ def test_restore_from_the_form_asks_before_purging(page, served, make_sim):
     if "not implemented yet" in log:
         pytest.xfail("restore is not implemented yet (RestoreJob is being written)")
     assert state_of(page, "restore") == "done", log
+
+
+def test_runtime_and_overall_progress_move_while_a_backup_runs(page, served, make_sim):
+    url, runner = served
+    source = make_sim("easydb5", faults=FaultPlan(latency=0.03))
+    runner.start("backup", "slow", {"server": source.url, "login": "root", "password": "admin", "chunk_size": 5})
+    page.goto(url + "slow")
+    expect(page.locator("#job-backup h2 .state")).to_have_text("running", timeout=20000)
+    runtime = page.locator("#job-backup [data-k=Runtime]")
+    first = runtime.inner_text()
+    page.wait_for_timeout(2500)
+    assert runtime.inner_text() != first, "the runtime counts while the job runs"
+    expect(page.locator("#job-backup .overall-text")).to_contain_text("%", timeout=20000)
+    screenshot(page, "running.png")
+    expect(page.locator("#job-backup h2 .state")).to_have_text("done", timeout=60000)
+    assert page.locator("#job-backup .overall-text").inner_text().startswith("100")
+
+
+def test_an_incomplete_backup_needs_its_own_confirmation_in_the_browser(page, served, make_sim):
+    url, runner = served
+    source, target = make_sim("easydb5"), make_sim("fylr", size="empty")
+    runner.start("backup", "whole", {"server": source.url, "login": "root", "password": "admin"}, inline=True)
+    runner.start("backup", "partial", {"server": source.url, "login": "root", "password": "admin"}, inline=True)
+    folder = runner.folder("partial")
+    manifest = folder.load_manifest()
+    manifest["state"]["status"] = "cancelled"
+    folder.save_manifest(manifest)
+    page.goto(url)
+    assert page.locator("#restore-backup").input_value() == "whole"
+    assert "incomplete (cancelled)" in page.locator("#restore-backup option[value=partial]").inner_text()
+    page.select_option("#restore-backup", "partial")
+    page.fill("#restore-server", target.url)
+    page.fill("#restore-login", "root")
+    page.fill("#restore-password", "admin")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#restore-form button[type=submit]")
+    expect(page.locator("[data-field=backup] .error")).to_contain_text("This backup is incomplete")
+    assert runner.ledger.latest_job(folder.path, "restore") is None
+    screenshot(page, "incomplete.png")
+
+
+def test_a_backup_is_downloaded_and_deleted_from_its_page(page, served, make_sim, tmp_path):
+    url, runner = served
+    source = make_sim("easydb5")
+    runner.start("backup", "gone", {"server": source.url, "login": "root", "password": "admin"}, inline=True)
+    page.goto(url + "gone")
+    with page.expect_download() as info:
+        page.click("#download")
+    path = tmp_path / "gone.zip"
+    info.value.save_as(path)
+    import zipfile
+    assert "gone/manifest.json" in zipfile.ZipFile(path).namelist()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#delete-form button")
+    page.wait_for_url(url + "?note=deleted")
+    assert "The backup was deleted." in page.locator(".note").first.inner_text()
+    assert not os.path.exists(runner.folder("gone").path)
+
+
+def test_the_pages_fit_a_400_pixel_screen(page, served, make_sim):
+    url, runner = served
+    source = make_sim("easydb5")
+    runner.start("backup", "narrow-screen-backup-name", {"server": source.url, "login": "root", "password": "admin"},
+                 inline=True)
+    page.set_viewport_size({"width": 400, "height": 800})
+    for path, shot in (("", "narrow-overview.png"), ("narrow-screen-backup-name", "narrow-status.png")):
+        page.goto(url + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 400, f"{path or 'overview'} is {width} px wide at 400 px"
+        screenshot(page, shot)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
