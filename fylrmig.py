@@ -322,6 +322,10 @@ SECRET_FLAGS = frozenset(f for p in COMMON_PARAMS + BACKUP_PARAMS + RESTORE_PARA
                          if p.secret for f in (p.flag,) + p.aliases)
 
 
+ALL_FLAGS = frozenset(f for p in COMMON_PARAMS + BACKUP_PARAMS + RESTORE_PARAMS + SERVE_PARAMS
+                     for f in (p.flag,) + p.aliases)
+
+
 def params_for(kind):
     own = BACKUP_PARAMS if kind == "backup" else RESTORE_PARAMS
     return COMMON_PARAMS + own
@@ -358,13 +362,19 @@ def masked_argv(argv):
 
 
 def is_secret_flag(flag):
-    """A flag that takes a secret: -p, an unambiguous or ambiguous abbreviation of a secret flag, or any
-    long flag whose name says password, secret or token (a typo must not print the secret either)."""
+    """A flag that takes a secret: -p, a secret flag or an abbreviation argparse may read as one, or an
+    unknown long flag whose name says password, secret or token (a typo must not print the secret
+    either). A flag that is exactly another parameter's (--file-api, --include-password) is not."""
     if flag == "-p":
         return True
     if not flag.startswith("--") or len(flag) < 4:
         return False
-    return any(f.startswith(flag) for f in SECRET_FLAGS) or re.search(r"pa?s+w|secr|tok", flag) is not None
+    if flag in ALL_FLAGS:
+        return flag in SECRET_FLAGS
+    matches = [f for f in ALL_FLAGS if f.startswith(flag)]
+    if matches:
+        return any(f in SECRET_FLAGS for f in matches)
+    return re.search(r"pa?s+w|secr|tok", flag) is not None
 
 
 def mask_url_credentials(text):
@@ -3389,18 +3399,20 @@ class RestoreJob(JobBase):
         """Send one chunk; a chunk that may have reached the target already is reduced to what is missing
         there first (DESIGN.md), and an 'already stored' answer after a retry is handled the same way."""
         kind, envelope, prepared, data = chunk.kind, chunk.envelope, chunk.prepared, chunk.data
+        stored = []   # ids of what the target held already: kept with the chunk like those of what is sent
         if in_flight:
-            prepared, data = self._missing_in_target(kind, envelope, prepared), None
+            (prepared, stored), data = self._missing_in_target(kind, envelope, prepared), None
         if not prepared:
-            return self._ids_of(kind, envelope, [], []), None
+            return stored, None
         try:
             response, digest = self._post_repairing(kind, envelope, prepared, data)
         except ApiError as exc:
             if exc.code not in ALREADY_STORED_CODES:
                 raise
-            prepared = self._missing_in_target(kind, envelope, prepared)
+            prepared, more = self._missing_in_target(kind, envelope, prepared)
+            stored += more
             response, digest = self._post_repairing(kind, envelope, prepared) if prepared else ([], None)
-        return self._ids_of(kind, envelope, prepared, response), digest
+        return stored + self._ids_of(kind, envelope, prepared, response), digest
 
     def _post_repairing(self, kind, envelope, prepared, data=None):
         """Post a chunk; a refusal the migration can mend without losing an entry (an e-mail address
@@ -3472,46 +3484,45 @@ class RestoreJob(JobBase):
     # -- finding what a chunk in flight already stored
 
     def _missing_in_target(self, kind, envelope, prepared):
+        """(entries still to send, ids of those the target holds) of a chunk that may have been sent."""
         if kind == "db":
             return self._missing_records(envelope["objecttype"], prepared)
         if kind in ("group", "user", "pool", "message", "collection"):
-            existing = self._target_references(kind)
-            return [e for e in prepared if e[kind].get("reference") not in existing]
+            existing = self._refresh_target_ids(kind)   # kept in the ledger by the refresh itself
+            return [e for e in prepared if e[kind].get("reference") not in existing], []
         if kind == "event":
-            return self._missing_events(prepared)
+            return self._missing_events(prepared), []
         if kind == "objecttype":
-            return self._prepare_objecttype(prepared, envelope)   # settings merge: resend with fresh versions
+            return self._prepare_objecttype(prepared, envelope), []   # settings merge: resend, fresh versions
         if kind == "tags":
-            return self._prepare_tags(prepared, envelope)   # the set is replaced, with fresh tag versions
-        return prepared   # collection object lists replace: sending again is harmless
+            return self._prepare_tags(prepared, envelope), []   # the set is replaced, with fresh tag versions
+        return prepared, []   # collection object lists replace: sending again is harmless
 
     def _missing_records(self, ot, prepared):
-        """The entries whose version the target does not hold yet. One search finds what is indexed; only
-        records the search does not show (saved moments ago: the index lags) are read one by one."""
+        """The entries whose version the target does not hold yet; the ids of the records it holds are
+        noted for the chunk. One search finds what is indexed; a record the search does not show at the
+        version wanted (the index lags behind a save moments ago) is read from the database."""
         sysid_of = {id(e): e.get("_system_object_id") or e[ot].get("lookup:_id", {}).get("_system_object_id")
                     for e in prepared}
         stored = self._indexed_versions(ot, list(sysid_of.values()))
         out = []
         for entry in prepared:
             sysid = sysid_of[id(entry)]
-            if sysid not in stored:
-                found = self.api.get(f"/db/{ot}/_all_fields/system_object_id/{sysid}", format="short")
-                stored[sysid] = max((o[ot]["_version"] for o in found or []), default=0)
-            if stored[sysid] < entry[ot]["_version"]:
+            if stored.get(sysid, (0, None))[0] < entry[ot]["_version"]:
+                found = self.api.get(f"/db/{ot}/_all_fields/system_object_id/{sysid}", format="short") or []
+                stored[sysid] = max(((o[ot]["_version"], o[ot]["_id"]) for o in found), default=(0, None))
+            if stored[sysid][0] < entry[ot]["_version"]:
                 out.append(entry)
         self.log.info("%d of %d records of this chunk were stored already on the target", len(prepared) - len(out),
                       len(prepared))
-        return out
+        return out, [("object", sysid, f"{ot}/{target}") for sysid, (_, target) in stored.items() if target]
 
     def _indexed_versions(self, ot, sysids):
         """{system object id: latest version} of the records a search of the target finds."""
         body = {"objecttypes": [ot], "offset": 0, "limit": len(sysids), "format": "short", "include_deleted": True,
                 "search": [{"type": "in", "fields": ["_system_object_id"], "in": sysids}]}
         hits = (self.api.post("/search", body) or {}).get("objects") or []
-        return {h["_system_object_id"]: (h.get(ot) or {}).get("_version", 0) for h in hits if ot in h}
-
-    def _target_references(self, kind):
-        return set(self._refresh_target_ids(kind))
+        return {h["_system_object_id"]: (h[ot].get("_version", 0), h[ot].get("_id")) for h in hits if ot in h}
 
     def _missing_events(self, prepared):
         stamps = sorted(e["event"].get("timestamp") or "" for e in prepared)

@@ -175,8 +175,9 @@ def register_rput(sim, spec, caller_id, skip_duplicate_reference):
     if spec.get("version_name"):
         parent = _manual_parent(sim, spec)
         pending = dict(parent.get("pending_versions") or {}, **{spec["version_name"]: fetch_id})
+        failed = {k: v for k, v in (parent.get("failed_versions") or {}).items() if k != spec["version_name"]}
         sim.files = dict(sim.files)
-        sim.files[parent["_id"]] = dict(parent, pending_versions=pending)
+        sim.files[parent["_id"]] = dict(parent, pending_versions=pending, failed_versions=failed)   # sent again
         _register_rendition_reference(sim, spec.get("reference"), parent["_id"], spec["version_name"])
         job.update(fid=parent["_id"], version_name=spec["version_name"], reference=spec.get("reference"))
         return dict(file_json(sim, sim.files[parent["_id"]]), version_name=spec["version_name"]), job
