@@ -255,7 +255,6 @@ def child_bare_backup(api_url, flavour, connections=1):
     objecttypes = sorted(o["objecttype"]["name"] for o in reader.get("/objecttype"))
     records_started = time.perf_counter()
     params = dict(LIST_PARAMS, **({} if e5 else {"files_real_url": "true"}))
-    versions = 0
     pool = concurrent.futures.ThreadPoolExecutor(connections) if connections > 1 else None
     local, readers = threading.local(), [reader]
 
@@ -267,8 +266,15 @@ def child_bare_backup(api_url, flavour, connections=1):
             readers.append(local.reader)
         return local.reader
 
+    in_parallel = [0.0]
+
     def each(function, items):
-        return list(map(function, items)) if pool is None else list(pool.map(function, items))
+        if pool is None:
+            return list(map(function, items))
+        began = time.perf_counter()
+        out = list(pool.map(function, items))
+        in_parallel[0] += time.perf_counter() - began
+        return out
 
     def page(ot, offset, count):
         return len(mine().get(f"/db/{ot}/_all_fields/list", limit=min(CHUNK, count - offset), offset=offset,
@@ -282,9 +288,10 @@ def child_bare_backup(api_url, flavour, connections=1):
             offset += len(objects)
             if len(objects) < page_size or (isinstance(body, dict) and offset >= int(body.get("count") or 0)):
                 return
-    for ot in objecttypes:
-        count = reader.post("/search", {"objecttypes": [ot], "offset": 0, "limit": 0, "format": "short"})["count"]
-        versions += sum(each(lambda o, ot=ot, count=count: page(ot, o, count), range(0, count, CHUNK)))
+    counts = {ot: reader.post("/search", {"objecttypes": [ot], "offset": 0, "limit": 0, "format": "short"})["count"]
+              for ot in objecttypes}
+    versions = sum(each(lambda item: page(*item), [(ot, offset, count) for ot, count in counts.items()
+                                                   for offset in range(0, count, CHUNK)]))
     records_seconds = time.perf_counter() - records_started
     collections = [c["collection"]["_id"] for c in reader.paged("/collection/list", size)
                    if not is_system(c["collection"])]
@@ -294,7 +301,8 @@ def child_bare_backup(api_url, flavour, connections=1):
     if pool is not None:
         pool.shutdown()
     return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu_started,
-            "records_seconds": records_seconds, "versions": versions, "requests": sum(r.requests for r in readers)}
+            "records_seconds": records_seconds, "versions": versions, "requests": sum(r.requests for r in readers),
+            "one_by_one_seconds": time.perf_counter() - started - in_parallel[0] if pool else None}
 
 
 def is_system(body):
@@ -460,17 +468,19 @@ def child_bare_restore(api_url, folder, files=False, upload_parallel=4, connecti
                              headers={"Content-Type": "application/json"})
         response.raise_for_status()
         return len(json.loads(response.content))
-    stored = 0
+    stored, one_by_one = 0, 0.0
     pool = concurrent.futures.ThreadPoolExecutor(connections) if connections > 1 else None
     for group, chunks in groups:
+        began = time.perf_counter()
         if pool is None or "__history_" in group:
             stored += sum(send(c) for c in chunks)
+            one_by_one += time.perf_counter() - began
         else:
             stored += sum(pool.map(send, chunks))
     if pool:
         pool.shutdown()
     return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu_started,
-            "versions": versions, "stored": stored,
+            "versions": versions, "stored": stored, "one_by_one_seconds": one_by_one if pool else None,
             "posts": sum(len(c) for _, c in groups), "rputs": uploader.rputs if uploader else 0,
             "polls": uploader.polls if uploader else 0}
 
@@ -733,9 +743,18 @@ class Bench:
                  f"{b4.seconds:5.1f} s ({who} busy {b4.busy[0]:.0%}, the loop's own CPU {b4.cpu / b4.seconds:.0%}): "
                  f"speed-up {ceiling:.2f}")
         if ceiling < 3:
-            limit = ("the bare loop's own CPU (one GIL: json.loads of every page)" if b4.cpu / b4.seconds >= b4.busy[0]
-                     else f"the {who} simulator (one process; {b4.sim_cpu[0] / b4.seconds:.0%} of a CPU)")
-            self.say(f"  note: even the bare loop stays below 3 × here; what limits it: {limit}")
+            own, sim_share = b4.cpu / b4.seconds, b4.busy[0]
+            serial = b4.report["one_by_one_seconds"]
+            what = ("basetypes, counts, collection list, events" if step == "backup" else
+                    "the history replay of orte, step by step")
+            if max(own, sim_share) >= 0.8:
+                limit = ("its own CPU (one GIL: json.loads of every answer)" if own >= sim_share else
+                         f"the {who} simulator (one process, writes under one lock; {sim_share:.0%} of a CPU)")
+            else:
+                limit = (f"neither its own CPU ({own:.0%}) nor the {who}'s ({sim_share:.0%}) is saturated on this "
+                         f"loaded machine")
+            self.say(f"  note: even the bare loop stays below 3 × here. Limit: {limit}; {serial:.1f} s of its "
+                     f"{b4.seconds:.1f} s with 4 connections went to requests that go one by one ({what}).")
         self.results[("parallel", step)] = {"speedup": speedup, "ceiling": ceiling, "p1": versions / one.seconds,
                                             "p4": versions / four.seconds}
 
