@@ -72,6 +72,9 @@ MEASURE = ("import os, sys, fylrmig\n"
 
 # ============================================================================ simulators in their own process
 
+RUNNING = []      # simulators not stopped yet: main() stops them whatever happens
+
+
 class Sim:
     """python -m tests.simulator in a child process; .url, .api_url, .cpu(), .counts(), .stop()."""
 
@@ -86,6 +89,7 @@ class Sim:
         self.log = open(os.path.join(work, f"sim-{flavour}-{size}-{os.getpid()}-{time.monotonic_ns()}.log"), "w")
         started = time.perf_counter()
         self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        RUNNING.append(self)
         self.banner = []
         for line in self.proc.stdout:
             self.banner.append(line.rstrip())
@@ -108,6 +112,8 @@ class Sim:
         return requests.get(self.url + "/__requests__" + ("?reset=1" if reset else "")).json()
 
     def stop(self):
+        if self in RUNNING:
+            RUNNING.remove(self)
         self.proc.terminate()
         try:
             self.proc.wait(20)
@@ -931,6 +937,8 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args()
     sections = set(args.only.split(","))
+    if sections & {"restore", "parallel"} and "backup" not in sections:
+        parser.error("restore and parallel restore the backups of the backup section: add backup to --only")
     sizes = ["medium"] if args.quick else ["medium_half", "medium", "large"]
     bench = Bench(args)
     started = time.perf_counter()
@@ -949,8 +957,8 @@ def main():
         if "page" in sections:
             bench.section_page()
     finally:
-        if bench.fylr_medium:
-            bench.fylr_medium.stop()
+        for sim in list(RUNNING):
+            sim.stop()
         if not args.keep:
             shutil.rmtree(bench.work, ignore_errors=True)
     bench.table()
