@@ -233,9 +233,6 @@ def chunk_sent_pass(setup, file_api, wanted):
     return next(i for i, key in enumerate(keys, 1) if wanted(key))
 
 
-@pytest.mark.xfail(strict=True, reason="fylrmig: RestoreJob._send_chunk records target ids only for the records "
-                   "it re-sends; records an in-flight chunk stored before the kill get no ids row, so they are "
-                   "never trashed and their events lose their objecttype")
 def test_a_record_chunk_that_reached_the_target_just_before_the_kill_keeps_its_records_linked(restore_setup,
                                                                                              make_sim, tmp_path):
     """Killed right after the first chunk of soft-deleted records was posted, before its ledger row: the
@@ -407,10 +404,6 @@ def soak_plan(seed, expire_after):
     return FaultPlan(seed=seed, error_rate=0.17, drop_rate=0.03, expire_tokens_after=expire_after, exempt_paths=())
 
 
-@pytest.mark.xfail(strict=False, reason="fylrmig: records stored by a chunk whose answer was cut get no target ids "
-                   "(see test_a_record_chunk_that_reached_the_target_just_before_the_kill_keeps_its_records_linked); "
-                   "simulator: a manual rendition sent again by rput still shows its earlier failure. Both are hit "
-                   "only when a fault lands on such a request, so this fails in some runs: not strict")
 @pytest.mark.parametrize("flavour", ["easydb5", "fylr"])
 def test_a_whole_small_migration_survives_gateway_errors_dropped_connections_and_token_expiry(
         make_sim, tmp_path, flavour):
@@ -991,9 +984,6 @@ def test_secrets_in_every_spelling_never_reach_the_log_ledger_or_backup_folder(r
     assert not [s for s in secrets if s in result.stdout + result.stderr]
 
 
-@pytest.mark.xfail(strict=True, reason="fylrmig: masked_argv/is_secret_flag treat --file-api (a prefix of "
-                   "--file-api-access-token) and the boolean --include-password (name matches 'pa?s+w') as secret "
-                   "flags, so their values or the NEXT argument are logged as ***")
 def test_the_logged_command_line_hides_the_secrets_and_nothing_else(tmp_path):
     log = tmp_path / "restore.log"
     result = run_cli("restore", "--manifest", tmp_path / "nowhere" / "manifest.json", "--server",
