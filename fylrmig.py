@@ -4459,10 +4459,10 @@ def web_chunk_choices():
 
 WEB_OAUTH_FIELDS = (
     FormField("oauth2", "OAuth2", "checkbox", "only if the instance uses OAuth2; easydb 5 does not"),
-    FormField("client_id", "OAuth2 client id", "text", WEB_PARAMS["client_id"].help, placeholder="fylr-web-frontend",
+    FormField("client_id", "OAuth2 Client Id", "text", WEB_PARAMS["client_id"].help, placeholder="fylr-web-frontend",
               oauth=True),
-    FormField("client_secret", "OAuth2 client secret", "password", "empty for public clients", oauth=True),
-    FormField("insecure", "Allow insecure connection", "checkbox", "skip TLS certificate verification"),
+    FormField("client_secret", "OAuth2 Client Secret", "password", "empty for public clients", oauth=True),
+    FormField("insecure", "Allow Insecure Connection", "checkbox", "skip TLS certificate verification"),
 )
 
 BACKUP_FORM = (
@@ -4479,7 +4479,7 @@ BACKUP_FORM = (
     FormField("include_deleted", "Include soft-deleted objects", "checkbox", WEB_PARAMS["include_deleted"].help),
     FormField("include_events", "Include events", "checkbox", "all event types (some are never backed up)",
               default="on"),
-    FormField("include_files", "Include files", "select", "pack file bytes into the backup's files/ folder",
+    FormField("include_files", "Include Files", "select", "pack file bytes into the backup's files/ folder",
               (("", "URLs only (do not pack)"), ("original", "Originals"), ("with-versions", "Originals + versions"))),
     *WEB_OAUTH_FIELDS,
     FormField("mode", "Purge or Continue", "select", "Purge deletes an existing backup of this name and starts over",
@@ -4488,22 +4488,23 @@ BACKUP_FORM = (
 
 RESTORE_FORM = (
     FormField("backup", "Backup", "select", "the backup to restore"),
-    FormField("server", "URL", "text", "the target fylr, without /api/v1", placeholder="https://fylr.example.com"),
+    FormField("server", "URL of server", "text", "the target fylr, without /api/v1", placeholder="https://fylr.example.com"),
     FormField("login", "Login", "text", "must be root when purging"),
     FormField("password", "Password", "password", "purge sets the target's root password to this one"),
-    FormField("file_api", "File mode", "select", "how files get into the target",
-              (("", "(no files)"), ("put", "Copy files from source (through fylrmig) - put"),
-               ("rput", "Copy files from source (via target server) - rput"),
-               ("rput_leave", "Use files from source - rput_leave (quick tests)"))),
-    FormField("file_version", "File version", "versions", WEB_PARAMS["file_version"].help, default="original"),
+    FormField("file_api", "File Mode", "select", "how files get into the target; put: fylrmig fetches and uploads "
+              "them (fylr's page: through the browser)",
+              (("", "(no files)"), ("put", "Copy files from source (through browser) - put"),
+               ("rput", "Copy files from source (via server) - rput"),
+               ("rput_leave", "Use files from source - rput_leave"))),
+    FormField("file_version", "File Version", "versions", WEB_PARAMS["file_version"].help, default="original"),
     FormField("upload_versions", "Copy file preview versions", "checkbox",
               "copy (put, rput) or link (rput_leave) the source's versions instead of producing them"),
-    FormField("rename_versions", "Rename versions", "renames",
+    FormField("rename_versions", "Rename Versions", "renames",
               "empty target version = drop it; rows without class or source version are ignored"),
-    FormField("file_api_access_token", "Access token for file URLs", "password",
+    FormField("file_api_access_token", "Access Token for file URLs", "password",
               "only for fylr sources; leave empty for easydb 5 or to keep the signatures"),
     FormField("chunk_size", "Chunk size", "select", "objects per request", web_chunk_choices(), default="1000"),
-    FormField("include_password", "Include password", "checkbox", "restore fails if the backup holds no hashes"),
+    FormField("include_password", "Include Password", "checkbox", "restore fails if the backup holds no hashes"),
     FormField("include_events", "Include events", "checkbox", "only event types fylr knows", default="on"),
     FormField("include_deleted_linked", "Include links to soft-deleted objects", "checkbox",
               WEB_PARAMS["include_deleted_linked"].help),
@@ -5361,8 +5362,7 @@ class MigrationPages:
 
 
 def continue_labels():
-    return {"password": "Password", "client_secret": "OAuth2 client secret",
-            "file_api_access_token": "Access token for file URLs"}
+    return {f.name: f.label for f in RESTORE_FORM if f.secret}
 
 
 def make_web_app(data_dir, access_token="", runner=None, inline=False):

@@ -946,3 +946,24 @@ def test_the_list_shows_runtime_disk_use_and_the_free_space_of_the_data_folder(w
     assert item["DiskUsed"] >= item["Size"] > 0 and item["Runtime"]
     free = web.overview().html.select_one("#disk").text
     assert "free of" in free and web.runner.data_dir in free
+
+
+def test_the_forms_speak_fylrs_words(web, e5_backup):
+    """Labels as fylr's own /inspect/migration/ page spells them (parameters.md 5.1, 5.2)."""
+    copy_backup(web, e5_backup)
+    page = web.overview()
+    labels = lambda form: [el.text.strip() for el in page.html.select(f"#{form} .field label")]
+    assert labels("backup-form") == [
+        "Name of backup", "URL of server", "Login", "Password", "Backup chunk size", "Include object history",
+        "Include soft-deleted objects", "Include events", "Include Files", "OAuth2", "OAuth2 Client Id",
+        "OAuth2 Client Secret", "Allow Insecure Connection", "Purge or Continue"]
+    assert labels("restore-form") == [
+        "Backup", "URL of server", "Login", "Password", "File Mode", "File Version", "Copy file preview versions",
+        "Rename Versions", "Access Token for file URLs", "Chunk size", "Include Password", "Include events",
+        "Include links to soft-deleted objects", "OAuth2", "OAuth2 Client Id", "OAuth2 Client Secret",
+        "Allow Insecure Connection", "Purge or Continue"]
+    modes = [o.text for o in page.html.select("#restore-file_api option")]
+    assert modes == ["(no files)", "Copy files from source (through browser) - put",
+                     "Copy files from source (via server) - rput", "Use files from source - rput_leave"]
+    assert [o.text for o in page.html.select("#backup-include_files option")] == [
+        "URLs only (do not pack)", "Originals", "Originals + versions"]
