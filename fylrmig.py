@@ -256,6 +256,8 @@ class Param:
 COMMON_PARAMS = (
     Param("--verbose", "bool", False, "debug logging", short="-v"),
     Param("--log-network", "bool", False, "log every request and response (secrets masked)", short="-n"),
+    Param("--quiet", "bool", False, "no live progress lines and no summary on the terminal (the log is kept)",
+          short="-q"),
     Param("--server", "str", "", "API URL of the instance, with or without /api/v1", required=True),
     Param("--login", "str", "", "login of the user (root, or a user with enough rights)", short="-l", required=True),
     Param("--password", "str", "", "password of the user", short="-p", secret=True, required=True),
@@ -1288,6 +1290,8 @@ class Progress:
         with self._lock:
             if self.phase and self.phase != phase:
                 self._entry(self.phase)["ended"] = now()
+                if self.interactive:   # the finished phase keeps its line; the next one gets a new line
+                    sys.stderr.write("\r\x1b[K" + self._line_of(self.phase) + "\n")
             self.phase = phase
             entry = self._entry(phase)
             entry["started"], entry["ended"] = entry["started"] or now(), None
@@ -1317,12 +1321,24 @@ class Progress:
 
     def line(self):
         with self._lock:
-            entry = dict(self.phases.get(self.phase) or {"done": 0, "skipped": 0, "total": 0})
+            return self._line_of(self.phase)
+
+    def _line_of(self, phase):
+        entry = dict(self.phases.get(phase) or {"done": 0, "skipped": 0, "total": 0})
         done, total = entry["done"], entry["total"]
         rate = phase_rate(entry, now())
         eta = (total - done) / rate if rate > 0 and total > done else 0
         total_text = f"/{total:,}" if total else ""
-        return f"{self.phase}: {done:,}{total_text} ({rate:,.0f}/s, ETA {format_seconds(eta)})"
+        skipped = f", {entry['skipped']:,} done before" if entry.get("skipped") else ""
+        return f"{phase}: {done:,}{total_text} ({rate:,.0f}/s, ETA {format_seconds(eta)}{skipped})"
+
+    def summary(self, what, retries):
+        """The lines a terminal keeps at the end: every phase's count, skipped work, retries, time."""
+        with self._lock:
+            phases = [f"  {name}: {p['done']:,}" + (f" ({p['skipped']:,} done before)" if p.get("skipped") else "")
+                      for name, p in self.phases.items() if p.get("done")]
+        return "\r\x1b[K" + f"{what} in {format_seconds(now() - self.run_started)}, {retries} retries:\n" + \
+            "\n".join(phases)
 
     def note(self, text):
         """A line about what the job waits for (files the target is fetching), shown like progress."""
@@ -1423,6 +1439,8 @@ class JobBase:
             raise
         self._end(started, "done")
         self.log.info("%s done: %s, %d retries", self.kind, self._done_summary(result), self.api.retries)
+        if self.interactive:
+            sys.stderr.write(self.progress.summary(f"{self.kind} done", self.api.retries) + "\n")
         return result
 
     def _record_failed_start(self, exc):
@@ -5486,7 +5504,7 @@ def run_command(kind, args, argv, folder):
         if args.verify:
             return report_verify(folder, ledger)
         try:
-            run_job(kind, args, ledger, interactive=sys.stderr.isatty())
+            run_job(kind, args, ledger, interactive=sys.stderr.isatty() and not args.quiet)
         except FylrmigError as exc:
             log.error("%s failed: %s", kind, exc)
             raise

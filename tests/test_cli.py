@@ -138,3 +138,42 @@ def test_the_password_can_come_from_the_environment(make_sim, tmp_path):
 def test_serve_refuses_a_short_access_token(tmp_path):
     result = run_cli("serve", "--host", "0.0.0.0", "--access-token", "short", "--data", str(tmp_path))
     assert result.returncode == 1 and "at least 16 characters" in result.stderr
+
+
+def run_on_a_terminal(argv):
+    """fylrmig with its standard error on a pseudo terminal (as a person runs it): what that terminal got."""
+    import pty
+    import select
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "fylrmig", *map(str, argv)], cwd=ROOT, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            out += data
+        elif proc.poll() is not None:
+            break
+    proc.wait()
+    os.close(master)
+    return proc.returncode, out.decode("utf-8", "replace")
+
+
+def test_a_terminal_sees_one_live_line_per_phase_and_a_summary_and_quiet_silences_both(make_sim, tmp_path):
+    server = make_sim("easydb5")
+    argv = ["backup", "--server", server.api_url, "--login", "root", "--password", "admin", "--data", tmp_path / "d",
+            "--log", tmp_path / "b.log", "--chunk-size", "5"]
+    code, shown = run_on_a_terminal(argv + ["--dir", tmp_path / "b"])
+    assert code == 0
+    assert "\r\x1b[K" in shown and "db/bilder: " in shown and "/s, ETA" in shown
+    assert "backup done in " in shown and "retries:" in shown and "  db/bilder: " in shown
+    assert "\r" not in (tmp_path / "b.log").read_text()          # the log keeps its own lines only
+    code, shown = run_on_a_terminal(argv + ["--dir", tmp_path / "q", "--quiet"])
+    assert code == 0 and shown.strip() == ""
