@@ -40,21 +40,32 @@ import urllib.parse
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
-import bottle
+try:
+    import bottle
+except ImportError:   # fylrmig.py copied alone: main() says in one line what is missing
+    bottle = None
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+SINGLE_FILE_HINT = ("copy fylrmig.py together with its views/ folder and jobs.sqlite.sql, or build the single file "
+                    "with 'fylrmig bundle fylrmig.pyz' on a machine that has fylrmig and copy that")
 
 
-def resource(name):
-    """jobs.sqlite.sql and views/ sit beside the module (checkout, editable install) or under
-    <prefix>/share/fylrmig (regular install)."""
-    for base in (HERE, os.path.join(sys.prefix, "share", "fylrmig")):
-        if os.path.exists(os.path.join(base, name)):
-            return os.path.join(base, name)
-    return os.path.join(HERE, name)
+def resource_text(name):
+    """A resource (jobs.sqlite.sql, views/*.tpl) as text: beside the module (a checkout, an editable
+    install), inside the single-file build (read through the module's own loader), or under
+    <prefix>/share/fylrmig (an installed package). One loader for all three."""
+    loader = globals().get("__loader__")
+    for path in (os.path.join(HERE, name), os.path.join(sys.prefix, "share", "fylrmig", name)):
+        try:
+            if loader is not None and hasattr(loader, "get_data"):
+                return loader.get_data(path).decode("utf-8")
+            with open(path, encoding="utf-8") as fh:
+                return fh.read()
+        except OSError:
+            continue
+    raise FylrmigError(f"{name} is missing beside {__file__}: {SINGLE_FILE_HINT}")
 
 
-LEDGER_SCHEMA_FILE = resource("jobs.sqlite.sql")
 LEDGER_SCHEMA_VERSION = 1
 DEFAULT_DATA_DIR = os.environ.get("FYLRMIG_DATA", "fylrmig-data")
 API_BASE = "/api/v1"
@@ -493,8 +504,7 @@ class Ledger:
         return db
 
     def _apply_schema(self):
-        with open(LEDGER_SCHEMA_FILE, encoding="utf-8") as fh:
-            self._db.executescript(fh.read())
+        self._db.executescript(resource_text("jobs.sqlite.sql"))
         with self.write() as db:
             row = db.execute("SELECT version FROM schema_version").fetchone()
             if row is None:
@@ -5113,7 +5123,23 @@ def render(template_name, **kw):
     kw.setdefault("short_time", short_time)
     kw.setdefault("human_size", human_size)
     kw.setdefault("quote", urllib.parse.quote)
-    return bottle.template(template_name, **kw)
+    return page_template(template_name).render(**kw)
+
+
+_TEMPLATES = {}
+
+
+def page_template(name):
+    """A page template read through resource_text (so it works inside the single-file build too); its
+    rebase() and include() find their templates the same way."""
+    if name not in _TEMPLATES:
+        class ResourceTemplate(bottle.SimpleTemplate):
+            def __init__(self, source=None, name=None, **settings):
+                settings.pop("lookup", None)
+                source = resource_text(f"views/{name}.tpl") if source is None else source
+                super().__init__(source=source, name=name, **settings)
+        _TEMPLATES[name] = ResourceTemplate(name=name)
+    return _TEMPLATES[name]
 
 
 def as_json(value):
@@ -5386,9 +5412,6 @@ def continue_labels():
 def make_web_app(data_dir, access_token="", runner=None, inline=False):
     """The /inspect/migration/ page as a bottle app (waitress serves it: `fylrmig serve`). Jobs started here
     run in daemon threads of `runner` (inline=True runs them before the answer, for tests)."""
-    views = resource("views")
-    if views not in bottle.TEMPLATE_PATH:
-        bottle.TEMPLATE_PATH.insert(0, views)
     pages = MigrationPages(runner or JobRunner(data_dir), inline)
     secret = csrf_secret(pages.runner.data_dir)
     app = bottle.Bottle()
@@ -5458,9 +5481,12 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n")[1])
     parser.add_argument("--version", action="version", version=f"fylrmig {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{backup,restore,serve}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{backup,restore,serve,bundle}")
     for kind, text in (("backup", "Backup ez5 or FYLR via API"), ("restore", "Restore API backup into FYLR")):
         add_params(sub.add_parser(kind, help=text, description=text), params_for(kind))
+    bundle = sub.add_parser("bundle", help="write fylrmig as one file to copy (python3 fylrmig.pyz ...)",
+                            description="Write one executable file holding fylrmig and the packages it needs.")
+    bundle.add_argument("path", metavar="PATH", help="where to write it, e.g. fylrmig.pyz")
     add_params(sub.add_parser("serve", help="serve the /inspect/migration/ web page",
                               description="Serve the /inspect/migration/ web page (waitress)."), SERVE_PARAMS)
     return parser
@@ -5537,7 +5563,52 @@ def cmd_serve(args, argv):
     return 0
 
 
-COMMANDS = {"backup": cmd_backup, "restore": cmd_restore, "serve": cmd_serve}
+# The pure-Python packages fylrmig runs on, which the single file carries (requests and what it needs).
+BUNDLED_PACKAGES = ("bottle", "waitress", "requests", "urllib3", "idna", "certifi", "charset_normalizer")
+
+
+def cmd_bundle(args, argv):
+    """One executable file (a zipapp) holding fylrmig, its views and ledger schema, and the packages it
+    needs: `python3 fylrmig.pyz serve|backup|restore` then runs where only Python is installed."""
+    import zipapp
+    target = os.path.abspath(args.path)
+    loader = globals().get("__loader__")
+    if type(loader).__name__ == "zipimporter":   # run from a single file already: that file is the bundle
+        shutil.copyfile(loader.archive, target)
+    else:
+        with tempfile.TemporaryDirectory(prefix="fylrmig-bundle-") as stage:
+            stage_bundle(stage)
+            zipapp.create_archive(stage, target, interpreter="/usr/bin/env python3", compressed=True)
+    os.chmod(target, 0o755)
+    print(f"{target}: copy it anywhere with Python 3.9 or newer and run 'python3 {os.path.basename(target)} serve'")
+    return 0
+
+
+def stage_bundle(stage):
+    """fylrmig.py, jobs.sqlite.sql, views/ and the bundled packages (their .py and data files; compiled
+    extensions are left out: each of these packages falls back to pure Python) in `stage`."""
+    import importlib
+    texts = {"fylrmig.py": resource_text("fylrmig.py"), "jobs.sqlite.sql": resource_text("jobs.sqlite.sql"),
+             "__main__.py": "import sys\nimport fylrmig\nsys.exit(fylrmig.main())\n"}
+    for name in ("layout", "overview", "status", "files", "continue", "error", "_field", "_filelist"):
+        texts[f"views/{name}.tpl"] = resource_text(f"views/{name}.tpl")
+    for relpath, text in texts.items():
+        os.makedirs(os.path.dirname(os.path.join(stage, relpath)), exist_ok=True)
+        with open(os.path.join(stage, relpath), "w", encoding="utf-8") as fh:
+            fh.write(text)
+    for package in BUNDLED_PACKAGES:
+        try:
+            module = importlib.import_module(package)
+        except ImportError:
+            raise FylrmigError(f"the package {package} is not installed here: pip install fylrmig first") from None
+        if not module.__file__.endswith("__init__.py"):
+            shutil.copy(module.__file__, stage)
+            continue
+        shutil.copytree(os.path.dirname(module.__file__), os.path.join(stage, package),
+                        ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyd", "*.pyc", "tests"))
+
+
+COMMANDS = {"backup": cmd_backup, "restore": cmd_restore, "serve": cmd_serve, "bundle": cmd_bundle}
 
 
 def main(argv=None):
@@ -5545,9 +5616,15 @@ def main(argv=None):
     ArgumentParser.secret_argv = tuple(argv)
     args = build_parser().parse_args(argv)
     try:
+        if bottle is None and args.command != "bundle":
+            raise ImportError(name="bottle")
         return COMMANDS[args.command](args, argv)
     except FylrmigError as exc:
         print(f"fylrmig: error: {exc}", file=sys.stderr)
+        return 1
+    except ImportError as exc:   # fylrmig.py copied without the packages it runs on
+        print(f"fylrmig: error: the Python package {exc.name or 'bottle'} is missing: pip install bottle requests "
+              f"waitress, or {SINGLE_FILE_HINT}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("fylrmig: interrupted; run again with --continue to resume", file=sys.stderr)
