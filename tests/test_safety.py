@@ -245,7 +245,7 @@ def test_a_record_chunk_that_reached_the_target_just_before_the_kill_keeps_its_r
     killed(run_cli_env({CRASH: f"chunk-sent:{n}"}, *argv, "--purge"))
     resumed = run_cli_env({CRASH: None}, *argv, "--continue")
     finished(resumed)
-    assert "were stored already" in resumed.stdout
+    assert "that were in flight" in resumed.stdout
     got = by_reference(canonical_dump(target.sim), target.sim)
     deleted = lambda dump: sorted(k for k, r in dump["records"].items() if r["deleted"])
     assert deleted(got) == deleted(want)
