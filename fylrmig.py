@@ -1030,7 +1030,15 @@ class Api:
             self.log.warning("retry %d/%d of %s: %s %s", tries, self.retry_max_count, where, self.role, reason)
             self.on_retry(f"waiting for {self.role}: retry {tries} of {self.retry_max_count} ({self.role} {reason}, "
                           f"{where})")
-            time.sleep(self.retry_sleep_between)
+            self.pause(self.retry_sleep_between)
+
+    def pause(self, seconds):
+        """Wait between retries, but a Cancel from the page ends the wait at once."""
+        deadline = now() + seconds
+        while now() < deadline:
+            if self.cancelled():
+                raise Cancelled("cancelled")
+            time.sleep(min(0.2, max(deadline - now(), 0)))
 
     def _busy(self, exc, where, waited_since):
         """fylr's status middleware answers 503 with x-fylr-status startup/purge/busy/reindex while it cannot
@@ -3419,7 +3427,7 @@ class RestoreJob(JobBase):
                 self.log.warning("retry %d/%d of chunk %s: %s; checking the target before sending again",
                                  tries + 1, self.args.retry_max_count, key, exc)
                 self.api.retries += 1
-                time.sleep(self.args.retry_sleep_between)
+                self.api.pause(self.args.retry_sleep_between)
                 in_flight = True
         raise AssertionError("unreachable")
 
@@ -3830,7 +3838,7 @@ class RestoreJob(JobBase):
             self.api.retries += 1
             self.log.warning("retry %d/%d of %d files the target could not fetch, e.g. %s", tries + 1,
                              self.args.retry_max_count, len(failed), file_label(unique[failed[0]]))
-            time.sleep(self.args.retry_sleep_between)
+            self.api.pause(self.args.retry_sleep_between)
             targets.update(self._upload_files({ref: unique[ref] for ref in failed}))
         targets = self._handle_failed_files(unique, targets, failed)
         for container, key in holders:
