@@ -1,7 +1,7 @@
 """Benchmark fylrmig against the targets of issue 10; prints every target as met / not met, asserts nothing.
 
-    python bench/bench.py            # every target: 10,000, 20,000 and 100,000 records (~15-20 minutes)
-    python bench/bench.py --quick    # the 20,000 record targets only: no 100,000 record or memory rows (~8 min)
+    python bench/bench.py            # every target: 10,000, 20,000 and 100,000 records (~11-13 min)
+    python bench/bench.py --quick    # the 20,000 record targets only: no 100,000 record or memory rows (~7 min)
     python bench/bench.py --only backup,page      # a subset; restore and parallel need backup's folders
 
 Setup (issue 10): --all-versions, --chunk-size 100, --max-parallel 1 unless said otherwise, no files in the
@@ -943,6 +943,9 @@ def main():
     bench = Bench(args)
     started = time.perf_counter()
     bench.say(f"fylrmig benchmark (issue 10), {datetime.datetime.now():%Y-%m-%d %H:%M}: {machine_facts()}")
+    startup = min(run_child(bench.work, [sys.executable, "-c", "import fylrmig"])[0] for _ in range(3))
+    bench.say(f"fylrmig's interpreter start and import (python -c 'import fylrmig'): {startup:.2f} s, part of every "
+              "fylrmig time below")
     load = load_average()
     bench.say(f"load average at start: {load}; work folder {bench.work}")
     if float(load.split()[0]) > 0.5:

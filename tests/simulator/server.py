@@ -105,8 +105,9 @@ def _caching(app, sim):
         user = auth.current_user(sim, bottle.BaseRequest(dict(environ)))
         if user is None:
             return app(environ, start_response)
-        query = [(k, v) for k, v in urllib.parse.parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-                 if k not in ("token", "access_token")]
+        query = sorted((k, v) for k, v in urllib.parse.parse_qsl(environ.get("QUERY_STRING", ""),
+                                                                 keep_blank_values=True)
+                       if k not in ("token", "access_token"))
         key = (path, tuple(query), user["user"]["_id"])
         with lock:
             hit = cache.get(key)
