@@ -3328,12 +3328,22 @@ class RestoreJob(JobBase):
                            lambda in_flight, b=batch: self._trash(ot, b, restored, in_flight), phase=None)
 
     def _trash(self, ot, batch, restored, in_flight):
+        """A record the target holds in its trash already (a chunk in flight, or a No Purge restore into a
+        target that holds the backup) is not found by DELETE: those are left out and the rest sent again."""
         if in_flight:
             batch = [(s, v) for s, v in batch if not self._is_trashed(ot, s)]
+        try:
+            self._send_trash(ot, batch, restored)
+        except ApiError as exc:
+            if exc.code != "LookupNotFound" or in_flight:
+                raise
+            self._send_trash(ot, [(s, v) for s, v in batch if not self._is_trashed(ot, s)], restored)
+        return [], None
+
+    def _send_trash(self, ot, batch, restored):
         body = [[int(restored[str(s)].partition("/")[2]), v, None] for s, v in batch]
         if body:
             self.api.call("DELETE", f"/db/{ot}", json_body=json_bytes(body), idempotent=False)
-        return [], None
 
     def _is_trashed(self, ot, sysid):
         found = self.api.get(f"/db/{ot}/_all_fields/system_object_id/{sysid}", format="short")
