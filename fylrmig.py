@@ -2490,16 +2490,18 @@ class RecordStream:
                 break
             last, expected = out, expected + self.source.page_size
         if last is None:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            os.makedirs(self.dir)
-            return 0
+            return self._start_over()
         self.state = last["stream"]
         for name, size in self.state["sizes"].items():
             path = os.path.join(self.dir, name)
             group = name[len("lines-"):]
             unfinished = os.path.join(self.dir, f"done-{name}-{self.state['batches'].get(group, 0) + 1:06d}")
-            if not os.path.exists(path) and os.path.exists(unfinished):
-                os.replace(unfinished, path)      # its batch was written after the last page we know
+            if os.path.exists(unfinished):
+                # its batch was written after the last page we know: the batch's lines begin with the
+                # ones that state holds, while a line file begun after it holds only later lines
+                os.replace(unfinished, path)
+            if not os.path.exists(path) or os.path.getsize(path) < size:
+                return self._start_over()   # never fill a gap with zeros: fetch the source again
             with open(path, "r+b") as fh:
                 fh.truncate(size)
             if name.startswith("lines-"):
@@ -2508,6 +2510,12 @@ class RecordStream:
             if name not in self.state["sizes"] and not self._is_written_batch(name):
                 os.unlink(os.path.join(self.dir, name))
         return expected
+
+    def _start_over(self):
+        self.state, self._counts = {"batches": {}, "sizes": {}}, {}
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        return 0
 
     def _is_written_batch(self, name):
         match = re.match(r"^batch-(.+)-(\d{6})-n\d+\.json$", name)
