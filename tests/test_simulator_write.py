@@ -564,7 +564,7 @@ class Copier:
         self.src, self.sim, self.client = source, source.sim, client
         self.target = client.server.sim
         self.src_token = Client(source).token
-        self.file_refs = {}
+        self.file_refs, self.file_ids = {}, {}          # source file id -> reference / target file id
         self.tables = {t["name"]: t for t in self.sim.schema["tables"]}
 
     def key(self, kind, entry_id, table):
@@ -587,7 +587,8 @@ class Copier:
     def run(self):
         sim, c = self.sim, self.client
         commit_datamodel(c, sim.schema, sim.mask, sim.l10n)
-        c.ok("POST", "/config", sim.config)
+        self.files()               # first: the base config, pools, objecttypes and plugins name files too
+        c.ok("POST", "/config", self.with_target_files(sim.config))
         self.tags()
         c.ok("POST", "/group", [{"_basetype": "group", "_system_rights": g["_system_rights"], "_acl": g["_acl"],
                                  "group": dict({k: v for k, v in g["group"].items() if k != "_id"},
@@ -601,15 +602,32 @@ class Copier:
                                    "_groups": [self.lookup("group", g["group"]["_id"], sim.groups)
                                                for g in m["_groups"]]} for i, m in sim.messages.items()])
         self.objecttypes()
-        for plugin in self.sim.plugins:
-            c.ok("PUT", "/plugin/manage", {k: v for k, v in plugin.items() if k != "id"})
-        self.files()
+        self.plugins()
         self.records()
         self.collections()
         self.events()
 
+    def with_target_files(self, value):
+        """A copy with every file value outside records ({"_id": source id}) naming the target's file."""
+        if isinstance(value, dict):
+            if set(value) == {"_id"} and value["_id"] in self.file_ids:
+                return {"_id": self.file_ids[value["_id"]]}
+            return {k: self.with_target_files(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.with_target_files(v) for v in value]
+        return value
+
+    def plugins(self):
+        """Installed (created disabled), then enabled by an update when the source has them enabled."""
+        for plugin in self.sim.plugins:
+            body = self.with_target_files({k: v for k, v in plugin.items() if k != "id"})
+            saved = self.client.ok("PUT", "/plugin/manage", body)
+            if plugin["enabled"]:
+                self.client.ok("POST", "/plugin/manage/%d" % saved["id"], dict(saved, enabled=True))
+
     def objecttypes(self):
-        """Settings by the target's objecttype ids, as version + 1; ACL groups and tags by reference."""
+        """Settings by the target's objecttype ids, as version + 1; ACL groups and tags by reference;
+        a watermark names the target's file and is confirmed (confirm=skip: no stored files yet)."""
         target = {o["objecttype"]["name"]: o["objecttype"] for o in self.client.ok("GET", "/objecttype")}
         body = []
         for entry in self.sim.objecttypes:
@@ -618,9 +636,9 @@ class Copier:
                    for rule in entry["_acl"]]
             tags = [{"lookup:_id": {"reference": self.sim.tag_by_id(t["_id"])["tag"]["reference"]}}
                     for t in entry["_tags"]]
-            body.append(dict(entry, _acl=acl, _tags=tags,
-                             objecttype=dict(entry["objecttype"], _id=mine["_id"], _version=mine["_version"] + 1)))
-        self.client.ok("POST", "/objecttype", body)
+            body.append(dict(entry, _acl=acl, _tags=tags, objecttype=self.with_target_files(
+                dict(entry["objecttype"], _id=mine["_id"], _version=mine["_version"] + 1))))
+        self.client.ok("POST", "/objecttype", body, confirm="skip")
 
     def tags(self):
         body = []
@@ -651,10 +669,12 @@ class Copier:
             level = [i for i, p in sim.pools.items() if i not in done and p["pool"]["_id_parent"] in done]
             self.client.ok("POST", "/pool", [{
                 "_basetype": "pool",
-                "pool": {"_version": 1, "reference": self.key("pool", i, sim.pools),
-                         "name": sim.pools[i]["pool"]["name"],
-                         "lookup:_id_parent": {"reference": self.key("pool", sim.pools[i]["pool"]["_id_parent"],
-                                                                     sim.pools)}}} for i in level])
+                "pool": dict({"_version": 1, "reference": self.key("pool", i, sim.pools),
+                              "name": sim.pools[i]["pool"]["name"],
+                              "lookup:_id_parent": {"reference": self.key("pool", sim.pools[i]["pool"]["_id_parent"],
+                                                                          sim.pools)}},
+                             **self.with_target_files({k: v for k, v in sim.pools[i]["pool"].items()
+                                                       if k == "watermark"}))} for i in level], confirm="skip")
             done.update(level)
 
     def files(self):
@@ -678,6 +698,7 @@ class Copier:
             else:
                 saved = self.put(f["original_filename"], f["versions"]["original"], references=[ref],
                                  produce_versions=[f["produce_versions"]])
+            self.file_ids[fid] = saved["_id"]
             if not f["produce_versions"]:
                 for name, blob in f["versions"].items():
                     if name != "original":
@@ -906,7 +927,7 @@ def test_plugin_install_refusals(target):
     server, client = target
     plugin = {"name": "p1", "type": "url", "url": "https://plugins.example/p1.zip", "enabled": True}
     saved = client.ok("PUT", "/plugin/manage", plugin)
-    assert saved["id"] and saved["name"] == "p1" and saved["enabled"] is True
+    assert saved["id"] and saved["name"] == "p1" and saved["enabled"] is False      # created disabled (extras.py)
     error(client.call("PUT", "/plugin/manage", plugin), 400, "PluginDuplicateName")
     error(client.call("PUT", "/plugin/manage", dict(plugin, name="p2", id=5)), 400, "ServerGeneric")
     error(client.call("PUT", "/plugin/manage", {"name": "p3", "type": "zip", "zip_file": {"_id": 999}}), 400,

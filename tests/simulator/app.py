@@ -200,6 +200,7 @@ def _install_common(app, sim):
     get("/message", messages)
     get("/right/<context>/presets", right_presets)
     get("/xmlmapping/list", xmlmappings)
+    get("/xmlmapping/mapping/<mapping_id>", xmlmapping)
     get("/publish", publish)
     get("/transitions", transitions)
     get("/collection/list", collection_list)
@@ -233,6 +234,7 @@ def _install_easydb5(app, sim):
     _route(app, "GET", API + "/session", lambda: e5_session(sim))
     _route(app, "POST", API + "/session/authenticate", lambda: e5_authenticate(sim))
     _route(app, "POST", API + "/session/deauthenticate", lambda: e5_deauthenticate(sim))
+    _route(app, "GET", API + "/eas", lambda: e5_eas_files(sim))
     _route(app, "GET", "/eas/partitions-inline/<partition>/<million>/<thousand>/<file_id:int>/<sha1>/<rest:path>",
            lambda **kw: e5_partition_file(sim, **kw))
 
@@ -577,12 +579,36 @@ def right_presets(sim, context):
 
 
 def xmlmappings(sim):
+    """GET /xmlmapping/list: every profile the instance knows, each with the mappings built from it under
+    `mappings` (always present, maybe empty; OAS XmlMappingProfile).  Any authenticated user."""
     auth.require_user(sim, bottle.request)
-    return json_response(sim.xmlmappings)
+    profiles = []
+    for profile in sim.xmlmapping_profiles:
+        mine = [m for m in sim.xmlmappings if m.get("profile") == profile["profile"]]
+        profiles.append(dict(copy.deepcopy(profile), mappings=[
+            {"id": m["id"], "displayname": copy.deepcopy(m.get("displayname")), "_recipes_required": []}
+            for m in mine]))
+    return json_response(profiles)
+
+
+def xmlmapping(sim, mapping_id):
+    """GET /xmlmapping/mapping/{id}: needs system.profile (root).  An unknown id is a plain 400
+    ServerGeneric in fylr ("there is no 404 for this endpoint")."""
+    auth.require_root(sim, bottle.request)
+    hit = next((m for m in sim.xmlmappings if str(m.get("id")) == mapping_id), None)
+    if hit is None:
+        code = "ServerGeneric" if sim.flavour == "fylr" else "error.api.invalid_value"   # E5: code undocumented
+        raise api_error(sim, 400, code, "mapping %s not found" % mapping_id, name="mapping", value=mapping_id)
+    return json_response(hit)
 
 
 def publish(sim):
-    auth.require_root(sim, bottle.request)      # needs system.api.publish.get; root has it
+    """GET /publish: easydb 5 pages by limit (max 1000, more is refused) and offset; fylr documents no
+    paging and returns every record.  Needs system.api.publish.get (root has it)."""
+    auth.require_root(sim, bottle.request)
+    if sim.flavour == "easydb5":
+        offset, limit = _paging(sim, 1000, 1000)
+        return json_response(_page(sim.publish, offset, limit))
     return json_response(sim.publish)
 
 
@@ -1066,6 +1092,28 @@ def eas_file(sim, file_id):
         # SILENT: OAS lists only 200/403; we answer like /eas/download for an unknown id
         raise api_error(sim, 404, "FileNotFound", file=file_id)
     return json_response(render_file(_RenderContext(sim, "full"), info, _eas_format()))
+
+
+_E5_EAS_FORMATS = {"status": "short", "short": "short", "long": "long"}
+
+
+def e5_eas_files(sim):
+    """easydb 5 GET /api/v1/eas?ids=[..]: format status|short|long (default long), an object keyed by asset
+    id like fylr's; any session may read.  Unknown ids are left out (SILENT)."""
+    auth.require_user(sim, bottle.request)
+    fmt = _param("format", "long")
+    if fmt not in _E5_EAS_FORMATS:
+        raise _invalid_value(sim, "format", fmt)       # stricter: an unknown format is refused, not guessed
+    try:
+        ids = json.loads(_param("ids") or "")
+        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise ValueError(ids)
+    except ValueError:
+        raise _invalid_value(sim, "ids", _param("ids"))
+    ctx = _RenderContext(sim, "full")
+    with sim.lock:
+        return json_response({str(i): render_file(ctx, sim.files[i], _E5_EAS_FORMATS[fmt])
+                              for i in ids if i in sim.files})
 
 
 def _bytes_response(data, mime, filename):

@@ -20,12 +20,15 @@ Sizes: "empty" = fresh fylr target (system pools, system:root collection, root u
 "tiny" ~50 records, "small" ~2,000, "medium_half" ~10,000, "medium" ~20,000, "large" ~100,000 (files stay
 few: see _SIZES["files"]; medium_half, medium and large share one shape, so the benchmark compares sizes).
 """
+import copy
 import datetime
 import gc
 import hashlib
+import io
 import random
 import struct
 import uuid
+import zipfile
 import zlib
 
 from . import store
@@ -158,6 +161,7 @@ _FILE_KINDS = {
     "png": ("png", "image", "image/png", ("small", "preview")),
     "pdf": ("pdf", "office", "application/pdf", ("preview",)),
     "txt": ("txt", "unknown", "text/plain", ()),
+    "zip": ("zip", "archive", "application/zip", ()),          # plugin zips only (never a record file)
 }
 
 
@@ -253,6 +257,7 @@ def _add_system_entities(sim, login, password):
     sim.schema = {"version": 1, "type": "user", "max_table_id": 0, "max_column_id": 0, "tables": []}
     sim.mask = {"type": "user", "version": 1, "based_on_schema_version": 1, "max_mask_id": 0, "masks": []}
     sim.config = _base_config(sim)
+    sim.xmlmapping_profiles = copy.deepcopy(XML_PROFILES)
 
 
 def _add_pool(sim, parent, reference, name, system=False):
@@ -366,13 +371,90 @@ def _add_messages(sim):
 
 
 def _add_misc(sim):
-    sim.right_presets = {"object": [{"_basetype": "right_preset", "right_preset": {
-        "_id": 1, "_version": 1, "_position": 0, "displayname": {"en-US": "Read"},
-        "preset": {"rights": {"read": {}}}}}], "collection": []}
+    """Right presets, XML mappings, global transitions and (fylr) the url plugin: the "rest of an
+    instance" that names pools, objecttypes, users, groups and tags by their SOURCE ids."""
+    pools = {e["pool"]["reference"]: i for i, e in sim.pools.items()}
+    ots = {o["objecttype"]["name"]: o["objecttype"]["_id"] for o in sim.objecttypes}
+    sim.right_presets = _right_presets(pools, ots)
+    sim.xmlmappings = _xmlmappings(sim, ots)
+    sim.transitions = _transitions(sim, ots)
     if sim.flavour == "fylr":
         sim.plugins = [{"id": 1, "name": "easydb-custom-data-type-gnd", "enabled": True, "type": "url",
                         "url": "https://plugins.example.invalid/gnd.zip", "update_policy": "never"}]
         sim.config["plugin"] = {"easydb-custom-data-type-gnd": {"config": {"endpoint": "https://gnd.example"}}}
+
+
+def _preset(pid, position, displayname, rights, description=None, **extra):
+    block = {"_id": pid, "_version": 1, "_position": position, "displayname": displayname,
+             "preset": dict({"rights": rights}, **extra)}
+    if description:
+        block["description"] = description
+    return {"_basetype": "right_preset", "right_preset": block}
+
+
+def _right_presets(pools, ots):
+    """PresetApi entries (OAS): rights items restricted to source pool / objecttype ids; the collection
+    preset carries a share_url (only allowed in context collection)."""
+    photos, bilder, dokumente = pools["photos"], ots["bilder"], ots["dokumente"]
+    return {"object": [
+        _preset(1, 0, {"de-DE": "Lesen", "en-US": "Read"}, {"read": {"pool_ids": [photos], "objecttype_ids": [bilder]}}),
+        _preset(2, 1, {"de-DE": "Bearbeiten – 編集", "en-US": "Edit"},
+                {"read": {"pool_ids": [photos, pools["photos-2020"]], "objecttype_ids": [bilder, dokumente]},
+                 "write": {"pool_ids": [pools["photos-2020"]], "objecttype_ids": [bilder]}},
+                description={"en-US": "Edit photos"}, default_expiration_hours=48)],
+        "collection": [
+        _preset(3, 0, {"de-DE": "Teilen", "en-US": "Share"}, {"read": {"pool_ids": [photos], "objecttype_ids": [bilder]}},
+                share_url="https://media.example.com/share")]}
+
+
+# Profiles an instance knows (from its base config files / plugins, never written through the API): the
+# same set on every instance the simulator makes, sources and targets alike (purge keeps them).
+XML_PROFILES = [
+    {"profile": "dc.yml", "displayname": {"de-DE": "Dublin Core", "en-US": "Dublin Core"},
+     "profile_type": {"xml_export": True, "dc_export": True}, "xml_base": "http://purl.org/dc/elements/1.1/",
+     "tabs": [{"tab": "dc", "text": {"en-US": "DC"}, "fields": [{"name": "dc:title"}, {"name": "dc:creator"}]}]},
+    {"profile": "exiftool.yml", "displayname": {"de-DE": "Exiftool", "en-US": "Exiftool"},
+     "profile_type": {"exiftool_import": True, "exiftool_export": True},
+     "tabs": [{"tab": "iptc", "text": {"en-US": "IPTC"}, "fields": [{"name": "IPTC:Headline"}, {"name": "XMP:Title"}]}]},
+    {"profile": "lido.yml", "displayname": {"en-US": "LIDO"}, "profile_type": {"xml_export": True}, "tabs": []},
+]
+
+
+def _xmlmappings(sim, ots):
+    """XmlMappingApi entries: two on exiftool.yml (bilder, dokumente), one on dc.yml (bilder)."""
+    specs = [("exiftool.yml", ots["bilder"], {"de-DE": "IPTC-Import Bilder", "en-US": "IPTC import images"},
+              {"exiftool_import": True}, [{"name": "IPTC:Headline", "easydb": [{"field": "titel"}]}]),
+             ("exiftool.yml", ots["dokumente"], {"en-US": "XMP import – 文書"}, {"exiftool_import": True},
+              [{"name": "XMP:Title", "easydb": [{"field": "titel"}]}]),
+             ("dc.yml", ots["bilder"], {"en-US": "DC export images"}, {"xml_export": True, "dc_export": True},
+              [{"name": "dc:title", "easydb": [{"field": "titel"}]}])]
+    mappings = []
+    for profile, table, displayname, profile_type, fields in specs:
+        mappings.append({"id": sim.next_id("xmlmapping"), "idTable": table, "displayname": displayname,
+                         "profile": profile, "profile_type": profile_type, "fields": fields,
+                         "limited_extensions": ["jpg", "png"] if profile == "exiftool.yml" else [],
+                         "recipe_configs": {}, "custom": True})
+    return mappings
+
+
+def _transitions(sim, ots):
+    """Global transitions (TransitionApi): `who` names a user and a group by SOURCE _id, set_tags actions
+    name tags by id (tag ids are restored unchanged)."""
+    user = next(i for i, u in sim.users.items() if u["user"].get("login") == "jdoe")
+    group = next(i for i, g in sim.groups.items() if g["group"].get("reference") == "editors")
+    tags = {t["tag"].get("reference") or "tag%d" % t["tag"]["_id"]: t["tag"]["_id"]
+            for tg in sim.taggroups.values() for t in tg["_tags"]}
+    transitions = [
+        {"_id": 1, "type": "process", "operations": ["INSERT", "UPDATE"], "sticky": False,
+         "objecttype_ids": [ots["bilder"]], "who": [{"_basetype": "user", "user": {"_id": user}}],
+         "actions": [{"type": "set_tags", "info": {"tags": [{"_id": tags["public"], "set": True}]}}]},
+        {"_id": 2, "type": "resolve", "operations": ["UPDATE"], "sticky": True,
+         "confirm": {"de-DE": "Freigeben?", "en-US": "Release?"},
+         "objecttype_ids": [ots["bilder"], ots["dokumente"]], "who": [{"_basetype": "group", "group": {"_id": group}}],
+         "actions": [{"type": "set_tags", "info": {"tags": [{"_id": tags["released"], "set": True}]}}]}]
+    if sim.flavour == "fylr":
+        transitions[1]["comment"] = "Redaktion gibt frei"      # fylr addition (OAS TransitionApi.comment)
+    return transitions
 
 # ------------------------------------------------------------------------------------------- datamodel
 
@@ -768,9 +850,93 @@ def _generate(flavour, seed, size, login, password):
     factory.unique_key_history()
     _add_collections(sim, rnd)
     _add_events(sim, rnd, spec["events"])
-    first_bild = sim.records["bilder"][1]["_system_object_id"]
-    sim.publish = [{"_basetype": "publish", "_timestamp_created": "2021-05-05T10:00:00Z",
-                    "publish": {"_id": 1, "version": 0, "system_object_id": first_bild, "collector": "datacite",
-                                "publish_uri": "https://doi.example/10.1234/%d" % first_bild,
-                                "easydb_uri": "https://sim.example/detail/%d" % first_bild}}]
+    _add_publish(sim)
+    _add_nonrecord_files(sim, seed)
     return sim
+
+# ------------------------------------------------------------------------------ publish, non-record files
+
+
+def _add_publish(sim):
+    """Publish records (PublishApi): the first bild by datacite (not pinned: `version` 0 is the stored
+    "tracks the current version"), a live bild with history pinned to its version 2, a dokument by europeana."""
+    first_bild = sim.records["bilder"][1]["_system_object_id"]
+    live = [r for r in sim.records["bilder"].values() if r["deleted_at"] is None and len(r["versions"]) >= 2]
+    pinned = live[0]["_system_object_id"]
+    dokument = next(r for r in sim.records["dokumente"].values() if r["deleted_at"] is None)["_system_object_id"]
+    specs = [(first_bild, "datacite", 0, "https://doi.example/10.1234/%d", "2021-05-05T10:00:00Z"),
+             (pinned, "datacite", 2, "https://doi.example/10.1234/%d.v2", "2021-06-01T08:30:00Z"),
+             (dokument, "europeana", 0, "https://europeana.example/item/%d", "2022-01-02T12:00:00Z")]
+    sim.publish = []
+    for n, (sysid, collector, version, uri, when) in enumerate(specs, start=1):
+        publish = {"_id": n, "version": version, "system_object_id": sysid, "collector": collector,
+                   "publish_uri": uri % sysid, "easydb_uri": "https://sim.example/detail/%d" % sysid}
+        if n > 1 and not version:
+            del publish["version"]          # OAS PublishApi.version: echoed only when a version is pinned
+        sim.publish.append({"_basetype": "publish", "_timestamp_created": when, "publish": publish})
+
+
+def _zip(members):
+    """A real, deterministic ZIP archive (fixed member timestamps)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members:
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 2, 3, 4, 5)), data)
+    return buffer.getvalue()
+
+
+def _add_extra_file(sim, name, original, kind):
+    """A file that no record uses (logo, watermark, plugin zip): real bytes in the EAS, renditions like a
+    record file of its kind.  Drawn after every record file, so record file ids and counts stay as they were."""
+    extension, file_class, mime, renditions = _FILE_KINDS[kind]
+    file_id = sim.next_id("file")
+    versions = {"original": original}
+    versions.update({v: produce_version(original, v) for v in renditions})
+    sim.files[file_id] = {
+        "_id": file_id, "original_filename": name, "extension": extension, "class": file_class, "mime_type": mime,
+        "reference": None, "leave": False, "remote_url": None, "produce_versions": True, "versions": versions,
+        "status": "done", "upload_user": 1, "date_uploaded": _iso(_BASE_TIME)}
+    return {"_id": file_id}
+
+
+def _png_file(sim, seed, name, width, height):
+    return _add_extra_file(sim, name, _png(width, height, hashlib.sha256(b"%d:%s" % (seed, name.encode())).digest()),
+                           "png")
+
+
+# Publish collectors registered in the base config (OAS /config: system.config.publish.collectors[], a
+# collector is named by `internalname`; its `logo` is a file).  easydb 5 has no inner "config" layer and
+# flat dotted keys: there the list sits at system["publish.collectors"]["collectors"] (undocumented shape).
+def _collectors(logo):
+    return [{"internalname": "datacite", "displayname": {"de-DE": "DataCite", "en-US": "DataCite"},
+             "display_format": "name_type_doi", "logo": logo},
+            {"internalname": "europeana", "displayname": {"en-US": "Europeana"}, "display_format": "name"}]
+
+
+def _add_nonrecord_files(sim, seed):
+    """Files outside records: base config logo and a collector logo, a pool watermark, (fylr) the bilder
+    objecttype watermark and a zip plugin.  fylr: system.config.appearance.logo; easydb 5: system.logo
+    (parameters.md 9)."""
+    logo = _png_file(sim, seed, "Logo – ロゴ.png", 20, 8)
+    collector_logo = _png_file(sim, seed, "datacite-logo.png", 12, 12)
+    watermark = _png_file(sim, seed, "wasserzeichen.png", 16, 16)
+    system = sim.config["system"]["config"]
+    if sim.flavour == "fylr":
+        system["appearance"] = dict(system.get("appearance") or {}, logo=logo)
+        system["publish"] = {"collectors": _collectors(collector_logo)}
+    else:
+        system["logo"] = logo
+        system["publish.collectors"] = {"collectors": _collectors(collector_logo)}
+    photos = next(i for i, e in sim.pools.items() if e["pool"].get("reference") == "photos")
+    # OAS WatermarkApi: image (file), gravity (compass code), dissolve (opacity in percent)
+    sim.pools[photos]["pool"]["watermark"] = {"image": watermark, "gravity": "se", "dissolve": 50}
+    if sim.flavour != "fylr":
+        return          # easydb 5: neither an objecttype watermark nor plugin management (api.md 4.3)
+    ot_mark = _png_file(sim, seed, "bilder-watermark.png", 10, 6)
+    bilder = next(o for o in sim.objecttypes if o["objecttype"]["name"] == "bilder")
+    bilder["objecttype"]["watermark"] = {"image": ot_mark, "gravity": "c", "dissolve": 30}
+    manifest = b"name: fylr-example-zip\nversion: 1.0\n"
+    plugin_zip = _add_extra_file(sim, "fylr-example-zip.zip", _zip([("fylr-example-zip/manifest.yml", manifest)]),
+                                 "zip")
+    sim.plugins.append({"id": 2, "name": "fylr-example-zip", "enabled": True, "type": "zip",
+                        "zip_file": plugin_zip, "update_policy": "never"})

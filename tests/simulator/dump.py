@@ -2,8 +2,11 @@
 after a faithful restore (tests may first apply documented transformations to one side, e.g. the
 easydb 5 -> fylr event type mapping of parameters.md 6.1).
 """
+import copy
 import hashlib
 import json
+
+from .extras import CONFIG_FILE_PATHS
 
 
 def canonical_dump(sim, strict=False):
@@ -47,8 +50,7 @@ def canonical_dump(sim, strict=False):
         return {
             "datamodel": _datamodel(sim),
             "objecttypes": {o["objecttype"]["name"]: _objecttype_settings(keys, o) for o in sim.objecttypes},
-            "plugins": {p["name"]: _pruned({k: p.get(k) for k in ("type", "url", "path", "enabled", "update_policy")})
-                        for p in sim.plugins or [] if not p.get("auto_added")},
+            "plugins": {p["name"]: _plugin(sim, p) for p in sim.plugins or [] if not p.get("auto_added")},
             "config": _config(sim),
             "groups": {keys.group(i): _group(sim, keys, e) for i, e in sim.groups.items()},
             "users": {keys.user(i): _user(keys, e) for i, e in sim.users.items()},
@@ -130,10 +132,35 @@ def _acl(keys, acl):
 
 
 def _objecttype_settings(keys, entry):
-    """Settings of an objecttype (its structure is in the datamodel): ACL by keys, tag bindings by id."""
+    """Settings of an objecttype (its structure is in the datamodel): ACL by keys, tag bindings by id,
+    the watermark with its image as file_ref()."""
     return _pruned({"acl": _acl(keys, entry.get("_acl")), "tags": sorted(t["_id"] for t in entry.get("_tags") or []),
                     "private_tags": entry.get("_private_tags"), "transitions": entry.get("_transitions"),
-                    "maskfilters": entry.get("_maskfilters"), "columnfilters": entry.get("_columnfilters")})
+                    "maskfilters": entry.get("_maskfilters"), "columnfilters": entry.get("_columnfilters"),
+                    "watermark": _watermark(keys.sim, entry["objecttype"].get("watermark"))})
+
+
+def _plugin(sim, plugin):
+    out = {k: plugin.get(k) for k in ("type", "url", "path", "enabled", "update_policy")}
+    out["zip_file"] = file_ref(sim, plugin["zip_file"]) if plugin.get("zip_file") else None
+    return _pruned(out)
+
+
+def file_ref(sim, value):
+    """A file value outside records ({"_id": n}) as what survives a migration: original filename and the
+    sha256 of the original's bytes (ids differ between instances by design)."""
+    info = sim.files.get(value.get("_id")) if isinstance(value, dict) else None
+    if info is None:
+        return {"missing_file": value}
+    data = (info.get("versions") or {}).get("original")
+    return {"original_filename": info.get("original_filename"),
+            "sha256": hashlib.sha256(data).hexdigest() if data is not None else None}
+
+
+def _watermark(sim, watermark):
+    if not isinstance(watermark, dict):
+        return watermark
+    return dict(watermark, image=file_ref(sim, watermark["image"]) if watermark.get("image") else None)
 
 
 def _datamodel(sim):
@@ -146,9 +173,37 @@ _CONFIG_NOT_RESTORED = ("default_locations", "license", "logging", "purge")
 
 
 def _config(sim):
-    system = ((sim.config or {}).get("system") or {}).get("config") or {}
+    """system.config (fylr shape; easydb 5 flat keys as stored) with every file value as file_ref()."""
+    system = copy.deepcopy(((sim.config or {}).get("system") or {}).get("config") or {})
+    for where, holder, key in _config_file_slots(sim, system):
+        holder[key] = file_ref(sim, holder[key]) if holder[key] is not None else None
     return _pruned({"system": {k: v for k, v in system.items() if k not in _CONFIG_NOT_RESTORED},
                     "plugin": (sim.config or {}).get("plugin") or {}})
+
+
+def _config_file_slots(sim, system):
+    """(where, holder, key) of every file value in a stored system config; `where` names the fylr path
+    (easydb 5: system.logo is appearance.logo, parameters.md 9; system["publish.collectors"].collectors is
+    publish.collectors), list items of collectors by internalname, others by index."""
+    def walk(node, path, where, holder=None, key=None):
+        if not path:
+            yield where, holder, key
+            return
+        head, rest = path[0], path[1:]
+        if head == "[]":
+            for n, item in enumerate(node if isinstance(node, list) else []):
+                name = item.get("internalname") if isinstance(item, dict) else None
+                yield from walk(item, rest, "%s[%s]" % (where, name or n), node, n)
+        elif isinstance(node, dict) and head in node:
+            yield from walk(node[head], rest, "%s%s%s" % (where, "" if where.endswith(":") else ".", head), node, head)
+    if sim.flavour == "easydb5":
+        if "logo" in system:
+            yield "config:appearance.logo", system, "logo"
+        collectors = {"publish": {"collectors": (system.get("publish.collectors") or {}).get("collectors")}}
+        yield from walk(collectors, ("publish", "collectors", "[]", "logo"), "config:")
+        return
+    for path in CONFIG_FILE_PATHS:
+        yield from walk(system, path, "config:")
 
 
 def _group(sim, keys, entry):
@@ -172,7 +227,8 @@ def _user(keys, entry):
 def _pool(keys, entry):
     p = entry["pool"]
     return _pruned({"name": p.get("name"), "parent": keys.pool(p.get("_id_parent")),
-                    "is_system_pool": bool(p.get("is_system_pool")), "acl": _acl(keys, entry.get("_acl"))})
+                    "is_system_pool": bool(p.get("is_system_pool")), "acl": _acl(keys, entry.get("_acl")),
+                    "watermark": _watermark(keys.sim, p.get("watermark"))})
 
 
 def _taggroup(keys, entry):
@@ -316,3 +372,107 @@ def _events(sim, keys):
             out["object_id"] = subject
         result.append(out)
     return sorted(result, key=lambda e: json.dumps(e, sort_keys=True, default=str))
+
+# --------------------------------------------------------------------------- the rest of an instance
+
+
+def extras_dump(sim):
+    """What survives a migration of the rest of an instance (issue 12), id-independent like
+    canonical_dump (which does not contain these sections): see the functions below."""
+    with sim.lock:
+        return {"right_presets": right_presets_dump(sim), "xmlmappings": xmlmappings_dump(sim),
+                "publish": publish_dump(sim), "transitions": transitions_dump(sim),
+                "files": nonrecord_files_dump(sim)}
+
+
+def _sorted_json(items):
+    return sorted(items, key=lambda e: json.dumps(e, sort_keys=True, ensure_ascii=False))
+
+
+def _objecttype_names(sim, ids):
+    names = {o["objecttype"]["_id"]: o["objecttype"]["name"] for o in sim.objecttypes}
+    return sorted(names.get(i, "objecttype:missing:%s" % i) for i in ids or [])
+
+
+def right_presets_dump(sim):
+    """{context: [preset, ...]} sorted; a preset is {displayname, description, position, preset} with every
+    rights item's pool_ids as pool keys (reference or pool:<id>) and objecttype_ids as objecttype names."""
+    keys = _Keys(sim)
+    out = {}
+    for context, presets in (sim.right_presets or {}).items():
+        dumped = []
+        for entry in presets:
+            block = entry["right_preset"]
+            preset = copy.deepcopy(block.get("preset") or {})
+            for item in (preset.get("rights") or {}).values():
+                if isinstance(item, dict) and "pool_ids" in item:
+                    item["pool_ids"] = sorted(keys.pool(i) for i in item["pool_ids"] or [])
+                if isinstance(item, dict) and "objecttype_ids" in item:
+                    item["objecttype_ids"] = _objecttype_names(sim, item["objecttype_ids"])
+            dumped.append(_pruned({"displayname": block.get("displayname"), "description": block.get("description"),
+                                   "position": block.get("_position"), "preset": preset}))
+        out[context] = _sorted_json(dumped)
+    return _pruned(out)
+
+
+def xmlmappings_dump(sim):
+    """Sorted [{displayname, profile, objecttype (name), fields, limited_extensions, xml_base, recipe_configs,
+    profile_type}]; profile_type keeps only the flags a PUT persists (dc_export / plugins_import are not)."""
+    writable = ("xml_export", "exiftool_export", "exiftool_export_omit_empty", "exiftool_import")
+    out = []
+    for m in sim.xmlmappings or []:
+        table = m.get("idTable")
+        out.append(_pruned({
+            "displayname": m.get("displayname"), "profile": m.get("profile"),
+            "objecttype": _objecttype_names(sim, [table])[0] if table else None, "fields": m.get("fields"),
+            "limited_extensions": m.get("limited_extensions"), "xml_base": m.get("xml_base"),
+            "recipe_configs": m.get("recipe_configs"),
+            "profile_type": {k: v for k, v in (m.get("profile_type") or {}).items() if k in writable and v}}))
+    return _sorted_json(out)
+
+
+def publish_dump(sim):
+    """Sorted [{system_object_id, collector, publish_uri, easydb_uri, version (only when pinned, > 0)}]."""
+    out = []
+    for entry in sim.publish or []:
+        p = entry["publish"]
+        version = p.get("version") if isinstance(p.get("version"), int) and p.get("version") > 0 else None
+        out.append(_pruned({"system_object_id": p.get("system_object_id"), "collector": p.get("collector"),
+                            "publish_uri": p.get("publish_uri"), "easydb_uri": p.get("easydb_uri"),
+                            "version": version}))
+    return _sorted_json(out)
+
+
+def transitions_dump(sim):
+    """Sorted global transitions without `_id`: `who` as {_basetype, key} (user / group reference or the
+    <kind>:<id> fallback), objecttype_ids as names, tag ids unchanged (they are restored)."""
+    keys = _Keys(sim)
+    out = []
+    for t in sim.transitions or []:
+        t = {k: copy.deepcopy(v) for k, v in t.items() if k != "_id"}
+        t["who"] = _sorted_json(keys.who(w) for w in t.get("who") or [])
+        t["objecttype_ids"] = _objecttype_names(sim, t.get("objecttype_ids"))
+        out.append(_pruned(t))
+    return _sorted_json(out)
+
+
+def nonrecord_files_dump(sim):
+    """Sorted [[where, original filename, sha256 of the original]] of every file used outside records:
+    "config:appearance.logo", "config:publish.collectors[<internalname>].logo", ... (fylr paths for both
+    flavours), "pool:<key>:watermark", "objecttype:<name>:watermark", "plugin:<name>:zip_file"."""
+    slots = [(where, holder[key]) for where, holder, key in
+             _config_file_slots(sim, ((sim.config or {}).get("system") or {}).get("config") or {})]
+    keys = _Keys(sim)
+    for pid, entry in sim.pools.items():
+        slots.append(("pool:%s:watermark" % keys.pool(pid), (entry["pool"].get("watermark") or {}).get("image")))
+    for entry in sim.objecttypes:
+        slots.append(("objecttype:%s:watermark" % entry["objecttype"]["name"],
+                      (entry["objecttype"].get("watermark") or {}).get("image")))
+    for plugin in sim.plugins or []:
+        slots.append(("plugin:%s:zip_file" % plugin.get("name"), plugin.get("zip_file")))
+    out = []
+    for where, value in slots:
+        if value is not None:
+            ref = file_ref(sim, value)
+            out.append([where, ref.get("original_filename"), ref.get("sha256") or "missing:%s" % (value,)])
+    return sorted(out)

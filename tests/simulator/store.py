@@ -90,7 +90,16 @@ Added by the read side (datagen / auth / app), same rules (plain JSON-able dicts
     sim.collection_props[coll_id][entry] = webfrontend props dict of a collection_objects entry (sysid int,
                                            foreign goid str, or "uuid:<uuid>" for a promised one; absent = None)
     sim.right_presets = {"object": [PresetApi...], "collection": [...]}  (GET /right/{ctx}/presets body)
-    sim.xmlmappings = [XmlMappingApi ...]   sim.publish = [PublishApi ...]   sim.transitions = [...]
+    sim.xmlmappings = [XmlMappingApi ...]   (GET /xmlmapping/mapping/{id} body; `idTable` = objecttype _id)
+    sim.xmlmapping_profiles = [XmlMappingProfile without `mappings`]   (the profiles the instance knows: from
+                         its config files, the same set on every generated instance; a purge keeps them)
+    sim.publish = [PublishApi ...]   sim.transitions = [TransitionApi ...]   (global transitions only)
+    Files outside records (datagen._add_nonrecord_files), each {"_id": file id} of a file in sim.files:
+        config:  fylr system.config.appearance.{logo,favicon,login_background}, publish.collectors[].logo, ...
+                 (writes.CONFIG_FILE_PATHS); easydb 5 system.logo and system["publish.collectors"].collectors[].logo
+        pools:   sim.pools[id]["pool"]["watermark"] = {"image": {"_id"}, "gravity", "dissolve"}  (WatermarkApi)
+        objecttypes (fylr): entry["objecttype"]["watermark"] likewise
+        plugins (fylr): {"type": "zip", "zip_file": {"_id"}}
     sim.tokens[token] = {"kind": "session"|"access"|"refresh", "user_id": int|None,
                          "expires_at": epoch seconds, "client_id": str|None, "scope": str}
     sim.oauth_clients = {client_id: secret or None (public client)}
@@ -162,6 +171,7 @@ class Instance:
     collection_props: dict = field(default_factory=dict)
     right_presets: dict = field(default_factory=lambda: {"object": [], "collection": []})
     xmlmappings: list = field(default_factory=list)
+    xmlmapping_profiles: list = field(default_factory=list)
     publish: list = field(default_factory=list)
     transitions: list = field(default_factory=list)
 
