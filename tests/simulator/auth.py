@@ -24,7 +24,10 @@ _FYLR_TEXT = {
 }
 _FYLR_PACKAGE = {"UserRequired": "session", "InvalidToken": "session", "SystemRightRequired": "acl",
                  "InsufficientRights": "rightcheck", "DatabaseLockError": "ferrors", "ReadOnlyMode": "ferrors",
-                 "UserDuplicateEmail": "acl", "UserDuplicateLogin": "acl", "TagsInUse": "tag"}
+                 "UserDuplicateEmail": "acl", "UserDuplicateLogin": "acl", "TagsInUse": "tag",
+                 # OAS Publish*Error / ObjectNotFoundError / ChangeOwnerNotSelected (package transition)
+                 "PublishUnknownCollector": "object", "PublishInvalidData": "object",
+                 "PublishDeletedObject": "object", "ObjectNotFound": "ferrors", "ChangeOwnerNotSelected": "transition"}
 
 
 def api_error(sim, status, code, message="", headers=None, **parameters):
