@@ -25,7 +25,11 @@ Choices where api.md is silent (each also noted at the code):
     seconds later; GET /db reads are immediate.  fylr refuses `type: "object"` (not in its enum).
   * fylr GET /eas?ids=[..] (object keyed by file id) and GET /eas/{id}: format short|standard|long,
     unknown ids left out, anonymous -> 403 (never 401); GET /system/status needs system.root and counts
-    pending files and records not indexed yet.
+    pending files and records not indexed yet.  easydb 5 GET /eas?ids=[..]: format status|short|long
+    (default long), same keyed object, any session (files outside records are read this way).
+  * GET /xmlmapping/list answers the profiles (sim.xmlmapping_profiles) with their mappings appended;
+    GET /xmlmapping/mapping/{id} one mapping (root; unknown id 400).  GET /publish: easydb 5 pages by
+    limit (max 1000) / offset, fylr answers all.
 """
 import copy
 import hashlib

@@ -861,8 +861,8 @@ def _add_publish(sim):
     """Publish records (PublishApi): the first bild by datacite (not pinned: `version` 0 is the stored
     "tracks the current version"), a live bild with history pinned to its version 2, a dokument by europeana."""
     first_bild = sim.records["bilder"][1]["_system_object_id"]
-    live = [r for r in sim.records["bilder"].values() if r["deleted_at"] is None and len(r["versions"]) >= 2]
-    pinned = live[0]["_system_object_id"]
+    pinned = next(r for r in sim.records["bilder"].values()
+                  if r["deleted_at"] is None and len(r["versions"]) >= 2)["_system_object_id"]
     dokument = next(r for r in sim.records["dokumente"].values() if r["deleted_at"] is None)["_system_object_id"]
     specs = [(first_bild, "datacite", 0, "https://doi.example/10.1234/%d", "2021-05-05T10:00:00Z"),
              (pinned, "datacite", 2, "https://doi.example/10.1234/%d.v2", "2021-06-01T08:30:00Z"),
