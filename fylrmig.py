@@ -1083,7 +1083,11 @@ def with_access_token(url, token):
 
 IMPORT_TYPE_ARRAYS = {"plugin": "plugins", "tags": "tags", "group": "groups", "user": "users", "pool": "pools",
                       "objecttype": "objecttypes", "message": "messages", "db": "objects",
-                      "collection": "collections", "collection_objects": "collection_objects", "event": "events"}
+                      "collection": "collections", "collection_objects": "collection_objects", "event": "events",
+                      "mapping": "mappings", "right_preset": "presets", "transition": "transitions",
+                      "publish": "publish"}
+# A POST of these replaces the target's whole set (api.md 6.5, OAS /transitions): one payload, one request.
+WHOLE_SET_KINDS = frozenset({"tags", "transition"})
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -1418,9 +1422,10 @@ FILE_KEYS_KEPT = ("preferred", "name", "frontend_prefs", "original_filename", "e
 class Source:
     """One thing a backup reads in pages and writes as payloads (a basetype, one objecttype, events)."""
 
-    def __init__(self, name, import_type, fetch_page, page_size, objecttype=None, total=None):
+    def __init__(self, name, import_type, fetch_page, page_size, objecttype=None, total=None, context=None):
         self.name, self.import_type, self.objecttype = name, import_type, objecttype
         self.fetch_page, self.page_size, self.total = fetch_page, page_size, total
+        self.context = context   # right presets: `object` or `collection`, in the envelope and the name
 
 
 class JobBase:
@@ -1556,8 +1561,9 @@ class BackupJob(JobBase):
         self._file_locks = {}
         self._file_locks_guard = threading.Lock()
         self._step_seq = 0
-        self._own_instances = self._table_index = None
+        self._own_instances = self._table_index = self._objecttype_name_of = None
         self._source_counts = {}
+        self._loose_files = LooseFileFinder(self)
 
     # -- preparing
 
@@ -1650,6 +1656,7 @@ class BackupJob(JobBase):
             self._backup_source(source)
         for source in self._collection_sources():
             self._backup_source(source)
+        self._backup_source(self._publish_source())
         if self.include_events is not None:
             self._backup_source(self._event_source())
         return self._write_manifest(status="done")
@@ -1665,7 +1672,7 @@ class BackupJob(JobBase):
         return self._write_document("datamodel.json", datamodel)
 
     def _backup_base_config(self):
-        return self._write_document("base_config.json", self.api.get("/config"))
+        return self._write_document("base_config.json", self._loose_files.mark(self.api.get("/config"), "base config"))
 
     def _write_document(self, name, value):
         data = json_bytes(value, pretty=True)
@@ -1682,15 +1689,34 @@ class BackupJob(JobBase):
         yield Source("tags", "tags", lambda o, n: unpaged(o, lambda: a.get("/tags")), 0)
         yield Source("group", "group", lambda o, n: a.get("/group", limit=n, offset=o), size)
         yield Source("user", "user", lambda o, n: a.get("/user", limit=n, offset=o, include_password="true"), size)
+        yield Source("mapping", "mapping", lambda o, n: unpaged(o, self._xml_mappings), 0)
         if fylr:
             yield Source("pool", "pool", lambda o, n: a.get("/pool", limit=n, offset=o), size)
         else:
             yield Source("pool", "pool", lambda o, n: unpaged(o, lambda: a.get("/pool")), 0)
         yield Source("objecttype", "objecttype", lambda o, n: unpaged(o, lambda: a.get("/objecttype")), 0)
+        for context in ("object", "collection"):
+            yield Source(f"right_preset/{context}", "right_preset",
+                         lambda o, n, c=context: unpaged(o, lambda: a.get(f"/right/{c}/presets")), 0, context=context)
+        yield Source("transition", "transition", lambda o, n: unpaged(o, lambda: a.get("/transitions")), 0)
         if fylr:
             yield Source("message", "message", lambda o, n: a.get("/message", limit=n, offset=o), size)
         else:
             yield Source("message", "message", lambda o, n: unpaged(o, lambda: a.get("/message")), 0)
+
+    def _xml_mappings(self):
+        """Every XML mapping in full: the list names them inside their profiles (api.md 4.4)."""
+        ids = [m.get("id") for profile in self.api.get("/xmlmapping/list") or [] for m in profile.get("mappings") or []]
+        return [self.api.get(f"/xmlmapping/mapping/{i}") for i in sorted(set(ids) - {None})]
+
+    def _publish_source(self):
+        """Publish records after the objects they name; easydb 5 pages them (limit <= 1000), fylr documents
+        no paging and answers all of them."""
+        a = self.api
+        if a.flavour == "easydb5":
+            return Source("publish", "publish", lambda o, n: a.get("/publish", limit=n, offset=o),
+                          min(self.args.chunk_size, 1000))
+        return Source("publish", "publish", lambda o, n: unpaged(o, lambda: a.get("/publish")), 0)
 
     def objecttypes(self):
         names = sorted(ot["objecttype"]["name"] for ot in self.api.get("/objecttype"))
@@ -2029,11 +2055,13 @@ class BackupJob(JobBase):
         names, total, info = [], 0, {}
         for group_key, entries in groups:
             for batch_no, batch in enumerate(batched(entries, self.args.chunk_size if source.import_type
-                                                     not in ("tags",) else 0), 1):
+                                                     not in WHOLE_SET_KINDS else 0), 1):
                 name = self._payload_name(source, start + len(names) + 1, group_key, batch_no)
                 envelope = {"import_type": source.import_type}
                 if source.objecttype:
                     envelope["objecttype"] = source.objecttype
+                if source.context:
+                    envelope["context"] = source.context
                 envelope[IMPORT_TYPE_ARRAYS[source.import_type]] = batch
                 size, digest = self.folder.write_payload(name, envelope, self.args.compression, self.args.pretty)
                 crash_point("payload-written")
@@ -2041,6 +2069,8 @@ class BackupJob(JobBase):
                               "bytes": size, "source": source.name}
                 if source.objecttype:
                     info[name]["objecttype"] = source.objecttype
+                if source.context:
+                    info[name]["context"] = source.context
                 names.append(name)
                 total += len(batch)
         return names, info, total
@@ -2058,7 +2088,7 @@ class BackupJob(JobBase):
             objecttype = source.objecttype + ("__deleted" if source.name.endswith("/deleted") else "")
             return payload_name(seq, "db", batch_no, self.args.compression, objecttype,
                                 version if self.args.all_versions else None, level)
-        return payload_name(seq, source.import_type, batch_no, self.args.compression, level=level)
+        return payload_name(seq, source.import_type, batch_no, self.args.compression, source.context, level=level)
 
     def _emit_groups(self, source):
         """[(group key, entries)] of a basetype, collection or event source in payload order: pools and
@@ -2067,7 +2097,9 @@ class BackupJob(JobBase):
                      "user": self._transform_user, "pool": self._transform_pool, "objecttype": self._transform_objecttype,
                      "message": self._transform_message, "collection": self._transform_collection,
                      "collection_objects": self._transform_collection_objects,
-                     "event": self._transform_event}[source.import_type]
+                     "event": self._transform_event, "mapping": self._transform_mapping,
+                     "right_preset": self._transform_right_preset, "transition": self._transform_transition,
+                     "publish": self._transform_publish}[source.import_type]
         pages = self._spooled_pages(source.name)
         self._hierarchical = source.import_type in ("pool", "collection")
         entries = (e for page in pages for e in transform(page))   # streamed: events can be millions
@@ -2145,7 +2177,8 @@ class BackupJob(JobBase):
     # -- transforms: source entries -> payload entries (backup-format.md 4.5, 4.6)
 
     def _transform_plugin(self, page):
-        return [{k: v for k, v in p.items() if k != "id"} for p in page]
+        return [self._loose_files.mark({k: v for k, v in p.items() if k != "id"}, f"plugin {p.get('name')}")
+                for p in page]
 
     def _transform_tags(self, page):
         out = []
@@ -2252,7 +2285,10 @@ class BackupJob(JobBase):
         return out
 
     def _transform_pool(self, page):
-        return self._tree_entries(page, "pool")
+        entries = self._tree_entries(page, "pool")
+        for entry in entries:   # the body itself: `pool` keys name pools, never files
+            self._loose_files.mark(entry["pool"], f"pool {entry['pool']['reference']}")
+        return entries
 
     def _transform_collection(self, page):
         return self._tree_entries(page, "collection")
@@ -2291,7 +2327,62 @@ class BackupJob(JobBase):
         return f"user:ref:{self.ref('user', owner)}"
 
     def _transform_objecttype(self, page):
-        return [{**ot, "_acl": self._acl(ot.get("_acl"))} for ot in page]
+        out = [{**ot, "_acl": self._acl(ot.get("_acl")), "objecttype": dict(ot["objecttype"])} for ot in page]
+        for entry in out:
+            self._loose_files.mark(entry["objecttype"], f"objecttype {entry['objecttype'].get('name')}")
+        return out
+
+    def _transform_mapping(self, page):
+        """XML mappings get new ids on the target: the source id is kept for the objecttypes that name
+        it, the objecttype a mapping serves by its name."""
+        names = self._objecttype_names()
+        out = []
+        for mapping in page:
+            entry = {k: v for k, v in mapping.items() if k not in ("id", "idTable")}
+            entry["_fylrmig_source_id"] = mapping.get("id")
+            if mapping.get("idTable") is not None:
+                entry["_fylrmig_objecttype"] = names.get(mapping["idTable"], f"objecttype:{mapping['idTable']}")
+            out.append(entry)
+        return out
+
+    def _transform_right_preset(self, page):
+        out = []
+        for entry in page:
+            preset = {k: v for k, v in entry["right_preset"].items() if k != "_id"}
+            out.append({**entry, "right_preset": self._id_lists_as_refs(dict(preset, _version=1))})
+        return out
+
+    def _transform_transition(self, page):
+        out = []
+        for transition in page:
+            transition = {k: v for k, v in transition.items() if k != "_id"}
+            if isinstance(transition.get("who"), list):
+                transition["who"] = [self._who(w) for w in transition["who"]]
+            out.append(self._id_lists_as_refs(transition))
+        return out
+
+    def _transform_publish(self, page):
+        return [{"_basetype": "publish", "publish": {k: v for k, v in entry["publish"].items() if k != "_id"}}
+                for entry in page]
+
+    def _id_lists_as_refs(self, value):
+        """`pool_ids` / `objecttype_ids` -> `lookup:pool_ids` (references) / `lookup:objecttype_ids` (names)."""
+        names = None
+        for node in iter_dicts(value):
+            for field in [k for k in node if k in ID_LIST_KINDS and isinstance(node[k], list)]:
+                kind = ID_LIST_KINDS[field]
+                if kind == "objecttype" and names is None:
+                    names = self._objecttype_names()
+                ids = node.pop(field)
+                node[f"lookup:{field}"] = [names.get(i, f"objecttype:{i}") if kind == "objecttype"
+                                           else self.ref(kind, i) for i in ids]
+        return value
+
+    def _objecttype_names(self):
+        if self._objecttype_name_of is None:
+            self._objecttype_name_of = {o["objecttype"]["_id"]: o["objecttype"]["name"]
+                                        for o in self.api.get("/objecttype") or []}
+        return self._objecttype_name_of
 
     def _transform_message(self, page):
         out = []
@@ -2460,6 +2551,39 @@ class BackupJob(JobBase):
                 item["path"] = relpath
             out["versions"][name] = item
         return out
+
+
+class LooseFileFinder:
+    """The backup's side of files that are not record fields (base config logo and favicon, pool and
+    objecttype watermarks, plugin zips): an `{"_id": N}` the source's EAS knows as a file is kept like a
+    record file (packed with --include-files, its URL otherwise) and marked `{"fylrmig:file": <entry>}`
+    where the id stood; the restore uploads it and puts the target's id there."""
+
+    def __init__(self, job):
+        self.job = job
+
+    def mark(self, value, where):
+        candidates = list(loose_file_candidates(value))
+        if not candidates:
+            return value
+        files = self._source_files(sorted({container[key]["_id"] for container, key, _ in candidates}))
+        for container, key, path in candidates:
+            info = files.get(str(container[key]["_id"]))
+            if not info:
+                continue   # an id of something else: kept as it is
+            if self.job.args.include_files:
+                self.job._pack_file(info)
+            entry = dict(self.job._file_entry(info), used_by=f"{where} {path}")
+            kept = {k: v for k, v in container[key].items() if k == "frontend_prefs"}
+            container[key] = {**kept, LOOSE_FILE: entry}
+        return value
+
+    def _source_files(self, ids):
+        files = {}
+        for batch in batched(ids, 100):
+            answer = self.job.api.get("/eas", ids=json.dumps(batch)) or {}
+            files.update(answer if isinstance(answer, dict) else {str(f.get("_id")): f for f in answer})
+        return files
 
 
 class RecordStream:
@@ -2767,6 +2891,86 @@ def is_field_key(key):
     return not key.startswith("_") or key.startswith(("_nested:", "_reverse_nested:"))
 
 
+# -- entries beside records: files outside records, id lists, keys of entries without a reference
+
+# Where a file that is not a record field stood, the backup keeps its file entry under this key.
+LOOSE_FILE = "fylrmig:file"
+# Keys whose `{"_id": …}` names a basetype entry, never a file.
+NOT_FILE_KEYS = frozenset({"user", "group", "pool", "collection", "objecttype", "tag", "taggroup", "message",
+                           "right_preset", "mask", "owner", "_owner", "who"})
+# Id lists in right presets and transitions: ids do not survive a migration, pool references and
+# objecttype names do (`lookup:<field>` in a backup).
+ID_LIST_KINDS = {"pool_ids": "pool", "objecttype_ids": "objecttype"}
+
+
+def iter_dicts(value):
+    """Every dict inside a JSON value, the value itself first."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            yield node
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def iter_children(node):
+    return node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+
+
+def loose_file_candidates(value):
+    """(container, key, dotted path) of every `{"_id": <int>}` below `value` that may name a file: the ids
+    are checked with the source's EAS before anything is taken for a file (the docs list where files
+    stand outside records, api.md 4.6, but not every key)."""
+    stack = [(value, "")]
+    while stack:
+        node, path = stack.pop()
+        for key, child in iter_children(node):
+            where = f"{path}.{key}" if path else str(key)
+            if key in NOT_FILE_KEYS or not isinstance(child, (dict, list)):
+                continue
+            if isinstance(child, dict) and isinstance(child.get("_id"), int) and not isinstance(child["_id"], bool) \
+                    and "_basetype" not in child:
+                yield node, key, where
+            else:
+                stack.append((child, where))
+
+
+def iter_loose_files(value):
+    """(container, key) of every file the backup marked inside `value`."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        for key, child in iter_children(node):
+            if isinstance(child, dict) and LOOSE_FILE in child:
+                yield node, key
+            elif isinstance(child, (dict, list)):
+                stack.append(child)
+
+
+def loca_label(value):
+    if isinstance(value, dict):
+        return next((str(v) for v in value.values() if v), "?")
+    return str(value) if value else "?"
+
+
+def mapping_key(mapping):
+    return json.dumps([mapping.get("profile"), mapping.get("idTable"), mapping.get("displayname")], sort_keys=True)
+
+
+def mapping_label(mapping):
+    return f"{loca_label(mapping.get('displayname'))} ({mapping.get('profile')})"
+
+
+def preset_key(preset):
+    return json.dumps(preset.get("displayname"), sort_keys=True)
+
+
+def publish_key(publish):
+    return json.dumps([publish.get("system_object_id"), publish.get("collector"), publish.get("publish_uri")])
+
+
 def is_home_collection(entry, kind):
     """A user's home collection: created by the server with the user, never by a client."""
     return kind == "collection" and (entry.get(kind) or {}).get("type") == "user"
@@ -2884,6 +3088,9 @@ E5_CONFIG_MAP = (
     ("system", ("login.welcome_text", "value"), ("login", "label")),
     ("system", ("login.forgotten_password_process", "show_in_login_dialog"), ("password", "showforgot")),
     ("system", ("login.password_policy", "hint"), ("password", "hint")),
+    # not in the documented table (which says it is incomplete): publish records need their collectors,
+    # and easydb 5's collector items have fylr's shape (internalname, displayname, display_format, logo)
+    ("system", ("publish.collectors", "collectors"), ("publish", "collectors")),
 )
 
 # Event types fylr knows (parameters.md 6.3), as exact names and prefixes; TASK* is always refused.
@@ -3237,6 +3444,7 @@ class RestoreJob(JobBase):
 
     def _summary(self):
         out = dict(self.counters)
+        out["not_restored"] = len(self.ledger.ids(self.job_id, "not_restored"))
         out["chunks"] = self.ledger.chunk_counts(self.job_id)
         return out
 
@@ -3278,6 +3486,10 @@ class RestoreJob(JobBase):
     def _upload_base_config(self):
         config = read_json(self.base_config_file)
         if self.source_flavour == "easydb5":
+            unmapped = sorted(set((config.get("system") or {})) - {path[0] for _, path, _ in E5_CONFIG_MAP})
+            if unmapped:
+                self._not_restored(f"easydb 5 base config settings {', '.join(unmapped)}",
+                                   "fylr has no documented equivalent (parameters.md 9)")
             config = convert_e5_config(config)
         system = dict((config.get("system") or {}).get("config") or {})
         for key in CONFIG_NEVER_RESTORED:
@@ -3285,6 +3497,7 @@ class RestoreJob(JobBase):
         body = {"system": {"config": system}}
         if isinstance(config.get("plugin"), dict):
             body["plugin"] = config["plugin"]
+        self._put_in_loose_files(body)
         self.api.post("/config", body, save="ignore_errors", confirm="yes", reindex="skip")
 
     # -- payloads
@@ -3365,7 +3578,7 @@ class RestoreJob(JobBase):
             envelope = load_payload(self.folder, name, info.get(name, {}))   # checked again right before use
             kind = envelope.get("import_type")
             entries = envelope.pop(IMPORT_TYPE_ARRAYS.get(kind, ""), [])
-            size = 0 if kind == "tags" else self.args.chunk_size
+            size = 0 if kind in WHOLE_SET_KINDS else self.args.chunk_size
             for index, chunk in enumerate(batched(self._limit(name, kind, envelope, entries), size)):
                 key = f"post/{name}/{index:05d}"
                 row = self.ledger.chunk(self.job_id, key)
@@ -3381,11 +3594,13 @@ class RestoreJob(JobBase):
         wrote them)."""
         prepare = {"tags": self._prepare_tags, "plugin": self._prepare_plugin, "objecttype": self._prepare_objecttype,
                    "user": self._prepare_user, "collection_objects": self._prepare_collection_objects,
-                   "event": self._prepare_event, "db": self._prepare_db}.get(kind)
+                   "event": self._prepare_event, "db": self._prepare_db, "pool": self._prepare_pool,
+                   "mapping": self._prepare_mapping, "right_preset": self._prepare_right_preset,
+                   "transition": self._prepare_transition, "publish": self._prepare_publish}.get(kind)
         return prepare(entries, envelope) if prepare else entries
 
     def _encoded(self, kind, prepared):
-        return None if kind in ("collection_objects", "plugin") else json_bytes(prepared)
+        return None if kind in ("collection_objects", "plugin", "mapping") else json_bytes(prepared)
 
     def _limit(self, name, kind, envelope, entries):
         """--max-count: at most that many live records per objecttype (all versions of the kept ones); a
@@ -3499,6 +3714,8 @@ class RestoreJob(JobBase):
             return answers, sha256_bytes(json_bytes(body))
         if kind == "plugin":
             return [self._install_plugin(plugin) for plugin in body], sha256_bytes(json_bytes(body))
+        if kind == "mapping":   # one mapping per PUT (api.md 6.5)
+            return [(sid, self._put_mapping(mapping)) for sid, mapping in body], sha256_bytes(json_bytes(body))
         method, path, params = self._post_target(kind, envelope)
         data = data or json_bytes(body)
         # events have no key the target could refuse a second copy by: never resent blindly
@@ -3508,14 +3725,18 @@ class RestoreJob(JobBase):
     def _post_target(self, kind, envelope):
         """(method, path, query) of the request that stores a chunk of `kind`."""
         skip_constraints = {"skip_constraints": "true"} if self.args.skip_constraints else {}
-        if kind in ("tags", "group", "pool", "message"):
+        if kind in ("tags", "group", "message"):
             return "POST", f"/{kind}", {}
+        if kind in ("pool", "objecttype"):   # a watermark saved with them re-renders what they hold (OAS)
+            return "POST", f"/{kind}", {"confirm": "resync"}
+        if kind == "right_preset":
+            return "POST", f"/right/{envelope['context']}/presets", {}
+        if kind in ("transition", "publish"):
+            return "POST", {"transition": "/transitions", "publish": "/publish"}[kind], {}
         if kind == "user":
             return "POST", "/user", skip_constraints
         if kind == "collection":
             return "PUT", "/collection/list", {}
-        if kind == "objecttype":
-            return "POST", "/objecttype", {}
         if kind == "event":
             return "POST", "/event/list", {"skip_constraints": "true"}
         return "POST", f"/db/{envelope['objecttype']}", dict(skip_constraints, skip_events="true",
@@ -3533,6 +3754,8 @@ class RestoreJob(JobBase):
         elif kind in BASETYPE_EVENT_KINDS:
             for entry in response or []:
                 ids.append((kind, entry[kind].get("reference"), entry[kind]["_id"]))
+        elif kind == "mapping":
+            ids += [("mapping", sid, target) for sid, target in response or [] if sid is not None and target]
         return ids
 
     # -- finding what a chunk in flight already stored
@@ -3550,6 +3773,10 @@ class RestoreJob(JobBase):
             return self._prepare_objecttype(prepared, envelope), []   # settings merge: resend, fresh versions
         if kind == "tags":
             return self._prepare_tags(prepared, envelope), []   # the set is replaced, with fresh tag versions
+        if kind == "right_preset":
+            return self._presets_not_held(envelope["context"], prepared), []
+        if kind == "publish":
+            return self._publish_not_held(prepared), []
         return prepared, []   # collection object lists replace: sending again is harmless
 
     def _missing_records(self, ot, prepared):
@@ -3605,44 +3832,224 @@ class RestoreJob(JobBase):
         return out
 
     def _prepare_plugin(self, entries, envelope):
-        """url and disk plugins are installed again; a zip plugin needs its zip file, which the backup
-        does not hold, and plugins the target found in its plugin folder are its own."""
+        """url and disk plugins are installed again, zip plugins from their zip file (uploaded first, never
+        left on the source: fylr installs only a file it holds); plugins the target found in its plugin
+        folder are its own."""
         out = []
         for plugin in entries:
             if plugin.get("auto_added"):
                 continue
+            if plugin.get("type") == "zip":
+                body = self._zip_plugin_body(plugin)
+                if body:
+                    out.append(body)
+                continue
             if plugin.get("type") not in ("url", "disk"):
-                self.log.warning("plugin %s (type %s) is not restored: install it on the target by hand",
-                                 plugin.get("name"), plugin.get("type"))
+                self._not_restored(f"plugin {plugin.get('name')}", f"type {plugin.get('type')}: install it by hand")
                 continue
             out.append({k: plugin[k] for k in ("name", "type", "url", "path", "enabled", "update_policy")
                         if plugin.get(k) is not None})
         return out
 
+    def _zip_plugin_body(self, plugin):
+        mark = (plugin.get("zip_file") or {}).get(LOOSE_FILE)
+        if mark is None:
+            self._not_restored(f"plugin {plugin.get('name')}", "the backup holds no zip file of it: install it by hand")
+            return None
+        mark["keep_bytes"] = True
+        self._put_in_loose_files(plugin)
+        if not (plugin.get("zip_file") or {}).get("_id"):
+            return None   # said by _put_in_loose_files
+        # the name is read-only (taken from the zip); kept here for the log only
+        return {k: plugin[k] for k in ("name", "type", "zip_file", "enabled", "update_policy") if plugin.get(k) is not None}
+
     def _install_plugin(self, plugin):
+        """PUT creates a plugin disabled (OAS PluginManageApi): one the source had enabled is enabled by an
+        update of the stored plugin."""
+        body = {k: v for k, v in plugin.items() if not (k == "name" and plugin.get("type") == "zip")}
         try:
-            return self.api.put("/plugin/manage", plugin)
+            stored = self.api.put("/plugin/manage", body)
         except ApiError as exc:
             if exc.code != "PluginDuplicateName":
                 raise
             self.log.info("plugin %s is installed on the target already", plugin.get("name"))
             return None
+        if plugin.get("enabled") and isinstance(stored, dict) and stored.get("id") and not stored.get("enabled"):
+            stored = self.api.post(f"/plugin/manage/{stored['id']}", dict(stored, enabled=True))
+        return stored
 
     def _prepare_objecttype(self, entries, envelope):
-        """Objecttype settings go to the target's objecttype of the same name, as its next version; mapping
-        ids are left out (mappings are not migrated; omitted fields keep the target's value)."""
+        """Objecttype settings go to the target's objecttype of the same name, as its next version; the XML
+        mappings they name by id get the ids the restore gave them, files (a watermark) are uploaded first."""
         current = {o["objecttype"]["name"]: o["objecttype"] for o in self.api.get("/objecttype")}
         out = []
         for entry in entries:
             name = entry["objecttype"]["name"]
             if name not in current:
-                self.log.warning("objecttype %s is not in the target's datamodel: its settings are skipped", name)
+                self._not_restored(f"objecttype {name}", "not in the target's datamodel: its settings are skipped")
                 continue
             body = {k: v for k, v in entry.items() if k not in ("_compiled_tags",)}
-            settings = {k: v for k, v in entry["objecttype"].items() if not k.startswith("mapping_")}
+            settings = self._with_target_mapping_ids(dict(entry["objecttype"]), f"objecttype {name}")
             body["objecttype"] = dict(settings, _id=current[name]["_id"], _version=current[name]["_version"] + 1)
-            out.append(body)
+            out.append(self._put_in_loose_files(body))
         return out
+
+    def _with_target_mapping_ids(self, settings, where):
+        """`mapping_*` ids name XML mappings of the source: the target's ids of the restored ones; a mapping
+        the restore does not know is left out (with its recipe configs), by name."""
+        restored = self.ledger.ids(self.job_id, "mapping")
+        for key, value in list(settings.items()):
+            if not key.startswith("mapping_") or not isinstance(value, int) or isinstance(value, bool):
+                continue
+            if str(value) in restored:
+                settings[key] = int(restored[str(value)])
+            else:
+                settings.pop(key)
+                settings.pop(f"{key}_recipe_configs", None)
+                self._not_restored(f"{where} {key}", f"XML mapping {value} is not in the backup")
+        return settings
+
+    def _prepare_pool(self, entries, envelope):
+        return [self._put_in_loose_files(entry) for entry in entries]
+
+    # -- XML mappings, right presets, transitions, publish records (api.md 6.5, 6.10)
+
+    def _prepare_mapping(self, entries, envelope):
+        """(source id, body): the objecttype a mapping serves by its target id (ids differ; its name is in
+        the backup)."""
+        ot_ids = {o["objecttype"]["name"]: o["objecttype"]["_id"] for o in self.api.get("/objecttype")}
+        out = []
+        for entry in entries:
+            body = {k: v for k, v in entry.items() if not k.startswith("_fylrmig_") and k != "id"}
+            name = entry.get("_fylrmig_objecttype")
+            if name is not None and name not in ot_ids:
+                self._not_restored(f"XML mapping {mapping_label(entry)}", f"objecttype {name} is not in the target")
+                continue
+            if name is not None:
+                body["idTable"] = ot_ids[name]
+            out.append((entry.get("_fylrmig_source_id"), body))
+        return out
+
+    def _put_mapping(self, mapping):
+        """The target's id of the mapping: one it holds already (same profile, objecttype and name: a
+        resent chunk, a target not purged) is not created twice; PUT draws a new id."""
+        held = self._target_mapping_ids()
+        key = mapping_key(mapping)
+        if key in held:
+            return held[key]
+        answer = self.api.call("PUT", "/xmlmapping/mapping", json_body=json_bytes(mapping), idempotent=False) or {}
+        return answer.get("id")
+
+    def _target_mapping_ids(self):
+        ids = [m.get("id") for p in self.api.get("/xmlmapping/list") or [] for m in p.get("mappings") or []]
+        return {mapping_key(self.api.get(f"/xmlmapping/mapping/{i}") or {}): i for i in ids if i is not None}
+
+    def _prepare_right_preset(self, entries, envelope):
+        out = []
+        for entry in entries:
+            preset = dict(entry["right_preset"])
+            label = f"right preset {loca_label(preset.get('displayname'))} ({envelope['context']})"
+            out.append(dict(entry, right_preset=self._target_id_lists(preset, label)))
+        return self._presets_not_held(envelope["context"], out)
+
+    def _presets_not_held(self, context, presets):
+        """Presets have no reference: one the target holds already is known by its display name."""
+        held = {preset_key(p.get("right_preset") or {}) for p in self.api.get(f"/right/{context}/presets") or []}
+        return [p for p in presets if preset_key(p["right_preset"]) not in held]
+
+    def _prepare_transition(self, entries, envelope):
+        """Global transitions name users and groups by the target's ids (the OAS shows `_id` only there)."""
+        out = []
+        for number, entry in enumerate(entries, 1):
+            label = f"transition {number} ({entry.get('type')})"
+            entry = self._target_id_lists(dict(entry), label)
+            who = [self._target_who(w, label) for w in entry.get("who") or []]
+            out.append(dict(entry, who=[w for w in who if w]) if "who" in entry else entry)
+        return out
+
+    def _target_who(self, who, where):
+        for kind in ("user", "group"):
+            ref = ((who.get(kind) or {}).get("lookup:_id") or {}).get("reference") if isinstance(who, dict) else None
+            if ref is not None:
+                target = self._target_id(kind, ref)
+                if target is None:
+                    self._not_restored(f"{where}: {kind} {ref}", f"the {kind} is not in the target")
+                    return None
+                return {"_basetype": kind, kind: {"_id": target}}
+        return who
+
+    def _target_id_lists(self, value, where):
+        """`lookup:pool_ids` / `lookup:objecttype_ids` of the backup -> the target's `pool_ids` /
+        `objecttype_ids`; an entry the target does not hold is left out, by name."""
+        objecttypes = None
+        for node in iter_dicts(value):
+            for key in [k for k in node if k.startswith("lookup:") and k[len("lookup:"):] in ID_LIST_KINDS]:
+                field = key[len("lookup:"):]
+                kind, ids = ID_LIST_KINDS[field], []
+                if kind == "objecttype" and objecttypes is None:
+                    objecttypes = {o["objecttype"]["name"]: o["objecttype"]["_id"] for o in self.api.get("/objecttype")}
+                for name in node.pop(key):
+                    target = objecttypes.get(name) if kind == "objecttype" else self._target_id(kind, name)
+                    if target is None:
+                        self._not_restored(f"{where}: {kind} {name}", f"the {kind} is not in the target")
+                    else:
+                        ids.append(target)
+                node[field] = ids
+        return value
+
+    def _prepare_publish(self, entries, envelope):
+        """Publish records of restored objects whose collector the target's base config knows."""
+        collectors = self._target_collectors()
+        restored = self.ledger.ids(self.job_id, "object")
+        out = []
+        for entry in entries:
+            publish = entry["publish"]
+            label = f"publish record of object {publish.get('system_object_id')} ({publish.get('collector')})"
+            if str(publish.get("system_object_id")) not in restored:
+                self._not_restored(label, "the object is not in the target")
+            elif publish.get("collector") not in collectors:
+                self._not_restored(label, "the target's base config has no such collector (publish.collectors)")
+            else:
+                out.append({"_basetype": "publish", "publish": publish})
+        return self._publish_not_held(out)
+
+    def _target_collectors(self):
+        config = ((self.api.get("/config") or {}).get("system") or {}).get("config") or {}
+        return {c.get("internalname") for c in (config.get("publish") or {}).get("collectors") or []
+                if isinstance(c, dict)}
+
+    def _publish_not_held(self, entries):
+        held = {publish_key(p.get("publish") or {}) for p in self.api.get("/publish") or []}
+        return [e for e in entries if publish_key(e["publish"]) not in held]
+
+    def _not_restored(self, what, why):
+        """Something of the source the target does not get: said by name in the log, counted in the summary
+        and listed on the status page (progress.json)."""
+        self.log.warning("not restored: %s: %s", what, why)
+        self.ledger.put_ids(self.job_id, "not_restored", {what: why})   # kept across --continue
+
+    # -- files that are not record fields (base config, pools, objecttypes, plugins)
+
+    def _put_in_loose_files(self, value):
+        """Upload the files the backup marked in `value` and put the target's file ids where they stood;
+        one that cannot be restored (no --file-api, the target could not fetch it) becomes null, by name."""
+        marks = list(iter_loose_files(value))
+        if not marks:
+            return value
+        unique = {}
+        for container, key in marks:
+            unique.setdefault(container[key][LOOSE_FILE]["reference"], container[key][LOOSE_FILE])
+        targets = self._upload_settled(unique) if self.args.file_api else {}
+        for container, key in marks:
+            mark = container[key]
+            entry, target = mark[LOOSE_FILE], targets.get(mark[LOOSE_FILE]["reference"])
+            if target:
+                container[key] = {**{k: v for k, v in mark.items() if k != LOOSE_FILE}, "_id": int(target)}
+            else:
+                container[key] = None
+                self._not_restored(f"{entry.get('used_by')}: {file_label(entry)}",
+                                   "--file-api is empty" if not self.args.file_api else "the target could not fetch it")
+        return value
 
     def _prepare_user(self, entries, envelope):
         """Password hashes only when asked for; an e-mail address a user earlier in the chunk has is left
@@ -3848,6 +4255,16 @@ class RestoreJob(JobBase):
         for container, key in holders:
             for entry in container[key]:
                 unique.setdefault(entry["reference"], entry)
+        targets = self._upload_settled(unique)
+        for container, key in holders:
+            linked = [{"_id": int(targets[e["reference"]]), "preferred": e.get("preferred", False),
+                       "name": e.get("name"), "frontend_prefs": e.get("frontend_prefs") or {}}
+                      for e in container[key] if targets.get(e["reference"])]
+            container[key] = linked
+
+    def _upload_settled(self, unique):
+        """{reference: target id} of files the target holds (fetched, not only accepted), failed ones sent
+        again up to --retry-max-count times."""
         targets = self._upload_files(unique)
         for tries in range(self.args.retry_max_count + 1):
             failed = self._settle_files(unique, targets)
@@ -3858,12 +4275,7 @@ class RestoreJob(JobBase):
                              self.args.retry_max_count, len(failed), file_label(unique[failed[0]]))
             self.api.pause(self.args.retry_sleep_between)
             targets.update(self._upload_files({ref: unique[ref] for ref in failed}))
-        targets = self._handle_failed_files(unique, targets, failed)
-        for container, key in holders:
-            linked = [{"_id": int(targets[e["reference"]]), "preferred": e.get("preferred", False),
-                       "name": e.get("name"), "frontend_prefs": e.get("frontend_prefs") or {}}
-                      for e in container[key] if targets.get(e["reference"])]
-            container[key] = linked
+        return self._handle_failed_files(unique, targets, failed)
 
     def _upload_files(self, unique):
         """{reference: target id} of the chunk's files handed over to the target (None: left out)."""
@@ -4016,6 +4428,8 @@ class RestoreJob(JobBase):
         return wanted, info
 
     def _leave(self, entry):
+        if entry.get("keep_bytes"):   # a plugin zip: fylr installs only a file it holds (api.md 6.4)
+            return False
         return bool(entry.get("leave")) or self.args.file_api.endswith("leave")
 
     def _url(self, url):
@@ -4184,7 +4598,8 @@ class RestoreJob(JobBase):
                     "manifest_sha256": json.loads(job["setup"])["manifest_sha256"],
                     "target": {"url": self.api.url, "version": self.api.version, "name": self.api.instance_name},
                     "params": json.loads(job["params"]), "status": status, "started_at": iso(job["started_at"]),
-                    "updated_at": iso(now()), "steps": steps, "payloads": payloads, "counters": self.counters,
+                    "updated_at": iso(now()), "steps": steps, "payloads": payloads,
+                    "counters": dict(self.counters, not_restored=self.ledger.ids(self.job_id, "not_restored")),
                     "last_error": error}
         write_json_atomic(self.folder.join("progress.json"), progress)
 
@@ -4698,6 +5113,14 @@ def files_text(counts, kind):
     return ", ".join(f"{counts[state]['files']:,} {word}" for state, word in parts if state in counts)
 
 
+def not_restored_text(items, shown=20):
+    """'2: plugin x (type disk: install it by hand); …' — what the restore could not bring over, by name."""
+    if not items:
+        return ""
+    listed = "; ".join(f"{what} ({why})" for what, why in sorted(items.items())[:shown])
+    return f"{len(items)}: {listed}" + ("; …" if len(items) > shown else "")
+
+
 def shown_state(job, here):
     """The state a person should see: a job started here is 'starting' until it runs; a 'running' row whose
     folder nobody holds was interrupted (its process is gone), whatever the ledger still says."""
@@ -4725,6 +5148,7 @@ def job_progress(runner, job, state):
             "Error": job["last_error"] or (INTERRUPTED if state == "interrupted" else ""),
             "Chunks": runner.ledger.chunk_counts(job["id"]), "Files": runner.ledger.file_counts(job["id"]),
             "FilesText": files_text(runner.ledger.file_counts(job["id"]), job["kind"]),
+            "NotRestoredText": not_restored_text(runner.ledger.ids(job["id"], "not_restored")),
             "Server": mask_url_credentials(str(params.get("server", "")))}
 
 

@@ -39,6 +39,9 @@ date. It reconnects by itself.</p>
     <dt>Phase</dt><dd data-k="Phase">{{job.get('Phase', '')}}</dd>
     <dt>Now</dt><dd data-k="Step">{{job.get('Step', '')}}</dd>
     <dt>Files</dt><dd data-k="FilesText">{{job.get('FilesText', '')}}</dd>
+%   if kind == 'restore':
+    <dt>Not restored</dt><dd data-k="NotRestoredText" class="problem-text">{{job.get('NotRestoredText', '')}}</dd>
+%   end
     <dt>Error</dt><dd data-k="Error" class="problem-text">{{job.get('Error', '')}}</dd>
   </dl>
 %   overall = job.get('Overall') or {}
