@@ -3,7 +3,6 @@
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, free_port, run_cli
 
 
 def isolated(folder, *argv, timeout=180):
@@ -23,18 +22,11 @@ def isolated(folder, *argv, timeout=180):
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     built = tmp_path_factory.mktemp("build") / "fylrmig.pyz"
-    result = subprocess.run([sys.executable, "-m", "fylrmig", "bundle", built], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120)
+    result = run_cli("bundle", built, timeout=120)
     assert result.returncode == 0, result.stderr
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     shutil.copy(built, elsewhere)
     return elsewhere / "fylrmig.pyz"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_bundle_answers_help_in_an_isolated_python(bundle):

@@ -7,8 +7,7 @@ import sys
 import pytest
 
 import fylrmig
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import ROOT, run_cli, run_cli_env
 
 # parameters.md 2 and 3 (plus the aliases fylr accepted over time)
 BACKUP_FLAGS = ["--server", "--login", "--password", "--client-id", "--client-secret", "--client-token-url",
@@ -24,11 +23,6 @@ RESTORE_FLAGS = ["--manifest", "--server", "--login", "--password", "--client-id
                  "--file-api-access-token", "--upload-ignore-files-with-errors", "--max-parallel-upload-files",
                  "--timeout-min", "--log", "--verbose", "--verify", "--retry-max-count", "--retry-sleep-between"]
 SERVE_FLAGS = ["--host", "--port", "--data"]
-
-
-def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "fylrmig", *args], capture_output=True, text=True,
-                          cwd=cwd or ROOT, timeout=60)
 
 
 @pytest.mark.parametrize("command,flags", [("backup", BACKUP_FLAGS), ("restore", RESTORE_FLAGS),
@@ -127,10 +121,8 @@ def test_a_misspelt_secret_flag_is_not_echoed_by_the_error(tmp_path):
 
 def test_the_password_can_come_from_the_environment(make_sim, tmp_path):
     server = make_sim("fylr")
-    env = dict(os.environ, FYLRMIG_PASSWORD="admin")
-    result = subprocess.run([sys.executable, "-m", "fylrmig", "backup", "--server", server.api_url, "--login", "root",
-                             "--dir", str(tmp_path / "b"), "--data", str(tmp_path / "data")],
-                            capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
+    result = run_cli_env({"FYLRMIG_PASSWORD": "admin"}, "backup", "--server", server.api_url, "--login", "root",
+                         "--dir", tmp_path / "b", "--data", tmp_path / "data")
     assert result.returncode == 0, result.stderr
     assert os.path.isfile(tmp_path / "b" / "manifest.json")
 

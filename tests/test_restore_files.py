@@ -2,13 +2,12 @@
 fylrmig follows each file's state until it is done or failed, names the failed ones, retries them, and a
 --continue fetches exactly those again (api.md 6.8)."""
 import re
-import sqlite3
 
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import (actual, assert_one_line_error, assert_same, expected, full_backup, ledger_rows, restore,
+                           restore_argv, run_cli)
 from tests.simulator.faults import FaultPlan
-from tests.test_restore import actual, assert_same, expected, make_backup, one_line, restore, restore_argv
 
 
 def last_file(source):
@@ -17,26 +16,23 @@ def last_file(source):
 
 
 def file_rows(tmp_path):
-    db = sqlite3.connect(tmp_path / "data" / "jobs.sqlite")
-    try:
-        return {row[0]: row[1] for row in db.execute("SELECT source_id, state FROM files WHERE job_id = "
-                                                     "(SELECT MAX(id) FROM jobs WHERE kind = 'restore')")}
-    finally:
-        db.close()
+    """{source file reference: its state in the ledger} of the newest restore."""
+    return dict(ledger_rows(tmp_path / "data", "SELECT source_id, state FROM files WHERE job_id = "
+                                               "(SELECT MAX(id) FROM jobs WHERE kind = 'restore')"))
 
 
 @pytest.mark.parametrize("file_api", ["rput", "rput_bulk"])
 def test_a_file_the_target_cannot_fetch_stops_the_restore_by_name_and_continue_fetches_only_it(
         capsys, make_sim, tmp_path, file_api):
     source = make_sim("fylr")
-    folder = make_backup(capsys, source, tmp_path)
+    folder = full_backup(capsys, source, tmp_path)
     gone = last_file(source)
     kept = source.sim.files.pop(gone)                 # the source lost it after the backup
     target = make_sim("fylr", size="empty")
     argv = restore_argv(folder, target, tmp_path, "--purge", "--file-api", file_api, "--include-password",
                         "--include-deleted-linked", "--retry-max-count", "2")
     failed = run_cli(*argv)
-    one_line(failed, "could not be fetched by the target")
+    assert_one_line_error(failed, "could not be fetched by the target")
     assert f"file {gone} (" in failed.stderr and "x-fylr-signature=***" in failed.stderr
     assert "files: 0" not in failed.stderr
     ref = next(r for r in file_rows(tmp_path) if f":eas:{gone}:" in r)
@@ -58,7 +54,7 @@ def test_a_file_the_target_cannot_fetch_stops_the_restore_by_name_and_continue_f
 def test_with_upload_ignore_files_with_errors_a_failed_file_is_left_out_counted_and_named(
         capsys, make_sim, tmp_path):
     source = make_sim("fylr")
-    folder = make_backup(capsys, source, tmp_path)
+    folder = full_backup(capsys, source, tmp_path)
     gone = last_file(source)
     del source.sim.files[gone]
     target = make_sim("fylr", size="empty")
@@ -76,7 +72,7 @@ def test_with_upload_ignore_files_with_errors_a_failed_file_is_left_out_counted_
 def test_a_source_that_refuses_some_file_fetches_is_retried_until_every_file_arrives(capsys, make_sim, tmp_path):
     plan = FaultPlan(seed=4, error_rate=0.05, error_statuses=(503,), only_prefixes=("/api/v1/eas/download",))
     source = make_sim("fylr", size="small", faults=plan)     # file downloads only: the backup reads none
-    folder = make_backup(capsys, source, tmp_path, "--chunk-size", "250")
+    folder = full_backup(capsys, source, tmp_path, "--chunk-size", "250")
     target = make_sim("fylr", size="empty")
     restore(capsys, folder, target, tmp_path, "--purge", "--file-api", "rput", "--include-password",
             "--include-deleted-linked", "--chunk-size", "250")
@@ -90,12 +86,12 @@ def test_expired_signatures_without_a_token_are_refused_before_the_purge(capsys,
     import time
     from tests.simulator.dump import canonical_dump
     source = make_sim("fylr", signature_lifetime=1)
-    folder = make_backup(capsys, source, tmp_path)
+    folder = full_backup(capsys, source, tmp_path)
     time.sleep(1.5)
     for file_api in ("rput_bulk", "rput_leave"):
         target = make_sim("fylr", size="empty")
         before = canonical_dump(target.sim)
         result = run_cli(*restore_argv(folder, target, tmp_path, "--purge", "--file-api", file_api))
-        one_line(result, "answers HTTP 403")
+        assert_one_line_error(result, "answers HTTP 403")
         assert "--file-api-access-token" in result.stderr
         assert canonical_dump(target.sim) == before

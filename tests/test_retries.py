@@ -14,10 +14,10 @@ import time
 import pytest
 
 import fylrmig
-from tests.helpers import backup_argv, normalized_payloads, run_cli, run_cli_env, tree_digest
+from tests.helpers import (actual, assert_one_line_error, assert_same, backup_argv, expected, normalized_payloads,
+                           restore_argv, run_cli, run_cli_env, tree_digest)
 from tests.simulator.dump import canonical_dump
 from tests.simulator.faults import FaultPlan
-from tests.test_restore import actual, assert_same, expected, one_line, restore_argv
 
 FLAVOURS = ["easydb5", "fylr"]
 BACKUP_EXTRA = ["--all-versions", "--include-deleted", "--include-files", "with-versions", "--chunk-size", "10"]
@@ -136,7 +136,7 @@ def test_a_source_whose_settings_keep_answering_502_is_named_for_what_it_did(mak
     source = make_sim("easydb5", faults=settings_always_502())
     extra = ["--retry-max-count", retries] if retries else []
     result = run_cli(*backup_argv(source, tmp_path / "b", tmp_path / "data", *extra))
-    one_line(result, f"the source answered HTTP 502 {times} times in a row (GET /api/v1/settings)")
+    assert_one_line_error(result, f"the source answered HTTP 502 {times} times in a row (GET /api/v1/settings)")
     assert "is not an easydb 5 or fylr instance" not in result.stderr
     assert source.faults.errors == times
     assert not (tmp_path / "b").exists()
@@ -149,7 +149,7 @@ def test_a_target_whose_settings_keep_answering_502_is_named_for_what_it_did(mak
     target = make_sim("fylr", faults=settings_always_502())
     before = canonical_dump(target.sim)
     result = run_cli(*restore_argv(folder, target, tmp_path, "--purge", "--file-api", "rput"))
-    one_line(result, "the target answered HTTP 502 11 times in a row (GET /api/v1/settings)")
+    assert_one_line_error(result, "the target answered HTTP 502 11 times in a row (GET /api/v1/settings)")
     assert "is not an easydb 5 or fylr instance" not in result.stderr
     assert canonical_dump(target.sim) == before
 

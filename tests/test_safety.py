@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -26,15 +25,15 @@ import requests
 
 import fylrmig
 from tests.conftest import generated_instance
-from tests.helpers import (ROOT, backup_argv, free_port, normalized_payloads, run_cli, run_cli_env,
-                           tree_digest)
+from tests.helpers import (PAGE, ROOT, Web, actual, assert_one_line_error, assert_same, backup_argv, by_reference,
+                           expected, expected_records, field_error, free_port, ledger_rows, manifest,
+                           normalized_payloads, records_by_sysid, restore_argv, run_cli, run_cli_env, source_token,
+                           started_nothing, tree_digest)
 from tests.simulator.dump import canonical_dump
 from tests.simulator.faults import FaultPlan
 from tests.simulator.server import serve
-from tests.test_restore import actual, assert_same, by_reference, expected, restore_argv
 
 CRASH = "FYLRMIG_CRASH_AT"
-PAGE = "/inspect/migration/"
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -132,8 +131,7 @@ def assert_same_backup(folder, reference):
     assert normalized_payloads(folder) == normalized_payloads(reference)
     assert tree_digest(folder) == tree_digest(reference)
     assert not leftovers(folder) and not os.path.exists(os.path.join(folder, ".spool"))
-    manifest = fylrmig.read_json(os.path.join(folder, "manifest.json"))
-    assert manifest["state"]["status"] == "done"
+    assert manifest(folder)["state"]["status"] == "done"
 
 
 @pytest.mark.parametrize("flavour,point,where", BACKUP_KILLS,
@@ -221,14 +219,11 @@ def chunk_sent_pass(setup, file_api, wanted):
     """The pass of crash_point("chunk-sent") at which the reference restore sent the first chunk whose ledger
     key `wanted` accepts (chunks go out one at a time with --max-parallel 1, in ledger row order)."""
     _, counts = setup.reference(file_api)
-    db = sqlite3.connect(setup.base / "data" / "jobs.sqlite")
-    try:
-        (job_id,) = db.execute("SELECT id FROM jobs WHERE dir = ? AND kind = 'restore' ORDER BY id DESC LIMIT 1",
-                               (str(setup.base / f"reference-{file_api}"),)).fetchone()
-        keys = [k for (k,) in db.execute("SELECT key FROM chunks WHERE job_id = ? AND (key LIKE 'post/%' OR key "
-                                         "LIKE 'delete/%') ORDER BY rowid", (job_id,))]
-    finally:
-        db.close()
+    data = setup.base / "data"
+    ((job_id,),) = ledger_rows(data, "SELECT id FROM jobs WHERE dir = ? AND kind = 'restore' ORDER BY id DESC "
+                                     "LIMIT 1", str(setup.base / f"reference-{file_api}"))
+    keys = [k for (k,) in ledger_rows(data, "SELECT key FROM chunks WHERE job_id = ? AND (key LIKE 'post/%' OR key "
+                                            "LIKE 'delete/%') ORDER BY rowid", job_id)]
     assert len(keys) == counts["chunk-sent"], "every chunk-sent pass is one posted or deleting chunk"
     return next(i for i, key in enumerate(keys, 1) if wanted(key))
 
@@ -364,7 +359,6 @@ PAGE_KILLS = [("page-done", 4), ("file-packed", 30), ("emitted", 6)]
 @pytest.fixture(scope="module")
 def page_reference(tmp_path_factory):
     """(source, folder of an uninterrupted backup started from the page with PAGE_BACKUP's values)."""
-    from tests.test_web import Web
     source = serve(generated_instance("fylr"))
     web = Web(str(tmp_path_factory.mktemp("page-reference") / "data"))
     web.backup_form(server=source.url, **PAGE_BACKUP).submit(status=303)
@@ -429,26 +423,12 @@ def test_a_whole_small_migration_survives_gateway_errors_dropped_connections_and
 
 # ----------------------------------------------------------------------------- bad inputs: helpers
 
-def refused(result, fragment, secrets=("admin",)):
-    """One line `fylrmig: error: ...` naming the problem, exit 1, no traceback, no secret."""
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == 1, (result.returncode, result.stderr[-2000:])
-    assert "Traceback" not in result.stderr
-    assert len(lines) == 1 and lines[0].startswith("fylrmig: error: ") and fragment in lines[0], result.stderr
-    for secret in secrets:
-        assert secret not in result.stderr, f"{secret!r} in the error"
-
-
-def load_manifest(folder):
-    return json.loads((folder / "manifest.json").read_text())
-
-
-def save_manifest(folder, manifest):
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+def save_manifest(folder, listing):
+    (folder / "manifest.json").write_text(json.dumps(listing))
 
 
 def payload_names(folder, part=""):
-    return [n for n in load_manifest(folder)["payloads"] if part in n]
+    return [n for n in manifest(folder)["payloads"] if part in n]
 
 
 def rewrite_payload(folder, name, data, checksum=True):
@@ -456,9 +436,9 @@ def rewrite_payload(folder, name, data, checksum=True):
     broken), without it the manifest keeps the old ones (a backup damaged afterwards)."""
     (folder / name).write_bytes(data)
     if checksum:
-        manifest = load_manifest(folder)
-        manifest["payload_info"][name].update(sha256=fylrmig.sha256_bytes(data), bytes=len(data))
-        save_manifest(folder, manifest)
+        listing = manifest(folder)
+        listing["payload_info"][name].update(sha256=fylrmig.sha256_bytes(data), bytes=len(data))
+        save_manifest(folder, listing)
 
 
 def edit_payload(folder, name, change, checksum=True):
@@ -513,16 +493,21 @@ def bad_world(restore_setup):
     world.close()
 
 
+def row_registrar(table):
+    """A decorator `@register("sentence")` that adds the function beneath it to `table`, with the sentence
+    as its test id."""
+    def registrar(sentence):
+        def register(fn):
+            table.append(pytest.param(fn, id=sentence))
+            return fn
+        return register
+    return registrar
+
+
 BAD_RESTORES = []
-
-
-def bad_restore(sentence):
-    """Register a restore row: fn(world, folder, tmp_path) -> (extra restore arguments or a whole argv,
-    fragment of the one-line error[, secrets that must not show])."""
-    def register(fn):
-        BAD_RESTORES.append(pytest.param(fn, id=sentence))
-        return fn
-    return register
+# a restore row: fn(world, folder, tmp_path) -> (extra restore arguments or a whole argv, fragment of the
+# one-line error[, secrets that must not show])
+bad_restore = row_registrar(BAD_RESTORES)
 
 
 # ----------------------------------------------------------------------------- bad inputs: restore rows
@@ -667,7 +652,7 @@ def test_a_bad_restore_input_is_refused_with_one_line_and_the_target_keeps_its_d
     given = damage(bad_world, folder, tmp_path)
     extra, fragment = given[0], given[1]
     argv = extra if extra[0] == "restore" else restore_argv(folder, bad_world.target, tmp_path, *extra)
-    refused(run_cli(*argv), fragment, ("admin", *(given[2] if len(given) > 2 else ())))
+    assert_one_line_error(run_cli(*argv), fragment, ("admin", *(given[2] if len(given) > 2 else ())))
     assert canonical_dump(bad_world.target.sim) == bad_world.before, "the target was changed"
     assert not (folder / "progress.json").exists()
 
@@ -675,14 +660,8 @@ def test_a_bad_restore_input_is_refused_with_one_line_and_the_target_keeps_its_d
 # ----------------------------------------------------------------------------- bad inputs: backup rows
 
 BAD_BACKUPS = []
-
-
-def bad_backup(sentence):
-    """Register a backup row: fn(world, folder, tmp_path) -> (argv, fragment[, secrets])."""
-    def register(fn):
-        BAD_BACKUPS.append(pytest.param(fn, id=sentence))
-        return fn
-    return register
+# a backup row: fn(world, folder, tmp_path) -> (argv, fragment[, secrets])
+bad_backup = row_registrar(BAD_BACKUPS)
 
 
 @bad_backup("--include with an invalid regular expression")
@@ -737,7 +716,7 @@ def test_a_bad_backup_input_is_refused_with_one_line_and_nothing_half_written(ba
     folder = tmp_path / "b"
     given = damage(bad_world, folder, tmp_path)
     before = tree_digest(folder, "") if folder.exists() else None
-    refused(run_cli(*given[0]), given[1], ("admin", *(given[2] if len(given) > 2 else ())))
+    assert_one_line_error(run_cli(*given[0]), given[1], ("admin", *(given[2] if len(given) > 2 else ())))
     if before is None:
         assert not folder.exists(), "a backup folder was written"
     else:
@@ -762,7 +741,6 @@ BAD_FORMS = [
                          ids=[f"{f} form with {k} {str(v)[:20]!r}" for f, d, k, _ in BAD_FORMS for v in d.values()])
 def test_a_bad_form_field_is_refused_next_to_the_field_and_nothing_starts(bad_world, tmp_path, form, values, field,
                                                                           message):
-    from tests.test_web import Web, field_error, started_nothing
     web = Web(str(tmp_path / "data"))
     existing = []
     if form == "backup":
@@ -799,11 +777,11 @@ def truncated(folder, name):
 def broken_gzip(folder, name):
     """The payload as a .json.gz whose gzip stream ends half-way (its checksum matching the broken bytes)."""
     data = gzip.compress((folder / name).read_bytes())
-    manifest = load_manifest(folder)
+    listing = manifest(folder)
     gz = name + ".gz"
-    manifest["payloads"][manifest["payloads"].index(name)] = gz
-    manifest["payload_info"][gz] = manifest["payload_info"].pop(name)
-    save_manifest(folder, manifest)
+    listing["payloads"][listing["payloads"].index(name)] = gz
+    listing["payload_info"][gz] = listing["payload_info"].pop(name)
+    save_manifest(folder, listing)
     os.unlink(folder / name)
     rewrite_payload(folder, gz, data[:len(data) // 2])
     return gz
@@ -819,7 +797,7 @@ def not_json(folder, name):
 def test_a_purge_with_a_damaged_payload_is_refused_and_the_target_keeps_its_data(bad_world, tmp_path, damage):
     folder = bad_world.setup.copy(tmp_path / "backup")
     name = damage(folder, payload_names(folder, "__db__")[2])
-    refused(run_cli(*restore_argv(folder, bad_world.target, tmp_path, "--purge", "--file-api", "rput")),
+    assert_one_line_error(run_cli(*restore_argv(folder, bad_world.target, tmp_path, "--purge", "--file-api", "rput")),
             f"broken backup: {name}: damaged")
     assert canonical_dump(bad_world.target.sim) == bad_world.before
 
@@ -829,7 +807,7 @@ def test_a_payload_edited_after_the_backup_is_refused_for_its_checksum(bad_world
     name = payload_names(folder, "__db__")[0]
     edit_payload(folder, name, lambda env: env["objects"][0][env["objecttype"]].update(_comment="edited"),
                  checksum=False)
-    refused(run_cli(*restore_argv(folder, bad_world.target, tmp_path, "--purge")),
+    assert_one_line_error(run_cli(*restore_argv(folder, bad_world.target, tmp_path, "--purge")),
             f"{name}: damaged (its sha256 differs from the manifest's)")
     assert canonical_dump(bad_world.target.sim) == bad_world.before
     verify = run_cli("restore", "--verify", "--manifest", folder / "manifest.json", "--data", tmp_path / "data")
@@ -837,16 +815,16 @@ def test_a_payload_edited_after_the_backup_is_refused_for_its_checksum(bad_world
 
 
 @pytest.mark.parametrize("listed", ["../other/x.json", "/etc/hostname"])
-def test_a_manifest_naming_a_payload_outside_the_backup_folder_is_refused(bad_world, tmp_path, listed):
+def test_a_manifest_naming_a_payload_outside_the_backup_folder_is_assert_one_line_error(bad_world, tmp_path, listed):
     folder = bad_world.setup.copy(tmp_path / "backup")
     (tmp_path / "other").mkdir()
     name = payload_names(folder, "__pool__")[0]
     shutil.copy(folder / name, tmp_path / "other" / "x.json")      # a valid payload, were it followed
-    manifest = load_manifest(folder)
-    manifest["payloads"][manifest["payloads"].index(name)] = listed
-    manifest["payload_info"][listed] = manifest["payload_info"].pop(name)
-    save_manifest(folder, manifest)
-    refused(run_cli(*restore_argv(folder, bad_world.target, tmp_path, "--purge")),
+    listing = manifest(folder)
+    listing["payloads"][listing["payloads"].index(name)] = listed
+    listing["payload_info"][listed] = listing["payload_info"].pop(name)
+    save_manifest(folder, listing)
+    assert_one_line_error(run_cli(*restore_argv(folder, bad_world.target, tmp_path, "--purge")),
             f"{listed!r} is not a file name inside")
     assert canonical_dump(bad_world.target.sim) == bad_world.before
 
@@ -854,7 +832,7 @@ def test_a_manifest_naming_a_payload_outside_the_backup_folder_is_refused(bad_wo
 def test_a_datamodel_file_that_is_not_json_leaves_the_target_untouched(bad_world, tmp_path):
     folder = bad_world.setup.copy(tmp_path / "backup")
     (tmp_path / "datamodel.json").write_text("<schema>not json</schema>")
-    refused(run_cli(*restore_argv(folder, bad_world.target, tmp_path, "--purge", "--datamodel",
+    assert_one_line_error(run_cli(*restore_argv(folder, bad_world.target, tmp_path, "--purge", "--datamodel",
                                   tmp_path / "datamodel.json")), "is not readable JSON")
     assert canonical_dump(bad_world.target.sim) == bad_world.before
 
@@ -863,15 +841,14 @@ def test_a_datamodel_file_that_is_not_json_leaves_the_target_untouched(bad_world
 def test_a_wrong_file_api_access_token_is_refused_before_the_purge(bad_world, tmp_path, file_api):
     folder = bad_world.setup.copy(tmp_path / "backup")
     token = "wrong-access-token-5f2c"
-    refused(run_cli(*restore_argv(folder, bad_world.target, tmp_path, "--purge", "--file-api", file_api,
+    assert_one_line_error(run_cli(*restore_argv(folder, bad_world.target, tmp_path, "--purge", "--file-api", file_api,
                                   "--file-api-access-token", token)), "answers HTTP 40", ("admin", token))
     assert canonical_dump(bad_world.target.sim) == bad_world.before
 
 
-def test_a_backup_purge_on_a_folder_whose_backup_runs_in_another_process_is_refused(tmp_path):
+def test_a_backup_purge_on_a_folder_whose_backup_runs_in_another_process_is_assert_one_line_error(tmp_path):
     """The first backup holds the folder (its datamodel read takes 1.5 s); a --purge of the same folder from
     another process is refused, and the first backup ends complete."""
-    from tests.helpers import expected_records, records_by_sysid
     slow = FaultPlan(latency=1.5, only_prefixes=("/api/v1/schema/user/CURRENT",))
     with serve(generated_instance("fylr"), faults=slow) as source:
         folder, data = tmp_path / "b", tmp_path / "data"
@@ -882,10 +859,10 @@ def test_a_backup_purge_on_a_folder_whose_backup_runs_in_another_process_is_refu
         while not fylrmig.folder_in_use(str(folder)):
             assert first.poll() is None and time.monotonic() < deadline, "the first backup never held the folder"
             time.sleep(0.02)
-        refused(run_cli(*argv, "--purge"), "is in use by a backup (process")
+        assert_one_line_error(run_cli(*argv, "--purge"), "is in use by a backup (process")
         assert first.wait(timeout=60) == 0, first.stderr.read()
         first.stderr.close()
-        assert load_manifest(folder)["state"]["status"] == "done"
+        assert manifest(folder)["state"]["status"] == "done"
         got = records_by_sysid(str(folder))
         assert set(got) == set(expected_records(source.sim, all_versions=True))
         finished(run_cli("backup", "--verify", "--dir", folder, "--data", data))
@@ -920,7 +897,6 @@ def test_a_backup_killed_and_left_a_zombie_continues_at_once(backup_references, 
 
 def test_logs_and_files_linked_out_of_the_data_folder_are_never_written_by_page_jobs(restore_setup, make_sim,
                                                                                     tmp_path):
-    from tests.test_web import Web
     web = Web(str(tmp_path / "data"))
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -962,7 +938,6 @@ PW_SECRET, CLIENT_SECRET = "Pw-S3cret-81d0", "Client-S3cret-2b7e"
 def test_secrets_in_every_spelling_never_reach_the_log_ledger_or_backup_folder(restore_setup, make_sim, tmp_path):
     """-pSECRET, --client-sec (an abbreviation), --file-api-acc=... (abbreviated, attached), and the access
     token inside each rput's URL-encoded file URL, logged request by request (--log-network)."""
-    from tests.test_restore import source_token
     token = source_token(restore_setup.source)
     folder = restore_setup.copy(tmp_path / "backup")
     target = make_sim("fylr", size="empty", oauth_clients={"web-client": CLIENT_SECRET})
@@ -1021,7 +996,6 @@ def hanging_source():
 
 
 def test_eight_form_posts_at_a_source_that_never_answers_keep_the_page_answering_at_once(tmp_path):
-    from tests.test_web import Web
     web = Web(str(tmp_path / "data"), inline=False)
     url, close = hanging_source()
     names = [f"hang{i}" for i in range(8)]
@@ -1046,7 +1020,6 @@ def test_eight_form_posts_at_a_source_that_never_answers_keep_the_page_answering
 
 def test_a_page_job_with_a_wrong_password_leaves_its_error_in_the_ledger_status_page_and_overview(bad_world,
                                                                                                 tmp_path):
-    from tests.test_web import Web
     web = Web(str(tmp_path / "data"))
     web.backup_form(name="wrongpw", server=bad_world.e5.url, login="root", password="Wr0ng-pw-77").submit(status=303)
     job = web.job("wrongpw")

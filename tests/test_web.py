@@ -1,7 +1,6 @@
 """The /inspect/migration/ page (webtest on the bottle app): routes, forms and their validation, JSON
 projections, live status, Cancel / Continue, and the safety rules (CSRF, access token, paths, escaping,
 secrets)."""
-import glob
 import json
 import os
 import re
@@ -16,44 +15,12 @@ import webtest
 import fylrmig
 from fylrmig import LOG_TAIL_BYTES, make_web_app
 from tests.conftest import generated_instance
-from tests.helpers import backup_argv, run_main
+from tests.helpers import (PAGE, Web, actual, assert_same, backup_argv, expected, field_error, run_main,
+                           started_nothing)
 from tests.simulator.faults import FaultPlan
 from tests.simulator.server import serve
 
-ROOT = "/inspect/migration/"
 SECRET_PW = "Pw-7f3c9e-never-shown"
-
-
-class Web:
-    def __init__(self, data_dir, runner=None, inline=True, access_token=""):
-        self.runner = runner or fylrmig.JobRunner(data_dir)
-        self.app = webtest.TestApp(make_web_app(data_dir, access_token=access_token, runner=self.runner,
-                                                inline=inline))
-
-    def overview(self):
-        return self.app.get(ROOT)
-
-    def backup_form(self, **values):
-        form = self.overview().forms["backup-form"]
-        for key, value in values.items():
-            form[key] = value
-        return form
-
-    def restore_form(self, **values):
-        form = self.app.get(ROOT, {"restore": values.pop("backup", "")} if "backup" in values else {}).forms[
-            "restore-form"]
-        for key, value in values.items():
-            form[key] = value
-        return form
-
-    def post_fields(self, form, status, **overrides):
-        """Submit a form's fields with some replaced by values no browser control would send."""
-        fields = [(k, v) for k, v in form.submit_fields() if k not in overrides]
-        fields += list(overrides.items())
-        return self.app.post(ROOT, fields, status=status)
-
-    def job(self, name, kind="backup"):
-        return self.runner.ledger.latest_job(self.runner.folder(name).path, kind)
 
 
 @pytest.fixture
@@ -78,13 +45,6 @@ def copy_backup(web, backup, name="e5"):
     """The module's real easydb 5 backup as backup `name` of this test's data folder (without its log)."""
     shutil.copytree(backup.path, web.runner.folder(name).path, ignore=shutil.ignore_patterns("*.log"))
     return web.runner.folder(name)
-
-
-def started_nothing(web, folders=()):
-    """Nothing was started: no job in the ledger, no job log, no backup folder but the given ones."""
-    assert web.runner.ledger.jobs() == []
-    assert sorted(os.listdir(web.runner.backups_dir)) == sorted(folders)
-    assert glob.glob(os.path.join(web.runner.backups_dir, "*", "*.log")) == []
 
 
 def params_of(web, name, kind="backup"):
@@ -135,11 +95,6 @@ def fake_backup(runner, name, flavour="easydb5", has_passwords=True, url="http:/
     return folder
 
 
-def field_error(res, form_id, field):
-    node = res.html.select_one(f"#{form_id} [data-field={field}] .error")
-    return node.text if node else None
-
-
 def wait_for(predicate, timeout=30, step=0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -153,22 +108,22 @@ def wait_for(predicate, timeout=30, step=0.05):
 # ----------------------------------------------------------------------------- routes and lists
 
 def test_root_and_bare_path_redirect_to_the_overview(web):
-    assert web.app.get("/", status=302).location.endswith(ROOT)
-    assert web.app.get("/inspect/migration", status=302).location.endswith(ROOT)
+    assert web.app.get("/", status=302).location.endswith(PAGE)
+    assert web.app.get("/inspect/migration", status=302).location.endswith(PAGE)
 
 
 def test_empty_overview_and_its_json(web):
     res = web.overview()
     assert "No backups yet." in res.text and "backup-form" in res.forms
-    assert web.app.get(ROOT, headers={"Accept": "application/json"}).json == {"Backups": []}
-    assert web.app.get(ROOT + "?accept=application/json").json == {"Backups": []}
+    assert web.app.get(PAGE, headers={"Accept": "application/json"}).json == {"Backups": []}
+    assert web.app.get(PAGE + "?accept=application/json").json == {"Backups": []}
 
 
 def test_backup_through_the_form_shows_its_payloads(web, make_sim):
     sim = make_sim("easydb5")
     res = web.backup_form(name="e5", server=sim.url, login="root", password="admin", chunk_size="100").submit(
         status=303)
-    assert res.location.endswith(ROOT + "e5?note=started")
+    assert res.location.endswith(PAGE + "e5?note=started")
     page = res.follow()
     manifest = web.runner.folder("e5").load_manifest()
     rows = page.html.select("#payloads tbody tr")
@@ -178,14 +133,14 @@ def test_backup_through_the_form_shows_its_payloads(web, make_sim):
 
     listing = web.overview()
     row = listing.html.select_one("tr[data-backup=e5]")
-    assert row.a["href"] == ROOT + "e5" and sim.url in row.text and "easydb5" in row.text
-    item = web.app.get(ROOT, headers={"Accept": "application/json"}).json["Backups"][0]
+    assert row.a["href"] == PAGE + "e5" and sim.url in row.text and "easydb5" in row.text
+    item = web.app.get(PAGE, headers={"Accept": "application/json"}).json["Backups"][0]
     assert {"Name", "Dir", "Flavour", "SourceURL", "Created", "Status", "LastAction", "Payloads",
             "HasFiles"} <= set(item)
     assert (item["Name"], item["Flavour"], item["Status"], item["LastAction"], item["Payloads"]) == (
         "e5", "easydb5", "done", "backup", len(manifest["payloads"]))
 
-    status = web.app.get(ROOT + "e5", headers={"Accept": "application/json"}).json
+    status = web.app.get(PAGE + "e5", headers={"Accept": "application/json"}).json
     assert set(status) == {"Backup", "Files", "SubPath"}
     assert status["Backup"]["Manifest"]["payloads"] == manifest["payloads"]
     progress = status["Backup"]["Progress"]["backup"]
@@ -201,13 +156,13 @@ def test_packed_files_can_be_browsed(web, make_sim):
     sim = make_sim("easydb5")
     web.backup_form(name="withfiles", server=sim.url, login="root", password="admin",
                     include_files="original").submit(status=303)
-    top = web.app.get(ROOT + "withfiles/files/")
+    top = web.app.get(PAGE + "withfiles/files/")
     first = top.html.select_one("table.files a")
     assert first.text.endswith("/")
-    status = web.app.get(ROOT + "withfiles?accept=application/json").json
+    status = web.app.get(PAGE + "withfiles?accept=application/json").json
     assert status["SubPath"] == "files" and status["Files"][0]["IsDir"]
     # walk down to the first file and download it
-    url = ROOT + "withfiles/files/"
+    url = PAGE + "withfiles/files/"
     while True:
         res = web.app.get(url, headers={"Accept": "application/json"}).json
         assert res["SubPath"] == ("files/" + url.split("/files/", 1)[1]).rstrip("/")
@@ -227,16 +182,16 @@ def test_backup_made_on_the_command_line_is_listed(web, make_sim, capsys, tmp_pa
     folder = web.runner.folder("cli").path
     code, _, err = run_main(capsys, *backup_argv(sim, folder, web.runner.data_dir))
     assert code == 0, err
-    item = web.app.get(ROOT + "?accept=application/json").json["Backups"][0]
+    item = web.app.get(PAGE + "?accept=application/json").json["Backups"][0]
     assert (item["Name"], item["Flavour"], item["Status"]) == ("cli", "fylr", "done")
-    assert web.app.get(ROOT + "cli").status_int == 200
+    assert web.app.get(PAGE + "cli").status_int == 200
 
 
 def test_live_json_carries_facts_jobs_logs_and_payloads(web):
     folder = fake_backup(web.runner, "b")
     with open(folder.join("backup.log"), "w") as fh:
         fh.write("hello\n")
-    live = web.app.get(ROOT + "b/live").json
+    live = web.app.get(PAGE + "b/live").json
     assert set(live) == {"Item", "Jobs", "Logs", "Payloads", "Active"}
     assert (live["Item"]["Records"], live["Logs"]["backup"], live["Active"]) == (3, "hello\n", False)
     assert live["Payloads"] == [{"Name": "0001__tags__batch_0001.json", "Type": "tags", "Count": 2, "Size": 99}]
@@ -248,22 +203,22 @@ def test_odd_file_names_are_linked_and_served(web):
     os.makedirs(folder.join("files", "0", "a b#c"))
     with open(folder.join("files", "0", "a b#c", "1-Grüße?.jpg"), "wb") as fh:
         fh.write(b"jpeg")
-    page = web.app.get(ROOT + "b/files/0/")
+    page = web.app.get(PAGE + "b/files/0/")
     href = page.html.select_one("table.files a")["href"]
-    assert href == ROOT + "b/files/0/a%20b%23c/"
+    assert href == PAGE + "b/files/0/a%20b%23c/"
     inner = web.app.get(href)
     assert web.app.get(inner.html.select_one("table.files a")["href"]).body == b"jpeg"
     crumbs = [a["href"] for a in inner.html.select("p.muted a")]
-    assert crumbs == [ROOT + "b/files/", ROOT + "b/files/0/", ROOT + "b/files/0/a%20b%23c/"]
+    assert crumbs == [PAGE + "b/files/", PAGE + "b/files/0/", PAGE + "b/files/0/a%20b%23c/"]
 
 
 def test_log_is_downloadable_as_plain_text(web):
     folder = fake_backup(web.runner, "b")
     with open(folder.join("backup.log"), "w") as fh:
         fh.write("line one\n")
-    res = web.app.get(ROOT + "b/backup.log")
+    res = web.app.get(PAGE + "b/backup.log")
     assert res.content_type == "text/plain" and res.text == "line one\n"
-    web.app.get(ROOT + "b/restore.log", status=404)
+    web.app.get(PAGE + "b/restore.log", status=404)
 
 
 def test_log_tail_reads_only_the_end_of_a_long_log(web):
@@ -271,7 +226,7 @@ def test_log_tail_reads_only_the_end_of_a_long_log(web):
     with open(folder.join("backup.log"), "w") as fh:
         for i in range(40000):
             fh.write(f"2026-01-01 00:00:00 INFO line {i:06d} of a long backup\n")
-    tail = web.app.get(ROOT + "b/live").json["Logs"]["backup"]
+    tail = web.app.get(PAGE + "b/live").json["Logs"]["backup"]
     assert len(tail.encode()) <= LOG_TAIL_BYTES
     assert tail.startswith("2026-01-01") and tail.rstrip().endswith("line 039999 of a long backup")
 
@@ -319,7 +274,7 @@ def test_chunk_size_above_1000_for_an_easydb5_source_is_refused_by_the_job_and_s
         status=303)
     job = web.job("big")
     assert job["state"] == "failed" and "easydb 5 returns at most 1000" in job["last_error"]
-    page = web.app.get(ROOT + "big")
+    page = web.app.get(PAGE + "big")
     assert "easydb 5 returns at most 1000" in page.html.select_one("#job-backup").text
     assert not os.path.exists(web.runner.folder("big").manifest_path)
     web.backup_form(name="big", server=e5_tiny.url, login="root", password="admin",
@@ -343,8 +298,8 @@ def test_a_job_that_cannot_start_leaves_its_error_on_the_status_page_and_in_the_
     assert time.monotonic() - started < 5
     job = web.job("x")
     assert job["state"] == "failed" and "cannot reach http://127.0.0.1:9" in job["last_error"]
-    assert "cannot reach" in web.app.get(ROOT + "x").html.select_one("#job-backup").text
-    item = next(i for i in web.app.get(ROOT + "?accept=application/json").json["Backups"] if i["Name"] == "x")
+    assert "cannot reach" in web.app.get(PAGE + "x").html.select_one("#job-backup").text
+    item = next(i for i in web.app.get(PAGE + "?accept=application/json").json["Backups"] if i["Name"] == "x")
     assert item["Status"] == "failed"
 
 
@@ -410,7 +365,7 @@ def test_unknown_action_is_refused(web, e5_tiny):
     started_nothing(web)
     fields = [(k, v) for k, v in form.submit_fields() if k != "name"] + [("name", "no-slash")]
     res = web.app.post("/inspect/migration", fields, status=303)
-    assert res.location.endswith(ROOT + "no-slash?note=started")
+    assert res.location.endswith(PAGE + "no-slash?note=started")
     assert [(j["name"], j["kind"], j["state"]) for j in web.runner.ledger.jobs()] == [("no-slash", "backup", "done")]
 
 
@@ -427,7 +382,7 @@ def test_restore_form_offers_backups_with_a_manifest_and_prefills_renames(web):
     assert [o["data-renames"] for o in options] == ["video.1920p:1080p", ""]
     assert [i["value"] for i in res.html.select("#restore-form input[name=rv_class]")] == ["video", ""]
     assert [i["value"] for i in res.html.select("#restore-form input[name=rv_target]")] == ["1080p", ""]
-    fy = web.app.get(ROOT + "?restore=fy")
+    fy = web.app.get(PAGE + "?restore=fy")
     assert [i["value"] for i in fy.html.select("#restore-form input[name=rv_class]")] == [""]
 
 
@@ -528,7 +483,7 @@ def test_rename_table_rows_are_validated(web, e5_backup, make_sim, rows, message
     fields = [(k, v) for k, v in form.submit_fields() if not k.startswith("rv_")]
     for cls, src, dst in rows:
         fields += [("rv_class", cls), ("rv_source", src), ("rv_target", dst)]
-    res = web.app.post(ROOT, fields, status=400)
+    res = web.app.post(PAGE, fields, status=400)
     assert message in field_error(res, "restore-form", "rename_versions")
     kept = [i["value"] for i in res.html.select("#restore-form input[name=rv_class]")]
     assert kept == [r[0] for r in rows] + [""]
@@ -602,7 +557,6 @@ def test_restore_from_the_page_starts_the_job_with_the_page_parameters(web, make
     assert status.html.select_one("#job-restore pre.log").text.startswith(log[:40])
     stored = len([f for f in target.sim.files.values() if f.get("status", "done") == "done"])
     assert status.html.select_one("#job-restore [data-k=FilesText]").text == f"{stored:,} done"
-    from tests.test_restore import actual, assert_same, expected
     assert_same(expected(source.sim, "easydb5", "rput", include_password=False, target=target.sim),
                 actual(target.sim))    # the whole migration from the page, nothing refused or missing
 
@@ -610,8 +564,8 @@ def test_restore_from_the_page_starts_the_job_with_the_page_parameters(web, make
 # ----------------------------------------------------------------------------- status page, Cancel, Continue
 
 def test_status_page_of_an_unknown_backup_is_404(web):
-    web.app.get(ROOT + "ghost", status=404)
-    assert web.app.get(ROOT + "ghost?accept=application/json", status=404).json["Status"] == 404
+    web.app.get(PAGE + "ghost", status=404)
+    assert web.app.get(PAGE + "ghost?accept=application/json", status=404).json["Status"] == 404
 
 
 def test_cancel_continue_and_the_live_status_with_a_real_daemon_thread(tmp_path, make_sim):
@@ -623,17 +577,17 @@ def test_cancel_continue_and_the_live_status_with_a_real_daemon_thread(tmp_path,
         status=303)
     wait_for(lambda: (web.job("slow") or {}).get("state") == "running")
     started = time.monotonic()
-    live = web.app.get(ROOT + "slow/live").json
+    live = web.app.get(PAGE + "slow/live").json
     assert time.monotonic() - started < 1
     assert live["Active"] and live["Jobs"]["backup"]["State"] == "running"
-    page = web.app.get(ROOT + "slow")
+    page = web.app.get(PAGE + "slow")
     assert not page.html.select_one("#job-backup form.cancel").has_attr("hidden")
     csrf = page.html.select_one("#job-backup form.cancel input[name=csrf]")["value"]
-    res = web.app.post(ROOT + "slow/cancel", {"kind": "backup", "csrf": csrf}, status=303)
+    res = web.app.post(PAGE + "slow/cancel", {"kind": "backup", "csrf": csrf}, status=303)
     assert res.location.endswith("?note=cancel")
     wait_for(lambda: web.job("slow")["state"] == "cancelled")
     wait_for(lambda: not web.runner.running("slow", "backup"))
-    page = web.app.get(ROOT + "slow")
+    page = web.app.get(PAGE + "slow")
     assert page.html.select_one("#job-backup h2 .state").text == "cancelled"
     link = page.html.select_one("#job-backup a.continue")
     assert not link.has_attr("hidden")
@@ -657,9 +611,9 @@ def test_cancel_continue_and_the_live_status_with_a_real_daemon_thread(tmp_path,
 def test_cancel_when_nothing_runs_says_so(web):
     fake_backup(web.runner, "idle")
     csrf = web.overview().forms["backup-form"]["csrf"].value
-    res = web.app.post(ROOT + "idle/cancel", {"kind": "backup", "csrf": csrf}, status=303).follow()
+    res = web.app.post(PAGE + "idle/cancel", {"kind": "backup", "csrf": csrf}, status=303).follow()
     assert "Nothing to cancel" in res.html.select_one(".note").text
-    web.app.post(ROOT + "idle/cancel", {"kind": "everything", "csrf": csrf}, status=400)
+    web.app.post(PAGE + "idle/cancel", {"kind": "everything", "csrf": csrf}, status=400)
 
 
 def test_continue_asks_for_every_secret_the_previous_run_had(web, e5_backup, make_sim, capsys, tmp_path):
@@ -681,7 +635,7 @@ def test_continue_asks_for_every_secret_the_previous_run_had(web, e5_backup, mak
     previous = web.job("r", "restore")
     assert previous["state"] == "failed" and not os.path.exists(folder.join("restore.log"))
 
-    page = web.app.get(ROOT + "r/continue?kind=restore")
+    page = web.app.get(PAGE + "r/continue?kind=restore")
     shown = {tr.find_all("td")[0].text: tr.find_all("td")[1].text for tr in page.html.select("tbody tr")}
     assert (shown["--server"], shown["--client-id"], shown["--rename-versions"]) == (target.url, "web-client",
                                                                                       "video.a:b")
@@ -710,7 +664,7 @@ def test_continue_asks_for_every_secret_the_previous_run_had(web, e5_backup, mak
     assert "elsewhere" not in line and "continuing: skipping" in log_text(web, "r", "restore")
     log = log_text(web, "r", "restore")
     assert client_secret not in log and file_token not in log
-    web.app.get(ROOT + "r/continue?kind=backup", status=404)
+    web.app.get(PAGE + "r/continue?kind=backup", status=404)
 
 
 def test_jobs_running_at_a_restart_show_as_interrupted_and_can_be_continued(tmp_path):
@@ -720,11 +674,11 @@ def test_jobs_running_at_a_restart_show_as_interrupted_and_can_be_continued(tmp_
     job_id = before.ledger.create_job("crashed", "backup", folder.path, {"server": "http://s.example"}, {})
     before.ledger.update_job(job_id, state="running", owner="vanished-host:999999")
     web = Web(data)                                   # a new process: a new JobRunner on the same data folder
-    page = web.app.get(ROOT + "crashed")
+    page = web.app.get(PAGE + "crashed")
     assert page.html.select_one("#job-backup h2 .state").text == "interrupted"
     assert not page.html.select_one("#job-backup a.continue").has_attr("hidden")
     assert "backup interrupted" in web.overview().html.select_one("tr[data-backup=crashed]").text
-    assert web.app.get(ROOT + "crashed/continue?kind=backup").forms["continue-form"]
+    assert web.app.get(PAGE + "crashed/continue?kind=backup").forms["continue-form"]
 
 
 # ----------------------------------------------------------------------------- safety
@@ -737,17 +691,17 @@ def test_a_csrf_pair_the_client_made_up_itself_is_refused(web):
     made_up = "A" * 40
     other = webtest.TestApp(web.app.app)
     other.set_cookie("fylrmig_csrf", made_up)
-    other.post(ROOT, fields + [("csrf", made_up)], status=403)
+    other.post(PAGE, fields + [("csrf", made_up)], status=403)
     started_nothing(web)
 
 
 def test_a_real_csrf_pair_posted_from_another_origin_is_refused(web):
     form = web.backup_form(name="x", server="http://s.example", login="l", password="p")
-    web.app.post(ROOT, form.submit_fields(), headers={"Origin": "http://evil.example"}, status=403)
-    web.app.post(ROOT, form.submit_fields(), headers={"Referer": "http://localhost:9999/attack"}, status=403)
-    web.app.post(ROOT, form.submit_fields(), headers={"Origin": "null"}, status=403)
+    web.app.post(PAGE, form.submit_fields(), headers={"Origin": "http://evil.example"}, status=403)
+    web.app.post(PAGE, form.submit_fields(), headers={"Referer": "http://localhost:9999/attack"}, status=403)
+    web.app.post(PAGE, form.submit_fields(), headers={"Origin": "null"}, status=403)
     started_nothing(web)
-    web.app.post(ROOT, form.submit_fields(), headers={"Origin": "http://localhost"}, status=303)
+    web.app.post(PAGE, form.submit_fields(), headers={"Origin": "http://localhost"}, status=303)
 
 
 def test_a_log_or_files_folder_that_links_out_of_the_data_folder_is_never_served(web, tmp_path):
@@ -758,11 +712,11 @@ def test_a_log_or_files_folder_that_links_out_of_the_data_folder_is_never_served
     (outside / "sub" / "x.bin").write_text("outside-file")
     os.symlink(outside / "secret.txt", folder.join("backup.log"))
     os.symlink(outside, folder.join("files"))
-    assert "outside-secret" not in web.app.get(ROOT + "linked").text
-    web.app.get(ROOT + "linked/backup.log", status=404)
-    web.app.get(ROOT + "linked/files/sub/x.bin", status=404)
-    web.app.get(ROOT + "linked/files/", status=404)
-    assert "outside-secret" not in json.dumps(web.app.get(ROOT + "linked/live").json)
+    assert "outside-secret" not in web.app.get(PAGE + "linked").text
+    web.app.get(PAGE + "linked/backup.log", status=404)
+    web.app.get(PAGE + "linked/files/sub/x.bin", status=404)
+    web.app.get(PAGE + "linked/files/", status=404)
+    assert "outside-secret" not in json.dumps(web.app.get(PAGE + "linked/live").json)
 
 
 def test_posts_without_the_csrf_token_are_refused(web):
@@ -770,11 +724,11 @@ def test_posts_without_the_csrf_token_are_refused(web):
     form = web.backup_form(name="x", server="http://s.example", login="l", password="p")
     web.post_fields(form, 403, csrf="forged")
     fields = [(k, v) for k, v in form.submit_fields() if k != "csrf"]
-    web.app.post(ROOT, fields, status=403)
-    web.app.post(ROOT + "b/cancel", {"kind": "backup"}, status=403)
-    web.app.post(ROOT + "b/continue", {"kind": "backup", "password": "x"}, status=403)
+    web.app.post(PAGE, fields, status=403)
+    web.app.post(PAGE + "b/cancel", {"kind": "backup"}, status=403)
+    web.app.post(PAGE + "b/continue", {"kind": "backup", "password": "x"}, status=403)
     fresh = webtest.TestApp(web.app.app)               # a browser that never got the cookie
-    fresh.post(ROOT, dict(form.submit_fields()), status=403)
+    fresh.post(PAGE, dict(form.submit_fields()), status=403)
 
 
 @pytest.mark.parametrize("path", [
@@ -789,7 +743,7 @@ def test_paths_never_lead_out_of_the_data_folder(web, tmp_path, path):
     os.makedirs(folder.join("files", "0"))
     os.symlink(str(secret_dir), folder.join("files", "out"))
     os.symlink(str(secret_dir), web.runner.folder("outside").path)
-    res = web.app.get(ROOT + path, expect_errors=True)
+    res = web.app.get(PAGE + path, expect_errors=True)
     assert res.status_int in (400, 404) and "top secret" not in res.text
 
 
@@ -799,8 +753,8 @@ def test_links_out_of_the_data_folder_are_not_listed(web, tmp_path):
     os.makedirs(folder.join("files", "0"))
     os.symlink(str(tmp_path / "elsewhere"), folder.join("files", "out"))
     os.symlink(str(tmp_path / "elsewhere"), web.runner.folder("outside").path)
-    assert [e["Name"] for e in web.app.get(ROOT + "b/files/?accept=application/json").json["Files"]] == ["0"]
-    assert [b["Name"] for b in web.app.get(ROOT + "?accept=application/json").json["Backups"]] == ["b"]
+    assert [e["Name"] for e in web.app.get(PAGE + "b/files/?accept=application/json").json["Files"]] == ["0"]
+    assert [b["Name"] for b in web.app.get(PAGE + "?accept=application/json").json["Backups"]] == ["b"]
 
 
 def test_everything_from_an_instance_or_a_log_is_escaped(web):
@@ -809,7 +763,7 @@ def test_everything_from_an_instance_or_a_log_is_escaped(web):
         fh.write('2026-01-01 ERROR <script>alert("log")</script>\n')
     os.makedirs(folder.join("files", "0"))
     open(folder.join("files", "0", '1-<img src=x onerror=alert(1)>.jpg'), "w").close()
-    pages = [web.overview().text, web.app.get(ROOT + "b").text, web.app.get(ROOT + "b/files/0/").text]
+    pages = [web.overview().text, web.app.get(PAGE + "b").text, web.app.get(PAGE + "b/files/0/").text]
     for text in pages:
         assert "<script>alert(" not in text and "<img src=x" not in text
     assert "&lt;script&gt;alert(&quot;log&quot;)" in pages[1]
@@ -821,18 +775,18 @@ def test_everything_from_an_instance_or_a_log_is_escaped(web):
 
 def test_access_token_is_required_when_set(tmp_path):
     web = Web(str(tmp_path / "data"), access_token="tok-123")
-    web.app.get(ROOT, status=401)
-    web.app.get(ROOT + "?token=wrong", status=401)
-    web.app.get(ROOT, headers={"Authorization": "Bearer wrong"}, status=401)
-    res = web.app.get(ROOT + "?token=tok-123&accept=application/json", status=303)
+    web.app.get(PAGE, status=401)
+    web.app.get(PAGE + "?token=wrong", status=401)
+    web.app.get(PAGE, headers={"Authorization": "Bearer wrong"}, status=401)
+    res = web.app.get(PAGE + "?token=tok-123&accept=application/json", status=303)
     assert "tok-123" not in res.location
-    assert urllib.parse.unquote(res.location).endswith(ROOT + "?accept=application/json")
+    assert urllib.parse.unquote(res.location).endswith(PAGE + "?accept=application/json")
     cookie = [h for k, h in res.headerlist if k == "Set-Cookie" and h.startswith("fylrmig_token=")][0]
     assert "httponly" in cookie.lower()
-    assert web.app.get(ROOT).status_int == 200                 # the cookie now carries it
+    assert web.app.get(PAGE).status_int == 200                 # the cookie now carries it
     bearer = webtest.TestApp(web.app.app)
-    assert bearer.get(ROOT, headers={"Authorization": "Bearer tok-123"}).status_int == 200
-    webtest.TestApp(web.app.app).get(ROOT + "anything/live", status=401)
+    assert bearer.get(PAGE, headers={"Authorization": "Bearer tok-123"}).status_int == 200
+    webtest.TestApp(web.app.app).get(PAGE + "anything/live", status=401)
 
 
 def test_secrets_never_appear_in_pages_redirects_or_logs(web, make_sim):
@@ -841,8 +795,8 @@ def test_secrets_never_appear_in_pages_redirects_or_logs(web, make_sim):
     res = web.backup_form(name="s", server=sim.url, login="root", password=SECRET_PW, oauth2=True,
                           client_secret=SECRET_PW + "-client").submit(status=303)
     assert SECRET_PW not in res.location
-    urls = [ROOT, ROOT + "s", ROOT + "s/live", ROOT + "s?accept=application/json", ROOT + "s/backup.log",
-            ROOT + "s/continue?kind=backup", ROOT + "?accept=application/json"]
+    urls = [PAGE, PAGE + "s", PAGE + "s/live", PAGE + "s?accept=application/json", PAGE + "s/backup.log",
+            PAGE + "s/continue?kind=backup", PAGE + "?accept=application/json"]
     for url in urls:
         assert SECRET_PW not in web.app.get(url).text, url
     assert SECRET_PW not in open(web.runner.folder("s").join("backup.log")).read()
@@ -863,11 +817,11 @@ def test_without_an_access_token_only_loopback_host_names_are_served(tmp_path):
     """A DNS-rebinding page (evil.example resolving to 127.0.0.1) must not read or drive the page."""
     app = webtest.TestApp(make_web_app(str(tmp_path / "data")))
     for host in ("localhost:8080", "127.0.0.1:8080", "[::1]:8080", "localhost"):
-        assert app.get(ROOT, headers={"Host": host}).status_int == 200
-    res = app.get(ROOT, headers={"Host": "evil.example:8080"}, status=403)
+        assert app.get(PAGE, headers={"Host": host}).status_int == 200
+    res = app.get(PAGE, headers={"Host": "evil.example:8080"}, status=403)
     assert "only to localhost" in res.text
     shared = webtest.TestApp(make_web_app(str(tmp_path / "data2"), access_token="tok-123"))
-    assert shared.get(ROOT, headers={"Host": "migration.example:8080", "Authorization": "Bearer tok-123"}).status_int == 200
+    assert shared.get(PAGE, headers={"Host": "migration.example:8080", "Authorization": "Bearer tok-123"}).status_int == 200
 
 
 # ----------------------------------------------------------------------------- incomplete backups
@@ -906,20 +860,20 @@ def test_an_incomplete_backup_is_never_preselected_and_needs_an_extra_confirmati
 def test_a_backup_is_deleted_after_its_confirmation_and_never_while_a_job_uses_it(web, e5_backup):
     folder = copy_backup(web, e5_backup, "old")
     csrf = web.overview().forms["backup-form"]["csrf"].value
-    web.app.post(ROOT + "old/delete", {"csrf": csrf}, status=400)
+    web.app.post(PAGE + "old/delete", {"csrf": csrf}, status=400)
     assert os.path.isdir(folder.path)
     lock = fylrmig.FolderLock(folder.path).acquire("backup")          # a CLI job holds the folder
     try:
-        web.app.post(ROOT + "old/delete", {"csrf": csrf, "confirm_delete": "yes"}, status=409)
+        web.app.post(PAGE + "old/delete", {"csrf": csrf, "confirm_delete": "yes"}, status=409)
     finally:
         lock.release()
     outside = os.path.normpath(folder.join("..", "..", "keep.txt"))
     open(outside, "w").write("outside")
     os.symlink(outside, folder.join("link.txt"))
-    res = web.app.post(ROOT + "old/delete", {"csrf": csrf, "confirm_delete": "yes"}, status=303).follow()
+    res = web.app.post(PAGE + "old/delete", {"csrf": csrf, "confirm_delete": "yes"}, status=303).follow()
     assert not os.path.exists(folder.path) and open(outside).read() == "outside"
     assert "The backup was deleted." in res.text and "old" not in [i["Name"] for i in web.app.get(
-        ROOT + "?accept=application/json").json["Backups"]]
+        PAGE + "?accept=application/json").json["Backups"]]
 
 
 def test_a_backup_downloads_as_one_zip_streamed_without_links_lock_or_spool(web, e5_backup, tmp_path):
@@ -928,7 +882,7 @@ def test_a_backup_downloads_as_one_zip_streamed_without_links_lock_or_spool(web,
     folder = copy_backup(web, e5_backup, "dl")
     os.symlink("/etc/hostname", folder.join("evil-link"))
     open(folder.join(fylrmig.LOCK_FILE), "w").close()
-    res = web.app.get(ROOT + "dl/download")
+    res = web.app.get(PAGE + "dl/download")
     assert res.content_type == "application/zip" and 'filename="dl.zip"' in res.headers["Content-Disposition"]
     archive = zipfile.ZipFile(io.BytesIO(res.body))
     names = set(archive.namelist())
@@ -941,7 +895,7 @@ def test_a_backup_downloads_as_one_zip_streamed_without_links_lock_or_spool(web,
 
 def test_the_list_shows_runtime_disk_use_and_the_free_space_of_the_data_folder(web, e5_backup):
     copy_backup(web, e5_backup, "sized")
-    data = web.app.get(ROOT + "?accept=application/json").json
+    data = web.app.get(PAGE + "?accept=application/json").json
     item = next(i for i in data["Backups"] if i["Name"] == "sized")
     assert item["DiskUsed"] >= item["Size"] > 0 and item["Runtime"]
     free = web.overview().html.select_one("#disk").text
