@@ -517,9 +517,11 @@ def test_a_zip_plugin_needs_an_uploaded_file_that_is_not_left_on_the_remote(make
     plugin = {"name": "z", "type": "zip", "zip_file": {"_id": remote}}
     error(client.call("PUT", "/plugin/manage", plugin), 400, "ServerGeneric")
     error(client.call("PUT", "/plugin/manage", dict(plugin, zip_file=None)), 400, "ServerGeneric")
-    saved = client.ok("PUT", "/plugin/manage", dict(plugin, zip_file={"_id": upload(client, "z.zip", b"PK\x05\x06"
-                                                                                    + b"\0" * 18)}))
-    assert saved["zip_file"]["_id"] in server.sim.files
+    error(client.call("PUT", "/plugin/manage", dict(plugin, zip_file={"_id": upload(client, "e.zip", b"PK\x05\x06"
+                                                                                     + b"\0" * 18)})), 400, "ServerGeneric")
+    data = datagen._zip([("p/manifest.yml", b"name: from-manifest\n")])
+    saved = client.ok("PUT", "/plugin/manage", dict(plugin, zip_file={"_id": upload(client, "z.zip", data)}))
+    assert saved["zip_file"]["_id"] in server.sim.files and saved["name"] == "from-manifest"   # named by its manifest
 
 
 def test_a_new_plugin_is_created_disabled_and_enabled_by_an_update(modelled):

@@ -42,10 +42,12 @@ dropping invalid entries.  A purge leaves fylr "purge" (503) for sim.purge_busy_
 """
 import copy
 import hashlib
+import io
 import re
 import threading
 import time
 import uuid
+import zipfile
 
 import bottle
 
@@ -699,7 +701,11 @@ def _route_plugin_put(sim):
     with sim.lock:
         if any(p["name"] == body.get("name") for p in sim.plugins):
             w.fail(sim, 400, "PluginDuplicateName", "Plugin %r exists." % body.get("name"), name=body.get("name"))
-        # SILENT: fylr reads the name from the plugin's manifest; the simulator takes it from the body.
+        # fylr reads the name from the plugin's manifest (PluginManageApi.name: "derived from the uploaded
+        # plugin on create"): a zip plugin is named by the `name:` of its manifest.yml; url / disk
+        # plugins (SILENT) by the body, as the simulator cannot fetch them.
+        if zip_file is not None:
+            body = dict(body, name=_zip_manifest_name(sim, zip_file))
         # stricter: the OAS contradicts itself (PUT: "enabled state is taken from the request";
         # PluginManageApi.enabled: "A freshly uploaded plugin is created disabled; enable it with an
         # update") - created disabled whatever the body says; POST /plugin/manage/{id} enables it.
@@ -710,6 +716,16 @@ def _route_plugin_put(sim):
             plugin["zip_file"] = {"_id": zip_file["_id"]}
         sim.plugins = sim.plugins + [plugin]
         return w.json_answer(plugin)
+
+def _zip_manifest_name(sim, zip_file):
+    """`name:` of the manifest.yml inside a plugin zip; a zip without one is refused (400 ServerGeneric)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(zip_file["versions"]["original"])) as archive:
+            manifest = next(n for n in archive.namelist() if n.rsplit("/", 1)[-1] == "manifest.yml")
+            text = archive.read(manifest).decode("utf-8")
+        return next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("name:"))
+    except (KeyError, StopIteration, zipfile.BadZipFile, UnicodeDecodeError):
+        w.fail(sim, 400, "ServerGeneric", "zip_file holds no plugin manifest with a name.")
 
 # ------------------------------------------------------------------------------------------ collections
 
