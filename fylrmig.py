@@ -1541,6 +1541,32 @@ class JobBase:
         return results
 
 
+class JobPart:
+    """A collaborator of a job, one thing it does (uploading files, mapping events, ...). It reaches the
+    job's shared things through these properties and anything else as `self.job.<name>`, so who calls
+    what stays greppable."""
+
+    def __init__(self, job):
+        self.job = job
+
+    args = property(lambda self: self.job.args)
+    api = property(lambda self: self.job.api)
+    ledger = property(lambda self: self.job.ledger)
+    log = property(lambda self: self.job.log)
+    job_id = property(lambda self: self.job.job_id)
+
+
+class KeyedLocks:
+    """One lock per key, made on first use (a file reference, a file version, the refresh of one kind)."""
+
+    def __init__(self):
+        self._locks, self._guard = {}, threading.Lock()
+
+    def __call__(self, key):
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+
 class BackupJob(JobBase):
     """`fylrmig backup`: reads a source instance into a backup folder, every page a ledger chunk."""
 
@@ -1558,8 +1584,7 @@ class BackupJob(JobBase):
         self._new_refs = {}
         self.refs = {}           # kind -> {source id: reference}, from the ledger's ids table
         self.has_passwords = False
-        self._file_locks = {}
-        self._file_locks_guard = threading.Lock()
+        self.locks = KeyedLocks()
         self._step_seq = 0
         self._own_instances = self._table_index = self._objecttype_name_of = None
         self._source_counts = {}
@@ -1649,7 +1674,7 @@ class BackupJob(JobBase):
         self._write_manifest(status="running")
         self._step("datamodel", self._backup_datamodel)
         self._step("base_config", self._backup_base_config)
-        self._source_counts = {ot: self._count(ot) for ot in self.objecttypes()}   # "N of M" of an unfinished one
+        self._source_counts = {ot: self._record_count(ot) for ot in self.objecttypes()}   # "N of M" of an unfinished one
         for source in self._basetype_sources():
             self._backup_source(source)
         for source in self._record_sources():
@@ -1735,13 +1760,13 @@ class BackupJob(JobBase):
                 yield Source(f"db/{ot}/deleted", "db", self._deleted_page_fetcher(ot), self.args.chunk_size,
                              objecttype=ot)
         for ot in objecttypes:
-            total = self._source_counts[ot] if ot in self._source_counts else self._count(ot)
+            total = self._source_counts[ot] if ot in self._source_counts else self._record_count(ot)
             if self.args.max_count:
                 total = min(total, self.args.max_count)
             yield Source(f"db/{ot}", "db", self._record_page_fetcher(ot, total), self.args.chunk_size,
                          objecttype=ot, total=total)
 
-    def _count(self, ot):
+    def _record_count(self, ot):
         body = self.api.post("/search", {"objecttypes": [ot], "offset": 0, "limit": 0, "format": "short"})
         return int(body.get("count") or 0)
 
@@ -2031,7 +2056,7 @@ class BackupJob(JobBase):
                 continue
             relpath = file_relpath(file_id, entry.get("original_filename"), version,
                                    info.get("extension") or entry.get("extension"))
-            with self._file_lock(file_id, version):
+            with self.locks((file_id, version)):
                 row = self.ledger.file_row(self.job_id, file_id, version)
                 if row and row["state"] == "done" and os.path.exists(self.folder.join(relpath)):
                     continue
@@ -2039,10 +2064,6 @@ class BackupJob(JobBase):
                 size, digest = self.api.download(info["url"], self.folder.join(relpath))
                 crash_point("file-packed")
                 self.ledger.set_file(self.job_id, file_id, version, "done", path=relpath, bytes=size, sha256=digest)
-
-    def _file_lock(self, file_id, version):
-        with self._file_locks_guard:
-            return self._file_locks.setdefault((file_id, version), threading.Lock())
 
     # -- emitting payloads
 
@@ -3300,7 +3321,7 @@ class Preflight:
                     if not os.path.isfile(self.folder.member(version["path"])):
                         raise FylrmigError(f"broken backup: {version['path']} (named in {name}) is missing")
                     found += 1
-            if self.file_entry is None and not entry.get("leave") and not self.job._packed_path(entry):
+            if self.file_entry is None and not entry.get("leave") and not self.job.files.packed_path(entry):
                 self.file_entry = entry
         return found
 
@@ -3310,15 +3331,15 @@ class Preflight:
         if not self.args.file_api or self.file_entry is None:
             return
         entry = self.file_entry
-        url = self.job._url((self.job._source_version(entry)[1] or {}).get("url"))
+        url = self.job.files.url((self.job.files.source_version(entry)[1] or {}).get("url"))
         if not url:
             return
-        downloader = self.job._source_downloader()
+        downloader = self.job.files.source_downloader()
         try:
             downloader._with_retries("GET", url, lambda: downloader._send("GET", url, auth=False, stream=True).close())
         except ApiError as exc:
             problem = (f"the source's {file_label(entry)} answers HTTP {exc.status}"
-                       f"{self.job._signature_hint(entry, exc)}")
+                       f"{self.job.files.signature_hint(entry, exc)}")
             if exc.status in (401, 403) or not self.args.upload_ignore_files_with_errors:
                 raise FylrmigError(problem) from None
             self.job.log.warning("%s (files that fail are left out: --upload-ignore-files-with-errors)", problem)
@@ -3338,8 +3359,10 @@ class RestoreJob(JobBase):
         self.folder = BackupFolder(os.path.dirname(os.path.abspath(args.manifest)))
         self.api = self.job_id = self.progress = self.manifest = None
         self.counters = {"skipped_events": {}, "file_errors": 0, "duplicate_refs": 0, "files": 0}
-        self._file_locks, self._guard = {}, threading.Lock()
-        self._target_ids, self._refreshed = {}, set()   # kind -> {reference: target id}; kinds asked this run
+        self.locks, self._guard = KeyedLocks(), threading.Lock()
+        self.sender, self.files, self.target_ids = ChunkSender(self), FileUploader(self), TargetIds(self)
+        self.basetypes, self.records, self.events = BasetypeWriter(self), RecordWriter(self), EventMapper(self)
+        self.extras = InstanceExtras(self)
 
     # -- preparing
 
@@ -3488,7 +3511,7 @@ class RestoreJob(JobBase):
         if self.source_flavour == "easydb5":
             unmapped = sorted(set((config.get("system") or {})) - {path[0] for _, path, _ in E5_CONFIG_MAP})
             if unmapped:
-                self._not_restored(f"easydb 5 base config settings {', '.join(unmapped)}",
+                self.not_restored(f"easydb 5 base config settings {', '.join(unmapped)}",
                                    "fylr has no documented equivalent (parameters.md 9)")
             config = convert_e5_config(config)
         system = dict((config.get("system") or {}).get("config") or {})
@@ -3497,7 +3520,7 @@ class RestoreJob(JobBase):
         body = {"system": {"config": system}}
         if isinstance(config.get("plugin"), dict):
             body["plugin"] = config["plugin"]
-        self._put_in_loose_files(body)
+        self.files.put_in_loose_files(body)
         self.api.post("/config", body, save="ignore_errors", confirm="yes", reindex="skip")
 
     # -- payloads
@@ -3518,7 +3541,7 @@ class RestoreJob(JobBase):
             self._write_progress("running")
             source = info.get(members[-1], {}).get("source") or ""
             if source.endswith("/deleted") and last_of_source.get(source) == members[-1]:
-                self._trash_deleted_records(source, [n for n in names if info.get(n, {}).get("source") == source])
+                self.records.trash_deleted_records(source, [n for n in names if info.get(n, {}).get("source") == source])
 
     def _restore_group(self, names):
         """Chunks of one group are independent and go out in parallel, except the steps of a history
@@ -3526,26 +3549,417 @@ class RestoreJob(JobBase):
         chunks = prepared_ahead(self._prepared_chunks(names), 2 * (self.args.max_parallel or os.cpu_count() or 1))
         if "__history_" in names[0]:
             for chunk in chunks:
-                self._store_chunk(chunk)
+                self.sender.store_chunk(chunk)
         else:
-            self._run_parallel(functools.partial(self._store_chunk, chunk) for chunk in chunks)
+            self._run_parallel(functools.partial(self.sender.store_chunk, chunk) for chunk in chunks)
 
-    # -- soft-deleted records
+    def _prepared_chunks(self, names):
+        """The chunks of a group of payloads, read one payload at a time, each made ready to send (entries
+        rewritten for the target, files uploaded, the body encoded once) while earlier ones are sent."""
+        info = self.manifest.get("payload_info") or {}
+        for name in names:
+            envelope = load_payload(self.folder, name, info.get(name, {}))   # checked again right before use
+            kind = envelope.get("import_type")
+            entries = envelope.pop(IMPORT_TYPE_ARRAYS.get(kind, ""), [])
+            size = 0 if kind in WHOLE_SET_KINDS else self.args.chunk_size
+            for index, chunk in enumerate(batched(self.records.limit(name, kind, envelope, entries), size)):
+                key = f"post/{name}/{index:05d}"
+                row = self.ledger.chunk(self.job_id, key)
+                if row and row["state"] == "done":
+                    yield ReadyChunk(key, kind, envelope, len(chunk), done=True)
+                    continue
+                self._check_cancel()
+                prepared = self._prepare(kind, chunk, envelope)
+                yield ReadyChunk(key, kind, envelope, len(chunk), prepared, self._encoded(kind, prepared))
 
-    def _trash_deleted_records(self, source, names):
+    def _prepare(self, kind, entries, envelope):
+        """Entries as the target takes them (tags, groups, pools, messages and collections go as the backup
+        wrote them)."""
+        prepare = {"tags": self.basetypes.prepare_tags, "plugin": self.basetypes.prepare_plugin, "objecttype": self.basetypes.prepare_objecttype,
+                   "user": self.basetypes.prepare_user, "collection_objects": self.basetypes.prepare_collection_objects,
+                   "event": self.events.prepare_event, "db": self.records.prepare_db, "pool": self.basetypes.prepare_pool,
+                   "mapping": self.extras.prepare_mapping, "right_preset": self.extras.prepare_right_preset,
+                   "transition": self.extras.prepare_transition, "publish": self.extras.prepare_publish}.get(kind)
+        return prepare(entries, envelope) if prepare else entries
+
+    def _encoded(self, kind, prepared):
+        return None if kind in ("collection_objects", "plugin", "mapping") else json_bytes(prepared)
+
+    def not_restored(self, what, why):
+        """Something of the source the target does not get: said by name in the log, counted in the summary
+        and listed on the status page (progress.json)."""
+        self.log.warning("not restored: %s: %s", what, why)
+        self.ledger.put_ids(self.job_id, "not_restored", {what: why})   # kept across --continue
+
+    def count(self, counter, n=1, key=None):
+        """Add to a counter of the summary (`key`: one of a counter's named parts, e.g. an event type)."""
+        with self._guard:
+            if key is None:
+                self.counters[counter] = self.counters.get(counter, 0) + n
+            else:
+                parts = self.counters.setdefault(counter, {})
+                parts[key] = parts.get(key, 0) + n
+
+    # -- progress.json
+
+    def _write_progress(self, status, error=None):
+        """The documented progress.json: a snapshot of the ledger for operators and the page."""
+        job = self.ledger.job(self.job_id)
+        payloads = {}
+        for chunk in self.ledger.chunks(self.job_id, "post/"):
+            name = chunk["key"].split("/")[1]
+            entry = payloads.setdefault(name, {"status": "done", "sent": 0, "chunks": 0})
+            entry["chunks"] += 1
+            entry["sent"] += chunk["items"] if chunk["state"] == "done" else 0
+            if chunk["state"] != "done":
+                entry["status"] = "partial"
+        steps = {k.split("/", 1)[1]: c["state"] for c in self.ledger.chunks(self.job_id, "step/")
+                 for k in [c["key"]]}
+        progress = {"fylrmig_progress": 1, "manifest": "manifest.json",
+                    "manifest_sha256": json.loads(job["setup"])["manifest_sha256"],
+                    "target": {"url": self.api.url, "version": self.api.version, "name": self.api.instance_name},
+                    "params": json.loads(job["params"]), "status": status, "started_at": iso(job["started_at"]),
+                    "updated_at": iso(now()), "steps": steps, "payloads": payloads,
+                    "counters": dict(self.counters, not_restored=self.ledger.ids(self.job_id, "not_restored")),
+                    "last_error": error}
+        write_json_atomic(self.folder.join("progress.json"), progress)
+
+
+class ChunkSender(JobPart):
+    """One chunk of entries into the target, once: skipped when its ledger row is done; a chunk that may have
+    reached the target before (a run killed after sending it, an answer lost on the way) is first reduced to
+    what the target does not hold yet (DESIGN.md), then sent, and the ids it got are kept with its row."""
+
+    def store_chunk(self, chunk):
+        if chunk.done:
+            self.job.progress.add(restore_phase(chunk.envelope), chunk.items, skipped=True)
+            return
+        self.chunk_of(chunk.key, chunk.items, lambda in_flight: self._send_chunk(chunk, in_flight),
+                       phase=restore_phase(chunk.envelope))
+        self.job.target_ids.forget(chunk.kind)   # read again from the ledger, which now holds its ids
+
+
+    def chunk_of(self, key, items, send, phase):
+        """One unit of restore work as a ledger chunk: skipped when done; `send(in_flight)` returns
+        (ids, sha256) and learns whether an earlier run may have sent it already."""
+        chunk = self.ledger.chunk(self.job_id, key)
+        if chunk and chunk["state"] == "done":
+            if phase:
+                self.job.progress.add(phase, chunk["items"], skipped=True)
+            return
+        self.job._check_cancel()
+        in_flight = self.ledger.start_chunk(self.job_id, key) in ("running", "failed")
+        try:
+            ids, digest = self._send_checking(key, send, in_flight)
+        except Exception as exc:
+            self.ledger.fail_chunk(self.job_id, key, exc)
+            raise
+        crash_point("chunk-sent")
+        self.ledger.finish_chunk(self.job_id, key, items, digest, ids=ids)
+        crash_point("chunk-done")
+        if phase:
+            self.job.progress.add(phase, items)
+
+
+    def _send_checking(self, key, send, in_flight):
+        """send(in_flight); when a write's effect is unknown, the chunk is treated as in flight and sent
+        again, so what the target already holds is looked up first (the same retry budget as requests)."""
+        for tries in range(self.args.retry_max_count + 1):
+            try:
+                return send(in_flight)
+            except EffectUnknown as exc:
+                if tries == self.args.retry_max_count:
+                    raise RetriesExhausted(f"{exc} ({tries + 1} times in a row)") from None
+                self.log.warning("retry %d/%d of chunk %s: %s; checking the target before sending again",
+                                 tries + 1, self.args.retry_max_count, key, exc)
+                self.api.retries += 1
+                self.api.pause(self.args.retry_sleep_between)
+                in_flight = True
+        raise AssertionError("unreachable")
+
+
+    def _send_chunk(self, chunk, in_flight):
+        """Send one chunk; a chunk that may have reached the target already is reduced to what is missing
+        there first (DESIGN.md), and an 'already stored' answer after a retry is handled the same way."""
+        kind, envelope, prepared, data = chunk.kind, chunk.envelope, chunk.prepared, chunk.data
+        stored = []   # ids of what the target held already: kept with the chunk like those of what is sent
+        if in_flight:
+            (prepared, stored), data = self._missing_in_target(kind, envelope, prepared), None
+        if not prepared:
+            return stored, None
+        try:
+            response, digest = self._post_repairing(kind, envelope, prepared, data)
+        except ApiError as exc:
+            if exc.code not in ALREADY_STORED_CODES:
+                raise
+            prepared, more = self._missing_in_target(kind, envelope, prepared)
+            stored += more
+            response, digest = self._post_repairing(kind, envelope, prepared) if prepared else ([], None)
+        return stored + self._ids_of(kind, envelope, prepared, response), digest
+
+
+    def _post_repairing(self, kind, envelope, prepared, data=None):
+        """Post a chunk; a refusal the migration can mend without losing an entry (an e-mail address
+        another user holds already) is mended and the chunk sent again."""
+        while True:
+            try:
+                return self._post(kind, envelope, prepared, data)
+            except ApiError as exc:
+                if not (kind == "user" and exc.code == "UserDuplicateEmail" and self.job.basetypes.drop_taken_email(prepared, exc)):
+                    raise
+                data = None   # mended: encoded anew
+
+
+    def _post(self, kind, envelope, body, data=None):
+        """(answer, sha256 of what was sent): the body is encoded once, for the request and the ledger."""
+        if kind == "collection_objects":
+            answers = [self.api.post(f"/collection/objects/{cid}", {"objects": objects}) for cid, objects in body]
+            return answers, sha256_bytes(json_bytes(body))
+        if kind == "plugin":
+            return [self.job.basetypes.install_plugin(plugin) for plugin in body], sha256_bytes(json_bytes(body))
+        if kind == "mapping":   # one mapping per PUT (api.md 6.5)
+            return [(sid, self.job.extras.put_mapping(mapping)) for sid, mapping in body], sha256_bytes(json_bytes(body))
+        method, path, params = self._post_target(kind, envelope)
+        data = data or json_bytes(body)
+        # events have no key the target could refuse a second copy by: never resent blindly
+        answer = self.api.call(method, path, params=params, json_body=data, idempotent=kind != "event")
+        return answer, sha256_bytes(data)
+
+
+    def _post_target(self, kind, envelope):
+        """(method, path, query) of the request that stores a chunk of `kind`."""
+        skip_constraints = {"skip_constraints": "true"} if self.args.skip_constraints else {}
+        if kind in ("tags", "group", "message"):
+            return "POST", f"/{kind}", {}
+        if kind in ("pool", "objecttype"):   # a watermark saved with them re-renders what they hold (OAS)
+            return "POST", f"/{kind}", {"confirm": "resync"}
+        if kind == "right_preset":
+            return "POST", f"/right/{envelope['context']}/presets", {}
+        if kind in ("transition", "publish"):
+            return "POST", {"transition": "/transitions", "publish": "/publish"}[kind], {}
+        if kind == "user":
+            return "POST", "/user", skip_constraints
+        if kind == "collection":
+            return "PUT", "/collection/list", {}
+        if kind == "event":
+            return "POST", "/event/list", {"skip_constraints": "true"}
+        return "POST", f"/db/{envelope['objecttype']}", dict(skip_constraints, skip_events="true",
+                                                             skip_reverse_nested="true", format="short")
+
+
+    def _ids_of(self, kind, envelope, sent, response):
+        """Source -> target facts to keep with the chunk: target ids of records and of basetype entries
+        (for collection object lists and events)."""
+        ids = []
+        if kind == "db":
+            for obj in response or []:
+                if obj.get("_system_object_id") is not None:
+                    ot = envelope["objecttype"]
+                    ids.append(("object", obj["_system_object_id"], f"{ot}/{obj[ot]['_id']}"))
+        elif kind in BASETYPE_EVENT_KINDS:
+            for entry in response or []:
+                ids.append((kind, entry[kind].get("reference"), entry[kind]["_id"]))
+        elif kind == "mapping":
+            ids += [("mapping", sid, target) for sid, target in response or [] if sid is not None and target]
+        return ids
+
+
+    def _missing_in_target(self, kind, envelope, prepared):
+        """(entries still to send, ids of those the target holds) of a chunk that may have been sent."""
+        if kind == "db":
+            return self.job.records.missing_records(envelope["objecttype"], prepared)
+        if kind in ("group", "user", "pool", "message", "collection"):
+            existing = self.job.target_ids.refresh(kind)   # kept in the ledger by the refresh itself
+            return [e for e in prepared if e[kind].get("reference") not in existing], []
+        if kind == "event":
+            return self.job.events.missing_events(prepared), []
+        if kind == "objecttype":
+            return self.job.basetypes.prepare_objecttype(prepared, envelope), []   # settings merge: resend, fresh versions
+        if kind == "tags":
+            return self.job.basetypes.prepare_tags(prepared, envelope), []   # the set is replaced, with fresh tag versions
+        if kind == "right_preset":
+            return self.job.extras.presets_not_held(envelope["context"], prepared), []
+        if kind == "publish":
+            return self.job.extras.publish_not_held(prepared), []
+        return prepared, []   # collection object lists replace: sending again is harmless
+
+
+class BasetypeWriter(JobPart):
+    """Basetype entries as the target takes them: tags as their next versions, plugins installed (zip ones
+    from their bytes), objecttype settings onto the target's objecttypes, users without the e-mail another
+    user holds, collection object lists by the target's collection ids."""
+
+    def prepare_tags(self, entries, envelope):
+        """Tags keep their ids, and a tag the target holds already (a resent chunk, a target that was not
+        purged) is saved as its next version (POST /tags checks tag versions)."""
+        stored = {}
+        for group in self.api.get("/tags") or []:
+            for entry in group.get("_tags") or []:
+                tag = entry.get("tag", entry)
+                stored[tag.get("_id")] = tag.get("_version") or 1
+        out = []
+        for group in entries:
+            tags = [dict(t, tag=dict(t["tag"], _version=stored.get(t["tag"].get("_id"), 0) + 1))
+                    for t in group.get("_tags") or []]
+            out.append(dict(group, _tags=tags))
+        return out
+
+    def prepare_plugin(self, entries, envelope):
+        """url and disk plugins are installed again, zip plugins from their zip file (uploaded first, never
+        left on the source: fylr installs only a file it holds); plugins the target found in its plugin
+        folder are its own."""
+        out = []
+        for plugin in entries:
+            if plugin.get("auto_added"):
+                continue
+            if plugin.get("type") == "zip":
+                body = self._zip_plugin_body(plugin)
+                if body:
+                    out.append(body)
+                continue
+            if plugin.get("type") not in ("url", "disk"):
+                self.job.not_restored(f"plugin {plugin.get('name')}", f"type {plugin.get('type')}: install it by hand")
+                continue
+            out.append({k: plugin[k] for k in ("name", "type", "url", "path", "enabled", "update_policy")
+                        if plugin.get(k) is not None})
+        return out
+
+    def _zip_plugin_body(self, plugin):
+        """The PUT body of a zip plugin, its zip uploaded first; None for one the target has installed
+        already (its zip is not sent again) or one whose zip cannot arrive (said by name)."""
+        mark = (plugin.get("zip_file") or {}).get(LOOSE_FILE)
+        if mark is None:
+            self.job.not_restored(f"plugin {plugin.get('name')}", "the backup holds no zip file of it: install it by hand")
+            return None
+        installed = {p.get("name") for p in (self.api.get("/plugin/manage") or {}).get("plugins") or []}
+        if plugin.get("name") in installed:
+            self.log.info("plugin %s is installed on the target already", plugin.get("name"))
+            return None
+        mark["keep_bytes"] = True
+        self.job.files.put_in_loose_files(plugin)
+        if not (plugin.get("zip_file") or {}).get("_id"):
+            return None   # said by put_in_loose_files
+        # the name is read-only (taken from the zip); kept here for the log only
+        return {k: plugin[k] for k in ("name", "type", "zip_file", "enabled", "update_policy") if plugin.get(k) is not None}
+
+    def install_plugin(self, plugin):
+        """PUT creates a plugin disabled (OAS PluginManageApi): one the source had enabled is enabled by an
+        update of the stored plugin."""
+        body = {k: v for k, v in plugin.items() if not (k == "name" and plugin.get("type") == "zip")}
+        try:
+            stored = self.api.put("/plugin/manage", body)
+        except ApiError as exc:
+            if exc.code != "PluginDuplicateName":
+                raise
+            self.log.info("plugin %s is installed on the target already", plugin.get("name"))
+            return None
+        if plugin.get("enabled") and isinstance(stored, dict) and stored.get("id") and not stored.get("enabled"):
+            stored = self.api.post(f"/plugin/manage/{stored['id']}", dict(stored, enabled=True))
+        return stored
+
+    def prepare_objecttype(self, entries, envelope):
+        """Objecttype settings go to the target's objecttype of the same name, as its next version; the XML
+        mappings they name by id get the ids the restore gave them, files (a watermark) are uploaded first."""
+        current = {o["objecttype"]["name"]: o["objecttype"] for o in self.api.get("/objecttype")}
+        out = []
+        for entry in entries:
+            name = entry["objecttype"]["name"]
+            if name not in current:
+                self.job.not_restored(f"objecttype {name}", "not in the target's datamodel: its settings are skipped")
+                continue
+            body = {k: v for k, v in entry.items() if k not in ("_compiled_tags",)}
+            settings = self._with_target_mapping_ids(dict(entry["objecttype"]), f"objecttype {name}")
+            body["objecttype"] = dict(settings, _id=current[name]["_id"], _version=current[name]["_version"] + 1)
+            out.append(self.job.files.put_in_loose_files(body))
+        return out
+
+    def _with_target_mapping_ids(self, settings, where):
+        """`mapping_*` ids name XML mappings of the source: the target's ids of the restored ones; a mapping
+        the restore does not know is left out (with its recipe configs), by name."""
+        restored = self.ledger.ids(self.job_id, "mapping")
+        for key, value in list(settings.items()):
+            if not key.startswith("mapping_") or not isinstance(value, int) or isinstance(value, bool):
+                continue
+            if str(value) in restored:
+                settings[key] = int(restored[str(value)])
+            else:
+                settings.pop(key)
+                settings.pop(f"{key}_recipe_configs", None)
+                self.job.not_restored(f"{where} {key}", f"XML mapping {value} is not in the backup")
+        return settings
+
+    def prepare_pool(self, entries, envelope):
+        return [self.job.files.put_in_loose_files(entry) for entry in entries]
+
+    def prepare_user(self, entries, envelope):
+        """Password hashes only when asked for; an e-mail address a user earlier in the chunk has is left
+        out (fylr keeps one user per address; the target's own holders are found by _drop_taken_email)."""
+        out, emails = [], set()
+        for entry in entries:
+            entry = dict(entry)
+            if not self.args.include_password or entry["user"].get("type") in PASSWORDLESS_USER_TYPES:
+                entry.pop("_password_hash", None)
+            email = str(entry["user"].get("email") or "").lower()
+            if email in emails:
+                self.log.warning("user %s restored without its e-mail %s: an earlier user holds it",
+                                 entry["user"].get("login") or entry["user"].get("reference"), email)
+                entry["user"] = {k: v for k, v in entry["user"].items() if k != "email"}
+                self.job.count("emails_dropped")
+            elif email:
+                emails.add(email)
+            out.append(entry)
+        return out
+
+    def drop_taken_email(self, entries, exc):
+        """fylr keeps one user per e-mail address (409 UserDuplicateEmail), easydb 5 did not: the later
+        users keep their login and lose the address, by name in the log."""
+        email = str(((exc.body or {}).get("parameters") or {}).get("email") or "").lower()
+        hit = [e for e in entries if email and str(e["user"].get("email") or "").lower() == email]
+        for entry in hit:
+            self.log.warning("user %s restored without its e-mail %s: user %s holds it on the target",
+                             entry["user"].get("login") or entry["user"].get("reference"), email,
+                             ((exc.body or {}).get("parameters") or {}).get("name"))
+            entry["user"] = {k: v for k, v in entry["user"].items() if k != "email"}
+            self.job.count("emails_dropped")
+        return bool(hit)
+
+    def prepare_collection_objects(self, entries, envelope):
+        out = []
+        for entry in entries:
+            ref = entry["collection"]["lookup:_id"]["reference"]
+            target = self.job.target_ids.target_id("collection", ref)
+            if target is None and ref.startswith("user:ref:") and not entry["objects"]:
+                continue
+            if target is None and ref.startswith("user:ref:"):
+                self.log.warning("the home collection %s is not in the target (its user was not restored): its "
+                                 "%d objects are left out", ref, len(entry["objects"]))
+                self.job.count("skipped_collection_objects", len(entry["objects"]))
+                continue
+            if target is None:
+                raise FylrmigError(f"collection {ref!r} is not in the target: restore its collection payload first")
+            out.append((target, entry["objects"]))
+        return out
+
+
+class RecordWriter(JobPart):
+    """Records as the target takes them (api.md 6.6): only documented keys, links and files resolved; what a
+    resent chunk stored already is found by system object id; soft-deleted records go to the trash once
+    their last version is in."""
+
+    def trash_deleted_records(self, source, names):
         """Records the source had in its trash go to the target's trash once their last version is posted
         (DELETE /db/<objecttype>, the documented way; a record's deleted state is not a writable key)."""
         ot = source.split("/")[1]
         versions = {}
-        info = self.manifest.get("payload_info") or {}
+        info = self.job.manifest.get("payload_info") or {}
         for name in names:
-            for entry in load_payload(self.folder, name, info.get(name, {}))["objects"]:
+            for entry in load_payload(self.job.folder, name, info.get(name, {}))["objects"]:
                 sysid = entry.get("_system_object_id")
                 versions[sysid] = max(versions.get(sysid, 0), entry[ot].get("_version", 1))
         restored = self.ledger.ids(self.job_id, "object")
         todo = sorted((s, v) for s, v in versions.items() if str(s) in restored)
         for index, batch in enumerate(batched(todo, self.args.chunk_size)):
-            self._chunk_of(f"delete/{ot}/{index:05d}", len(batch),
+            self.job.sender.chunk_of(f"delete/{ot}/{index:05d}", len(batch),
                            lambda in_flight, b=batch: self._trash(ot, b, restored, in_flight), phase=None)
 
     def _trash(self, ot, batch, restored, in_flight):
@@ -3570,46 +3984,14 @@ class RestoreJob(JobBase):
         found = self.api.get(f"/db/{ot}/_all_fields/system_object_id/{sysid}", format="short")
         return any(o.get("_latest_version_deleted_at") for o in found or [])
 
-    def _prepared_chunks(self, names):
-        """The chunks of a group of payloads, read one payload at a time, each made ready to send (entries
-        rewritten for the target, files uploaded, the body encoded once) while earlier ones are sent."""
-        info = self.manifest.get("payload_info") or {}
-        for name in names:
-            envelope = load_payload(self.folder, name, info.get(name, {}))   # checked again right before use
-            kind = envelope.get("import_type")
-            entries = envelope.pop(IMPORT_TYPE_ARRAYS.get(kind, ""), [])
-            size = 0 if kind in WHOLE_SET_KINDS else self.args.chunk_size
-            for index, chunk in enumerate(batched(self._limit(name, kind, envelope, entries), size)):
-                key = f"post/{name}/{index:05d}"
-                row = self.ledger.chunk(self.job_id, key)
-                if row and row["state"] == "done":
-                    yield ReadyChunk(key, kind, envelope, len(chunk), done=True)
-                    continue
-                self._check_cancel()
-                prepared = self._prepare(kind, chunk, envelope)
-                yield ReadyChunk(key, kind, envelope, len(chunk), prepared, self._encoded(kind, prepared))
-
-    def _prepare(self, kind, entries, envelope):
-        """Entries as the target takes them (tags, groups, pools, messages and collections go as the backup
-        wrote them)."""
-        prepare = {"tags": self._prepare_tags, "plugin": self._prepare_plugin, "objecttype": self._prepare_objecttype,
-                   "user": self._prepare_user, "collection_objects": self._prepare_collection_objects,
-                   "event": self._prepare_event, "db": self._prepare_db, "pool": self._prepare_pool,
-                   "mapping": self._prepare_mapping, "right_preset": self._prepare_right_preset,
-                   "transition": self._prepare_transition, "publish": self._prepare_publish}.get(kind)
-        return prepare(entries, envelope) if prepare else entries
-
-    def _encoded(self, kind, prepared):
-        return None if kind in ("collection_objects", "plugin", "mapping") else json_bytes(prepared)
-
-    def _limit(self, name, kind, envelope, entries):
+    def limit(self, name, kind, envelope, entries):
         """--max-count: at most that many live records per objecttype (all versions of the kept ones); a
         sample leaves the soft-deleted ones out."""
         if kind != "db" or not self.args.max_count:
             return entries
         if "__deleted" in name:
             return []
-        kept = self.kept_per_type.setdefault(envelope["objecttype"], set())
+        kept = self.job.kept_per_type.setdefault(envelope["objecttype"], set())
         out = []
         for entry in entries:
             sysid = entry["_system_object_id"]
@@ -3618,168 +4000,7 @@ class RestoreJob(JobBase):
                 out.append(entry)
         return out
 
-    def _store_chunk(self, chunk):
-        if chunk.done:
-            self.progress.add(restore_phase(chunk.envelope), chunk.items, skipped=True)
-            return
-        self._chunk_of(chunk.key, chunk.items, lambda in_flight: self._send_chunk(chunk, in_flight),
-                       phase=restore_phase(chunk.envelope))
-        with self._guard:
-            self._target_ids.pop(chunk.kind, None)   # read again from the ledger, which now holds its ids
-
-    def _chunk_of(self, key, items, send, phase):
-        """One unit of restore work as a ledger chunk: skipped when done; `send(in_flight)` returns
-        (ids, sha256) and learns whether an earlier run may have sent it already."""
-        chunk = self.ledger.chunk(self.job_id, key)
-        if chunk and chunk["state"] == "done":
-            if phase:
-                self.progress.add(phase, chunk["items"], skipped=True)
-            return
-        self._check_cancel()
-        in_flight = self.ledger.start_chunk(self.job_id, key) in ("running", "failed")
-        try:
-            ids, digest = self._send_checking(key, send, in_flight)
-        except Exception as exc:
-            self.ledger.fail_chunk(self.job_id, key, exc)
-            raise
-        crash_point("chunk-sent")
-        self.ledger.finish_chunk(self.job_id, key, items, digest, ids=ids)
-        crash_point("chunk-done")
-        if phase:
-            self.progress.add(phase, items)
-
-    def _send_checking(self, key, send, in_flight):
-        """send(in_flight); when a write's effect is unknown, the chunk is treated as in flight and sent
-        again, so what the target already holds is looked up first (the same retry budget as requests)."""
-        for tries in range(self.args.retry_max_count + 1):
-            try:
-                return send(in_flight)
-            except EffectUnknown as exc:
-                if tries == self.args.retry_max_count:
-                    raise RetriesExhausted(f"{exc} ({tries + 1} times in a row)") from None
-                self.log.warning("retry %d/%d of chunk %s: %s; checking the target before sending again",
-                                 tries + 1, self.args.retry_max_count, key, exc)
-                self.api.retries += 1
-                self.api.pause(self.args.retry_sleep_between)
-                in_flight = True
-        raise AssertionError("unreachable")
-
-    def _send_chunk(self, chunk, in_flight):
-        """Send one chunk; a chunk that may have reached the target already is reduced to what is missing
-        there first (DESIGN.md), and an 'already stored' answer after a retry is handled the same way."""
-        kind, envelope, prepared, data = chunk.kind, chunk.envelope, chunk.prepared, chunk.data
-        stored = []   # ids of what the target held already: kept with the chunk like those of what is sent
-        if in_flight:
-            (prepared, stored), data = self._missing_in_target(kind, envelope, prepared), None
-        if not prepared:
-            return stored, None
-        try:
-            response, digest = self._post_repairing(kind, envelope, prepared, data)
-        except ApiError as exc:
-            if exc.code not in ALREADY_STORED_CODES:
-                raise
-            prepared, more = self._missing_in_target(kind, envelope, prepared)
-            stored += more
-            response, digest = self._post_repairing(kind, envelope, prepared) if prepared else ([], None)
-        return stored + self._ids_of(kind, envelope, prepared, response), digest
-
-    def _post_repairing(self, kind, envelope, prepared, data=None):
-        """Post a chunk; a refusal the migration can mend without losing an entry (an e-mail address
-        another user holds already) is mended and the chunk sent again."""
-        while True:
-            try:
-                return self._post(kind, envelope, prepared, data)
-            except ApiError as exc:
-                if not (kind == "user" and exc.code == "UserDuplicateEmail" and self._drop_taken_email(prepared, exc)):
-                    raise
-                data = None   # mended: encoded anew
-
-    def _drop_taken_email(self, entries, exc):
-        """fylr keeps one user per e-mail address (409 UserDuplicateEmail), easydb 5 did not: the later
-        users keep their login and lose the address, by name in the log."""
-        email = str(((exc.body or {}).get("parameters") or {}).get("email") or "").lower()
-        hit = [e for e in entries if email and str(e["user"].get("email") or "").lower() == email]
-        for entry in hit:
-            self.log.warning("user %s restored without its e-mail %s: user %s holds it on the target",
-                             entry["user"].get("login") or entry["user"].get("reference"), email,
-                             ((exc.body or {}).get("parameters") or {}).get("name"))
-            entry["user"] = {k: v for k, v in entry["user"].items() if k != "email"}
-            self._count("emails_dropped")
-        return bool(hit)
-
-    def _post(self, kind, envelope, body, data=None):
-        """(answer, sha256 of what was sent): the body is encoded once, for the request and the ledger."""
-        if kind == "collection_objects":
-            answers = [self.api.post(f"/collection/objects/{cid}", {"objects": objects}) for cid, objects in body]
-            return answers, sha256_bytes(json_bytes(body))
-        if kind == "plugin":
-            return [self._install_plugin(plugin) for plugin in body], sha256_bytes(json_bytes(body))
-        if kind == "mapping":   # one mapping per PUT (api.md 6.5)
-            return [(sid, self._put_mapping(mapping)) for sid, mapping in body], sha256_bytes(json_bytes(body))
-        method, path, params = self._post_target(kind, envelope)
-        data = data or json_bytes(body)
-        # events have no key the target could refuse a second copy by: never resent blindly
-        answer = self.api.call(method, path, params=params, json_body=data, idempotent=kind != "event")
-        return answer, sha256_bytes(data)
-
-    def _post_target(self, kind, envelope):
-        """(method, path, query) of the request that stores a chunk of `kind`."""
-        skip_constraints = {"skip_constraints": "true"} if self.args.skip_constraints else {}
-        if kind in ("tags", "group", "message"):
-            return "POST", f"/{kind}", {}
-        if kind in ("pool", "objecttype"):   # a watermark saved with them re-renders what they hold (OAS)
-            return "POST", f"/{kind}", {"confirm": "resync"}
-        if kind == "right_preset":
-            return "POST", f"/right/{envelope['context']}/presets", {}
-        if kind in ("transition", "publish"):
-            return "POST", {"transition": "/transitions", "publish": "/publish"}[kind], {}
-        if kind == "user":
-            return "POST", "/user", skip_constraints
-        if kind == "collection":
-            return "PUT", "/collection/list", {}
-        if kind == "event":
-            return "POST", "/event/list", {"skip_constraints": "true"}
-        return "POST", f"/db/{envelope['objecttype']}", dict(skip_constraints, skip_events="true",
-                                                             skip_reverse_nested="true", format="short")
-
-    def _ids_of(self, kind, envelope, sent, response):
-        """Source -> target facts to keep with the chunk: target ids of records and of basetype entries
-        (for collection object lists and events)."""
-        ids = []
-        if kind == "db":
-            for obj in response or []:
-                if obj.get("_system_object_id") is not None:
-                    ot = envelope["objecttype"]
-                    ids.append(("object", obj["_system_object_id"], f"{ot}/{obj[ot]['_id']}"))
-        elif kind in BASETYPE_EVENT_KINDS:
-            for entry in response or []:
-                ids.append((kind, entry[kind].get("reference"), entry[kind]["_id"]))
-        elif kind == "mapping":
-            ids += [("mapping", sid, target) for sid, target in response or [] if sid is not None and target]
-        return ids
-
-    # -- finding what a chunk in flight already stored
-
-    def _missing_in_target(self, kind, envelope, prepared):
-        """(entries still to send, ids of those the target holds) of a chunk that may have been sent."""
-        if kind == "db":
-            return self._missing_records(envelope["objecttype"], prepared)
-        if kind in ("group", "user", "pool", "message", "collection"):
-            existing = self._refresh_target_ids(kind)   # kept in the ledger by the refresh itself
-            return [e for e in prepared if e[kind].get("reference") not in existing], []
-        if kind == "event":
-            return self._missing_events(prepared), []
-        if kind == "objecttype":
-            return self._prepare_objecttype(prepared, envelope), []   # settings merge: resend, fresh versions
-        if kind == "tags":
-            return self._prepare_tags(prepared, envelope), []   # the set is replaced, with fresh tag versions
-        if kind == "right_preset":
-            return self._presets_not_held(envelope["context"], prepared), []
-        if kind == "publish":
-            return self._publish_not_held(prepared), []
-        return prepared, []   # collection object lists replace: sending again is harmless
-
-    def _missing_records(self, ot, prepared):
+    def missing_records(self, ot, prepared):
         """The entries whose version the target does not hold yet; the ids of the records it holds are
         noted for the chunk. One search finds what is indexed; a record the search does not show at the
         version wanted (the index lags behind a save moments ago) is read from the database."""
@@ -3805,116 +4026,41 @@ class RestoreJob(JobBase):
         hits = (self.api.post("/search", body) or {}).get("objects") or []
         return {h["_system_object_id"]: (h[ot].get("_version", 0), h[ot].get("_id")) for h in hits if ot in h}
 
-    def _missing_events(self, prepared):
-        stamps = sorted(e["event"].get("timestamp") or "" for e in prepared)
-        body = self.api.get("/event/list", limit=1000, offset=0, date_from=stamps[0], date_to=stamps[-1])
-        objects = body.get("objects", []) if isinstance(body, dict) else body
-        seen = {(o["event"].get("type"), o["event"].get("timestamp"), o["event"].get("system_object_id"))
-                for o in objects}
-        return [e for e in prepared if (e["event"].get("type"), e["event"].get("timestamp"),
-                                        e["event"].get("system_object_id")) not in seen]
-
-    # -- preparing entries for the target
-
-    def _prepare_tags(self, entries, envelope):
-        """Tags keep their ids, and a tag the target holds already (a resent chunk, a target that was not
-        purged) is saved as its next version (POST /tags checks tag versions)."""
-        stored = {}
-        for group in self.api.get("/tags") or []:
-            for entry in group.get("_tags") or []:
-                tag = entry.get("tag", entry)
-                stored[tag.get("_id")] = tag.get("_version") or 1
+    def prepare_db(self, entries, envelope):
+        ot = envelope["objecttype"]
         out = []
-        for group in entries:
-            tags = [dict(t, tag=dict(t["tag"], _version=stored.get(t["tag"].get("_id"), 0) + 1))
-                    for t in group.get("_tags") or []]
-            out.append(dict(group, _tags=tags))
+        for entry in entries:   # read from disk for this chunk alone: changed in place
+            entry = {k: v for k, v in entry.items() if k in RECORD_WRITE_KEYS or k == ot}
+            body = entry[ot]
+            if body.get("_version", 1) > 1:
+                sysid = entry.pop("_system_object_id")
+                entry.pop("_uuid", None)
+                body["lookup:_id"] = {"_system_object_id": sysid}
+            for key, value in list(body.items()):
+                body[key] = self._record_value(value)
+            out.append(entry)
+        if self.args.file_api or any(iter_payload_files(e) for e in out):
+            self.job.files.files_of(out)
         return out
 
-    def _prepare_plugin(self, entries, envelope):
-        """url and disk plugins are installed again, zip plugins from their zip file (uploaded first, never
-        left on the source: fylr installs only a file it holds); plugins the target found in its plugin
-        folder are its own."""
-        out = []
-        for plugin in entries:
-            if plugin.get("auto_added"):
-                continue
-            if plugin.get("type") == "zip":
-                body = self._zip_plugin_body(plugin)
-                if body:
-                    out.append(body)
-                continue
-            if plugin.get("type") not in ("url", "disk"):
-                self._not_restored(f"plugin {plugin.get('name')}", f"type {plugin.get('type')}: install it by hand")
-                continue
-            out.append({k: plugin[k] for k in ("name", "type", "url", "path", "enabled", "update_policy")
-                        if plugin.get(k) is not None})
-        return out
+    def _record_value(self, value):
+        """Links to soft-deleted or purged records are dropped unless --include-deleted-linked."""
+        if isinstance(value, dict) and "_objecttype" in value:
+            if not self.args.include_deleted_linked and (value.get("_latest_version_deleted_at")
+                                                          or value.get("_purged_or_deferred")):
+                return None
+            return {k: v for k, v in value.items() if k not in ("_latest_version_deleted_at", "_purged_or_deferred")}
+        if isinstance(value, list) and value and isinstance(value[0], dict) and "eas:url" not in value[0]:
+            return [{k: self._record_value(v) for k, v in row.items()} for row in value]
+        return value
 
-    def _zip_plugin_body(self, plugin):
-        mark = (plugin.get("zip_file") or {}).get(LOOSE_FILE)
-        if mark is None:
-            self._not_restored(f"plugin {plugin.get('name')}", "the backup holds no zip file of it: install it by hand")
-            return None
-        mark["keep_bytes"] = True
-        self._put_in_loose_files(plugin)
-        if not (plugin.get("zip_file") or {}).get("_id"):
-            return None   # said by _put_in_loose_files
-        # the name is read-only (taken from the zip); kept here for the log only
-        return {k: plugin[k] for k in ("name", "type", "zip_file", "enabled", "update_policy") if plugin.get(k) is not None}
 
-    def _install_plugin(self, plugin):
-        """PUT creates a plugin disabled (OAS PluginManageApi): one the source had enabled is enabled by an
-        update of the stored plugin."""
-        body = {k: v for k, v in plugin.items() if not (k == "name" and plugin.get("type") == "zip")}
-        try:
-            stored = self.api.put("/plugin/manage", body)
-        except ApiError as exc:
-            if exc.code != "PluginDuplicateName":
-                raise
-            self.log.info("plugin %s is installed on the target already", plugin.get("name"))
-            return None
-        if plugin.get("enabled") and isinstance(stored, dict) and stored.get("id") and not stored.get("enabled"):
-            stored = self.api.post(f"/plugin/manage/{stored['id']}", dict(stored, enabled=True))
-        return stored
+class InstanceExtras(JobPart):
+    """XML mappings, right presets, global transitions and publish records (api.md 6.5, 6.10): their ids
+    become the target's, and what the target holds already is not created twice (none of them has a
+    reference a second POST could be refused by)."""
 
-    def _prepare_objecttype(self, entries, envelope):
-        """Objecttype settings go to the target's objecttype of the same name, as its next version; the XML
-        mappings they name by id get the ids the restore gave them, files (a watermark) are uploaded first."""
-        current = {o["objecttype"]["name"]: o["objecttype"] for o in self.api.get("/objecttype")}
-        out = []
-        for entry in entries:
-            name = entry["objecttype"]["name"]
-            if name not in current:
-                self._not_restored(f"objecttype {name}", "not in the target's datamodel: its settings are skipped")
-                continue
-            body = {k: v for k, v in entry.items() if k not in ("_compiled_tags",)}
-            settings = self._with_target_mapping_ids(dict(entry["objecttype"]), f"objecttype {name}")
-            body["objecttype"] = dict(settings, _id=current[name]["_id"], _version=current[name]["_version"] + 1)
-            out.append(self._put_in_loose_files(body))
-        return out
-
-    def _with_target_mapping_ids(self, settings, where):
-        """`mapping_*` ids name XML mappings of the source: the target's ids of the restored ones; a mapping
-        the restore does not know is left out (with its recipe configs), by name."""
-        restored = self.ledger.ids(self.job_id, "mapping")
-        for key, value in list(settings.items()):
-            if not key.startswith("mapping_") or not isinstance(value, int) or isinstance(value, bool):
-                continue
-            if str(value) in restored:
-                settings[key] = int(restored[str(value)])
-            else:
-                settings.pop(key)
-                settings.pop(f"{key}_recipe_configs", None)
-                self._not_restored(f"{where} {key}", f"XML mapping {value} is not in the backup")
-        return settings
-
-    def _prepare_pool(self, entries, envelope):
-        return [self._put_in_loose_files(entry) for entry in entries]
-
-    # -- XML mappings, right presets, transitions, publish records (api.md 6.5, 6.10)
-
-    def _prepare_mapping(self, entries, envelope):
+    def prepare_mapping(self, entries, envelope):
         """(source id, body): the objecttype a mapping serves by its target id (ids differ; its name is in
         the backup)."""
         ot_ids = {o["objecttype"]["name"]: o["objecttype"]["_id"] for o in self.api.get("/objecttype")}
@@ -3923,14 +4069,14 @@ class RestoreJob(JobBase):
             body = {k: v for k, v in entry.items() if not k.startswith("_fylrmig_") and k != "id"}
             name = entry.get("_fylrmig_objecttype")
             if name is not None and name not in ot_ids:
-                self._not_restored(f"XML mapping {mapping_label(entry)}", f"objecttype {name} is not in the target")
+                self.job.not_restored(f"XML mapping {mapping_label(entry)}", f"objecttype {name} is not in the target")
                 continue
             if name is not None:
                 body["idTable"] = ot_ids[name]
             out.append((entry.get("_fylrmig_source_id"), body))
         return out
 
-    def _put_mapping(self, mapping):
+    def put_mapping(self, mapping):
         """The target's id of the mapping: one it holds already (same profile, objecttype and name: a
         resent chunk, a target not purged) is not created twice; PUT draws a new id."""
         held = self._target_mapping_ids()
@@ -3944,20 +4090,20 @@ class RestoreJob(JobBase):
         ids = [m.get("id") for p in self.api.get("/xmlmapping/list") or [] for m in p.get("mappings") or []]
         return {mapping_key(self.api.get(f"/xmlmapping/mapping/{i}") or {}): i for i in ids if i is not None}
 
-    def _prepare_right_preset(self, entries, envelope):
+    def prepare_right_preset(self, entries, envelope):
         out = []
         for entry in entries:
             preset = dict(entry["right_preset"])
             label = f"right preset {loca_label(preset.get('displayname'))} ({envelope['context']})"
             out.append(dict(entry, right_preset=self._target_id_lists(preset, label)))
-        return self._presets_not_held(envelope["context"], out)
+        return self.presets_not_held(envelope["context"], out)
 
-    def _presets_not_held(self, context, presets):
+    def presets_not_held(self, context, presets):
         """Presets have no reference: one the target holds already is known by its display name."""
         held = {preset_key(p.get("right_preset") or {}) for p in self.api.get(f"/right/{context}/presets") or []}
         return [p for p in presets if preset_key(p["right_preset"]) not in held]
 
-    def _prepare_transition(self, entries, envelope):
+    def prepare_transition(self, entries, envelope):
         """Global transitions name users and groups by the target's ids (the OAS shows `_id` only there)."""
         out = []
         for number, entry in enumerate(entries, 1):
@@ -3971,9 +4117,9 @@ class RestoreJob(JobBase):
         for kind in ("user", "group"):
             ref = ((who.get(kind) or {}).get("lookup:_id") or {}).get("reference") if isinstance(who, dict) else None
             if ref is not None:
-                target = self._target_id(kind, ref)
+                target = self.job.target_ids.target_id(kind, ref)
                 if target is None:
-                    self._not_restored(f"{where}: {kind} {ref}", f"the {kind} is not in the target")
+                    self.job.not_restored(f"{where}: {kind} {ref}", f"the {kind} is not in the target")
                     return None
                 return {"_basetype": kind, kind: {"_id": target}}
         return who
@@ -3989,15 +4135,15 @@ class RestoreJob(JobBase):
                 if kind == "objecttype" and objecttypes is None:
                     objecttypes = {o["objecttype"]["name"]: o["objecttype"]["_id"] for o in self.api.get("/objecttype")}
                 for name in node.pop(key):
-                    target = objecttypes.get(name) if kind == "objecttype" else self._target_id(kind, name)
+                    target = objecttypes.get(name) if kind == "objecttype" else self.job.target_ids.target_id(kind, name)
                     if target is None:
-                        self._not_restored(f"{where}: {kind} {name}", f"the {kind} is not in the target")
+                        self.job.not_restored(f"{where}: {kind} {name}", f"the {kind} is not in the target")
                     else:
                         ids.append(target)
                 node[field] = ids
         return value
 
-    def _prepare_publish(self, entries, envelope):
+    def prepare_publish(self, entries, envelope):
         """Publish records of restored objects whose collector the target's base config knows."""
         collectors = self._target_collectors()
         restored = self.ledger.ids(self.job_id, "object")
@@ -4006,130 +4152,28 @@ class RestoreJob(JobBase):
             publish = entry["publish"]
             label = f"publish record of object {publish.get('system_object_id')} ({publish.get('collector')})"
             if str(publish.get("system_object_id")) not in restored:
-                self._not_restored(label, "the object is not in the target")
+                self.job.not_restored(label, "the object is not in the target")
             elif publish.get("collector") not in collectors:
-                self._not_restored(label, "the target's base config has no such collector (publish.collectors)")
+                self.job.not_restored(label, "the target's base config has no such collector (publish.collectors)")
             else:
                 out.append({"_basetype": "publish", "publish": publish})
-        return self._publish_not_held(out)
+        return self.publish_not_held(out)
 
     def _target_collectors(self):
         config = ((self.api.get("/config") or {}).get("system") or {}).get("config") or {}
         return {c.get("internalname") for c in (config.get("publish") or {}).get("collectors") or []
                 if isinstance(c, dict)}
 
-    def _publish_not_held(self, entries):
+    def publish_not_held(self, entries):
         held = {publish_key(p.get("publish") or {}) for p in self.api.get("/publish") or []}
         return [e for e in entries if publish_key(e["publish"]) not in held]
 
-    def _not_restored(self, what, why):
-        """Something of the source the target does not get: said by name in the log, counted in the summary
-        and listed on the status page (progress.json)."""
-        self.log.warning("not restored: %s: %s", what, why)
-        self.ledger.put_ids(self.job_id, "not_restored", {what: why})   # kept across --continue
 
-    # -- files that are not record fields (base config, pools, objecttypes, plugins)
+class EventMapper(JobPart):
+    """Events rewritten for the target (parameters.md 6): easydb 5 types mapped, ids replaced by what the
+    restore gave the objects, users, files and basetype entries they name; types fylr refuses left out."""
 
-    def _put_in_loose_files(self, value):
-        """Upload the files the backup marked in `value` and put the target's file ids where they stood;
-        one that cannot be restored (no --file-api, the target could not fetch it) becomes null, by name."""
-        marks = list(iter_loose_files(value))
-        if not marks:
-            return value
-        unique = {}
-        for container, key in marks:
-            unique.setdefault(container[key][LOOSE_FILE]["reference"], container[key][LOOSE_FILE])
-        targets = self._upload_settled(unique) if self.args.file_api else {}
-        for container, key in marks:
-            mark = container[key]
-            entry, target = mark[LOOSE_FILE], targets.get(mark[LOOSE_FILE]["reference"])
-            if target:
-                container[key] = {**{k: v for k, v in mark.items() if k != LOOSE_FILE}, "_id": int(target)}
-            else:
-                container[key] = None
-                self._not_restored(f"{entry.get('used_by')}: {file_label(entry)}",
-                                   "--file-api is empty" if not self.args.file_api else "the target could not fetch it")
-        return value
-
-    def _prepare_user(self, entries, envelope):
-        """Password hashes only when asked for; an e-mail address a user earlier in the chunk has is left
-        out (fylr keeps one user per address; the target's own holders are found by _drop_taken_email)."""
-        out, emails = [], set()
-        for entry in entries:
-            entry = dict(entry)
-            if not self.args.include_password or entry["user"].get("type") in PASSWORDLESS_USER_TYPES:
-                entry.pop("_password_hash", None)
-            email = str(entry["user"].get("email") or "").lower()
-            if email in emails:
-                self.log.warning("user %s restored without its e-mail %s: an earlier user holds it",
-                                 entry["user"].get("login") or entry["user"].get("reference"), email)
-                entry["user"] = {k: v for k, v in entry["user"].items() if k != "email"}
-                self._count("emails_dropped")
-            elif email:
-                emails.add(email)
-            out.append(entry)
-        return out
-
-    def _prepare_collection_objects(self, entries, envelope):
-        out = []
-        for entry in entries:
-            ref = entry["collection"]["lookup:_id"]["reference"]
-            target = self._target_id("collection", ref)
-            if target is None and ref.startswith("user:ref:") and not entry["objects"]:
-                continue
-            if target is None and ref.startswith("user:ref:"):
-                self.log.warning("the home collection %s is not in the target (its user was not restored): its "
-                                 "%d objects are left out", ref, len(entry["objects"]))
-                self._count("skipped_collection_objects", len(entry["objects"]))
-                continue
-            if target is None:
-                raise FylrmigError(f"collection {ref!r} is not in the target: restore its collection payload first")
-            out.append((target, entry["objects"]))
-        return out
-
-    def _target_id(self, kind, reference):
-        """The target id of a basetype entry by reference: from the ledger, else asked of the target once
-        per run (entries stored by a run that died before its ledger row, present before the restore, or
-        created by the target itself, like home collections)."""
-        if reference is None:
-            return None
-        known = self._known_target_ids(kind)
-        if reference not in known:
-            with self._lock_for(f"refresh/{kind}"):   # one refresh per kind; the others wait for its answer
-                if kind not in self._refreshed:
-                    self._refresh_target_ids(kind)
-                    self._refreshed.add(kind)
-            known = self._known_target_ids(kind)
-        value = known.get(reference)
-        return int(value) if value is not None else None
-
-    def _known_target_ids(self, kind):
-        with self._guard:
-            if kind not in self._target_ids:
-                self._target_ids[kind] = self.ledger.ids(self.job_id, kind)
-            return self._target_ids[kind]
-
-    def _refresh_target_ids(self, kind):
-        """reference -> target id of every entry of a basetype in the target (kept in the ledger). Pages
-        advance by what came back, as the server may clip `limit`."""
-        path = {"collection": "/collection/list"}.get(kind, f"/{kind}")
-        found, offset = {}, 0
-        while True:
-            page = self.api.get(path, limit=1000, offset=offset)
-            found.update({e[kind].get("reference"): str(e[kind]["_id"]) for e in page if e[kind].get("reference")})
-            if not page:
-                break
-            offset += len(page)
-        self.ledger.put_ids(self.job_id, kind, found)
-        with self._guard:
-            self._target_ids[kind] = dict(self._target_ids.get(kind) or {}, **found)
-            return self._target_ids[kind]
-
-    def _count(self, counter, n=1):
-        with self._guard:
-            self.counters[counter] = self.counters.get(counter, 0) + n
-
-    def _prepare_event(self, entries, envelope):
+    def prepare_event(self, entries, envelope):
         out = []
         for entry in entries:
             event = self._map_event(entry)
@@ -4142,12 +4186,12 @@ class RestoreJob(JobBase):
         counted; object ids are rewritten to the restored records."""
         event = dict(entry["event"])
         etype = event.get("type", "")
-        if self.source_flavour == "easydb5":
+        if self.job.source_flavour == "easydb5":
             if etype not in E5_EVENT_TYPES:
                 return self._skip_event(etype)
             event = map_e5_event(event)
             etype = event["type"]
-        if not fylr_knows_event(etype) or (self.include_events and etype not in self.include_events):
+        if not fylr_knows_event(etype) or (self.job.include_events and etype not in self.job.include_events):
             return self._skip_event(etype)
         refs = entry.get("_fylrmig_refs") or {}
         self._map_object_id(event, refs)
@@ -4157,12 +4201,12 @@ class RestoreJob(JobBase):
             if self._target_user_exists(entry["user"]):
                 out["user"] = entry["user"]
             else:   # a lookup of a user the target lacks would refuse the whole chunk
-                self._count("events_without_user")
+                self.job.count("events_without_user")
         return out
 
     def _target_user_exists(self, wrapper):
         reference = ((wrapper.get("user") or {}).get("lookup:_id") or {}).get("reference")
-        return reference is None or self._target_id("user", reference) is not None
+        return reference is None or self.job.target_ids.target_id("user", reference) is not None
 
     def _map_object_id(self, event, refs):
         """The top-level object_id names the target's entry: a restored record (by system object id), a
@@ -4171,7 +4215,7 @@ class RestoreJob(JobBase):
         event.pop("global_object_id", None)
         kind = event.get("basetype")
         if kind in BASETYPE_EVENT_KINDS and event.get("object_id") is not None:
-            event["object_id"] = self._target_id(kind, refs.get("object_id"))
+            event["object_id"] = self.job.target_ids.target_id(kind, refs.get("object_id"))
         elif kind == "file" and event.get("object_id") is not None:
             event["object_id"] = self._target_file_id(event["object_id"])
         elif sysid:
@@ -4192,58 +4236,96 @@ class RestoreJob(JobBase):
             if isinstance(info.get("export"), dict):
                 info["export"] = dict(info["export"], _id=None)
             if "export_user_id" in info:
-                info["export_user_id"] = self._target_id("user", refs.get("export_user_id"))
+                info["export_user_id"] = self.job.target_ids.target_id("user", refs.get("export_user_id"))
         if etype == "ASSET_DOWNLOAD_CONFIRMATION_MESSAGE" and isinstance(info.get("assets"), list):
             info["assets"] = [dict(a, id=self._target_file_id(a.get("id"))) if isinstance(a, dict) else a
                               for a in info["assets"]]
         return info
 
     def _target_file_id(self, source_id):
-        host = (self.manifest.get("source_instance") or {}).get("host") or ""
+        host = (self.job.manifest.get("source_instance") or {}).get("host") or ""
         row = self.ledger.file_row(self.job_id, f"{host}:eas:{source_id}:original", "original")
         return int(row["target_id"]) if row and row["target_id"] else None
 
     def _skip_event(self, etype):
-        with self._guard:
-            self.counters["skipped_events"][etype] = self.counters["skipped_events"].get(etype, 0) + 1
+        self.job.count("skipped_events", key=etype)
         return None
 
     def _object_id(self, sysid):
-        if not self.object_ids:
-            self.object_ids = self.ledger.ids(self.job_id, "object")
-        return self.object_ids.get(str(sysid))
+        if not self.job.object_ids:
+            self.job.object_ids = self.ledger.ids(self.job_id, "object")
+        return self.job.object_ids.get(str(sysid))
 
-    def _prepare_db(self, entries, envelope):
-        ot = envelope["objecttype"]
-        out = []
-        for entry in entries:   # read from disk for this chunk alone: changed in place
-            entry = {k: v for k, v in entry.items() if k in RECORD_WRITE_KEYS or k == ot}
-            body = entry[ot]
-            if body.get("_version", 1) > 1:
-                sysid = entry.pop("_system_object_id")
-                entry.pop("_uuid", None)
-                body["lookup:_id"] = {"_system_object_id": sysid}
-            for key, value in list(body.items()):
-                body[key] = self._record_value(value)
-            out.append(entry)
-        if self.args.file_api or any(iter_payload_files(e) for e in out):
-            self._files_of(out)
-        return out
+    def missing_events(self, prepared):
+        stamps = sorted(e["event"].get("timestamp") or "" for e in prepared)
+        body = self.api.get("/event/list", limit=1000, offset=0, date_from=stamps[0], date_to=stamps[-1])
+        objects = body.get("objects", []) if isinstance(body, dict) else body
+        seen = {(o["event"].get("type"), o["event"].get("timestamp"), o["event"].get("system_object_id"))
+                for o in objects}
+        return [e for e in prepared if (e["event"].get("type"), e["event"].get("timestamp"),
+                                        e["event"].get("system_object_id")) not in seen]
 
-    def _record_value(self, value):
-        """Links to soft-deleted or purged records are dropped unless --include-deleted-linked."""
-        if isinstance(value, dict) and "_objecttype" in value:
-            if not self.args.include_deleted_linked and (value.get("_latest_version_deleted_at")
-                                                          or value.get("_purged_or_deferred")):
-                return None
-            return {k: v for k, v in value.items() if k not in ("_latest_version_deleted_at", "_purged_or_deferred")}
-        if isinstance(value, list) and value and isinstance(value[0], dict) and "eas:url" not in value[0]:
-            return [{k: self._record_value(v) for k, v in row.items()} for row in value]
-        return value
 
-    # -- files
+class TargetIds(JobPart):
+    """reference -> target id of the target's basetype entries: from the ledger, else read from the target
+    once per run (entries stored by a run that died before its ledger row, present before the restore, or
+    made by the target itself, like home collections). No lock is held while the target is asked."""
 
-    def _files_of(self, records):
+    def __init__(self, job):
+        super().__init__(job)
+        self.known, self.refreshed, self.guard = {}, set(), threading.Lock()   # kind -> {reference: id}
+
+    def target_id(self, kind, reference):
+        if reference is None:
+            return None
+        known = self.of_kind(kind)
+        if reference not in known:
+            with self.job.locks(f"refresh/{kind}"):   # one refresh per kind; the others wait for its answer
+                if kind not in self.refreshed:
+                    self.refresh(kind)
+                    self.refreshed.add(kind)
+            known = self.of_kind(kind)
+        value = known.get(reference)
+        return int(value) if value is not None else None
+
+    def of_kind(self, kind):
+        with self.guard:
+            if kind not in self.known:
+                self.known[kind] = self.ledger.ids(self.job_id, kind)
+            return self.known[kind]
+
+    def forget(self, kind):
+        """Read again from the ledger next time (a chunk just added ids of this kind)."""
+        with self.guard:
+            self.known.pop(kind, None)
+
+    def refresh(self, kind):
+        """reference -> target id of every entry of a basetype in the target (kept in the ledger). Pages
+        advance by what came back, as the server may clip `limit`."""
+        path = {"collection": "/collection/list"}.get(kind, f"/{kind}")
+        found, offset = {}, 0
+        while True:
+            page = self.api.get(path, limit=1000, offset=offset)
+            found.update({e[kind].get("reference"): str(e[kind]["_id"]) for e in page if e[kind].get("reference")})
+            if not page:
+                break
+            offset += len(page)
+        self.ledger.put_ids(self.job_id, kind, found)
+        with self.guard:
+            self.known[kind] = dict(self.known.get(kind) or {}, **found)
+            return self.known[kind]
+
+
+class FileUploader(JobPart):
+    """Files on their way into the target (api.md 6.8): uploaded once per reference across the job (put, rput,
+    bulk, renditions with --upload-versions), waited for until the target holds them, failed ones sent again
+    or named; also the files that are not record fields, marked by the backup (LooseFileFinder)."""
+
+    def __init__(self, job):
+        super().__init__(job)
+        self.downloader = None
+
+    def files_of(self, records):
         """Upload the files of a chunk (before the records that use them), wait until the target holds them,
         and link them by target id; with --file-api '' the records are restored without files."""
         holders = list(iter_payload_file_holders(records))
@@ -4289,10 +4371,10 @@ class RestoreJob(JobBase):
         try:
             return self._upload_file(entry)
         except (ApiError, FylrmigError, OSError) as exc:
-            reason = f"{exc}{self._signature_hint(entry, exc)}"
+            reason = f"{exc}{self.signature_hint(entry, exc)}"
             if not self.args.upload_ignore_files_with_errors:
                 raise FylrmigError(f"{file_label(entry)}: {reason}") from None
-            self._count("file_errors")
+            self.job.count("file_errors")
             self.ledger.set_file(self.job_id, entry["reference"], "original", "failed", error=reason[:2000])
             self.log.warning("%s left out of its record: %s", file_label(entry), reason)
             return None
@@ -4302,7 +4384,7 @@ class RestoreJob(JobBase):
         target answers an upload before it holds the bytes: the file is 'running' until _settle_files saw
         it done or failed."""
         ref = entry["reference"]
-        with self._lock_for(ref):
+        with self.job.locks(ref):
             row = self.ledger.file_row(self.job_id, ref, "original")
             if row and row["state"] in ("done", "running"):
                 return row["target_id"]
@@ -4354,14 +4436,14 @@ class RestoreJob(JobBase):
                     if state == "failed":
                         failed.append(ref)
                     else:
-                        self._count("files")
+                        self.job.count("files")
             if waiting:
                 self._report_files(len(waiting))
                 if now() > deadline:
                     raise FylrmigError(f"{len(waiting)} files are still not stored on the target after "
                                        f"{self.args.timeout_min} minutes (--timeout-min), e.g. "
                                        f"{file_label(unique[next(iter(waiting))])}")
-                self._check_cancel()
+                self.job._check_cancel()
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)
         return failed
@@ -4370,7 +4452,7 @@ class RestoreJob(JobBase):
         """'files: 1,820 done, 12 failed, 60 pending' on a terminal, and every 30 s in the log."""
         counts = self.ledger.file_counts(self.job_id)
         done, failed = counts.get("done", {}).get("files", 0), counts.get("failed", {}).get("files", 0)
-        self.progress.note(f"files: {done:,} done, {failed:,} failed, {pending:,} pending")
+        self.job.progress.note(f"files: {done:,} done, {failed:,} failed, {pending:,} pending")
 
     def _file_states(self, target_ids):
         """{target file id: status} (pending, processing, sync, done, failed) of the files asked for."""
@@ -4387,19 +4469,19 @@ class RestoreJob(JobBase):
         records, each by name; the usable targets are returned."""
         if not failed:
             return targets
-        hint = self._signature_hint(unique[failed[0]])
+        hint = self.signature_hint(unique[failed[0]])
         names = ", ".join(file_label(unique[ref]) for ref in failed[:5]) + (" ..." if len(failed) > 5 else "")
         if not self.args.upload_ignore_files_with_errors:
             raise FylrmigError(f"{plural(len(failed), 'file')} could not be fetched by the target: {names}{hint}")
         for ref in failed:
-            self._count("file_errors")
+            self.job.count("file_errors")
             self.log.warning("%s left out of its record: the target could not fetch it%s",
                              file_label(unique[ref]), hint)
         return {ref: target for ref, target in targets.items() if ref not in failed}
 
-    def _signature_hint(self, entry, exc=None):
+    def signature_hint(self, entry, exc=None):
         """Why a fylr source's file URL fails later than at backup time: its x-fylr-signature expired."""
-        url = (self._source_version(entry)[1] or {}).get("url") or ""
+        url = (self.source_version(entry)[1] or {}).get("url") or ""
         signed = "x-fylr-signature=" in url and not self.args.file_api_access_token
         if signed and exc is not None and getattr(exc, "status", None) in (401, 403):
             return ("; the source's file URL signatures (x-fylr-signature) have expired: give "
@@ -4409,11 +4491,7 @@ class RestoreJob(JobBase):
                     "--file-api-access-token with an access token of the source, or make a fresh backup")
         return ""
 
-    def _lock_for(self, ref):
-        with self._guard:
-            return self._file_locks.setdefault(ref, threading.Lock())
-
-    def _source_version(self, entry):
+    def source_version(self, entry):
         """The rendition used as the target's original (--file-version), falling back to the original."""
         versions = entry.get("versions") or {}
         wanted = self.args.file_version or "original"
@@ -4432,12 +4510,12 @@ class RestoreJob(JobBase):
             return False
         return bool(entry.get("leave")) or self.args.file_api.endswith("leave")
 
-    def _url(self, url):
+    def url(self, url):
         """--file-api-access-token replaces the signature of the source's own file URLs only: a remote
         (leave) file's upstream URL must never carry the source's token to another host."""
         token = self.args.file_api_access_token
-        source = (self.manifest.get("source_instance") or {}).get("url") or ""
-        if url and token and self.source_flavour == "fylr" and is_source_file_url(url, source):
+        source = (self.job.manifest.get("source_instance") or {}).get("url") or ""
+        if url and token and self.job.source_flavour == "fylr" and is_source_file_url(url, source):
             return with_access_token(url, token)
         return url
 
@@ -4453,25 +4531,24 @@ class RestoreJob(JobBase):
         return entry.get("produce_versions") is False
 
     def _upload_original(self, entry):
-        version, info = self._source_version(entry)
+        version, info = self.source_version(entry)
         produce = not (self.args.upload_versions or self._manual_renditions(entry))
         filename = self._filename(entry, version, info)
-        path = self._packed_path(entry)
+        path = self.packed_path(entry)
         ref = entry["reference"]
         try:
             if self._leave(entry):
-                return self._rput(self._url(info["url"]), filename, ref, leave=True, produce=produce)
+                return self._rput(self.url(info["url"]), filename, ref, leave=True, produce=produce)
             if path:
                 return self._put_file(path, filename, ref, produce=produce)
             if self.args.file_api == "put":
-                return self._put_from_source(self._url(info["url"]), filename, ref, produce)
-            return self._rput(self._url(info["url"]), filename, ref, leave=False, produce=produce)
+                return self._put_from_source(self.url(info["url"]), filename, ref, produce)
+            return self._rput(self.url(info["url"]), filename, ref, leave=False, produce=produce)
         except ApiError as exc:
             existing = duplicate_file_id(exc)
             if existing is None:
                 raise
-            with self._guard:
-                self.counters["duplicate_refs"] += 1
+            self.job.count("duplicate_refs")
             return existing
 
     def _upload_renditions(self, entry, target, only=None):
@@ -4480,18 +4557,18 @@ class RestoreJob(JobBase):
         for name, info in (entry.get("versions") or {}).items():
             if name == "original":
                 continue
-            new = self.renames.get((cls, name), name)
+            new = self.job.renames.get((cls, name), name)
             if not new or (only is not None and new not in only):
                 continue   # an empty new name drops the rendition (parameters.md 8.1)
             # named after its original on the target too: a retried original gets renditions of its own
             ref = f"{entry['reference'].rsplit(':', 1)[0]}:{name}:of:{target}"
-            path = info.get("path") and self.folder.member(info["path"])
+            path = info.get("path") and self.job.folder.member(info["path"])
             filename = self._filename(entry, name, info)
             try:
                 if path and os.path.isfile(path):
                     self._put_file(path, filename, ref, produce=False, version_name=new, id_parent=target)
                 else:
-                    self._rput(self._url(info.get("url")), filename, ref, leave=self._leave(entry), produce=False,
+                    self._rput(self.url(info.get("url")), filename, ref, leave=self._leave(entry), produce=False,
                                version_name=new, id_parent=target)
             except ApiError as exc:
                 if duplicate_file_id(exc) is None:
@@ -4508,27 +4585,28 @@ class RestoreJob(JobBase):
 
     def _put_from_source(self, url, filename, ref, produce):
         """put: this process downloads from the source and uploads (form label "through browser")."""
-        tmp_dir = self.folder.join(".restore-tmp")
+        tmp_dir = self.job.folder.join(".restore-tmp")
         os.makedirs(tmp_dir, exist_ok=True)
-        if not inside(self.folder.path, tmp_dir):
+        if not inside(self.job.folder.path, tmp_dir):
             raise FylrmigError(f"{tmp_dir} leads out of the backup folder: refused")
         tmp = os.path.join(tmp_dir, sha256_bytes(ref.encode())[:32])
-        self._source_downloader().download_plain(url, tmp)
+        self.source_downloader().download_plain(url, tmp)
         try:
             return self._put_file(tmp, filename, ref, produce)
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
 
-    def _source_downloader(self):
-        with self._guard:
-            if not hasattr(self, "_downloader"):
-                source = (self.manifest.get("source_instance") or {}).get("url") or "http://source.invalid"
-                self._downloader = Api(source, "", "", insecure=self.args.insecure, role="the source",
-                                       retry_max_count=self.args.retry_max_count,
-                                       retry_sleep_between=self.args.retry_sleep_between, logger=self.log,
-                                       cancelled=self.cancel_event.is_set)
-            return self._downloader
+    def source_downloader(self):
+        """One client for the source's file URLs (--file-api put and the preflight's probe), made once."""
+        with self.job.locks("source-downloader"):
+            if self.downloader is None:
+                source = (self.job.manifest.get("source_instance") or {}).get("url") or "http://source.invalid"
+                self.downloader = Api(source, "", "", insecure=self.args.insecure, role="the source",
+                                      retry_max_count=self.args.retry_max_count,
+                                      retry_sleep_between=self.args.retry_sleep_between, logger=self.log,
+                                      cancelled=self.job.cancel_event.is_set)
+            return self.downloader
 
     def _rput(self, url, filename, ref, leave, produce, version_name=None, id_parent=None):
         if not url:
@@ -4549,7 +4627,7 @@ class RestoreJob(JobBase):
             row = self.ledger.file_row(self.job_id, entry["reference"], "original")
             if row and row["state"] in ("done", "running"):
                 targets[entry["reference"]] = row["target_id"]
-            elif self._packed_path(entry):
+            elif self.packed_path(entry):
                 targets[entry["reference"]] = self._upload_file_safely(entry)
             else:
                 if row and row["state"] == "failed" and row["target_id"]:
@@ -4568,40 +4646,37 @@ class RestoreJob(JobBase):
         return targets
 
     def _bulk_item(self, entry):
-        version, info = self._source_version(entry)
-        return {"url": self._url(info["url"]), "filename": self._filename(entry, version, info),
+        version, info = self.source_version(entry)
+        return {"url": self.url(info["url"]), "filename": self._filename(entry, version, info),
                 "reference": entry["reference"], "leave": self._leave(entry), "skip_head_request": True,
                 "produce_versions": not (self.args.upload_versions or self._manual_renditions(entry))}
 
-    def _packed_path(self, entry):
+    def packed_path(self, entry):
         """The packed file of the rendition uploaded as the original (--include-files), if the backup has it."""
-        info = self._source_version(entry)[1]
-        path = info.get("path") and self.folder.member(info["path"])
+        info = self.source_version(entry)[1]
+        path = info.get("path") and self.job.folder.member(info["path"])
         return path if path and os.path.isfile(path) and not self._leave(entry) else None
 
-    # -- progress.json
-
-    def _write_progress(self, status, error=None):
-        """The documented progress.json: a snapshot of the ledger for operators and the page."""
-        job = self.ledger.job(self.job_id)
-        payloads = {}
-        for chunk in self.ledger.chunks(self.job_id, "post/"):
-            name = chunk["key"].split("/")[1]
-            entry = payloads.setdefault(name, {"status": "done", "sent": 0, "chunks": 0})
-            entry["chunks"] += 1
-            entry["sent"] += chunk["items"] if chunk["state"] == "done" else 0
-            if chunk["state"] != "done":
-                entry["status"] = "partial"
-        steps = {k.split("/", 1)[1]: c["state"] for c in self.ledger.chunks(self.job_id, "step/")
-                 for k in [c["key"]]}
-        progress = {"fylrmig_progress": 1, "manifest": "manifest.json",
-                    "manifest_sha256": json.loads(job["setup"])["manifest_sha256"],
-                    "target": {"url": self.api.url, "version": self.api.version, "name": self.api.instance_name},
-                    "params": json.loads(job["params"]), "status": status, "started_at": iso(job["started_at"]),
-                    "updated_at": iso(now()), "steps": steps, "payloads": payloads,
-                    "counters": dict(self.counters, not_restored=self.ledger.ids(self.job_id, "not_restored")),
-                    "last_error": error}
-        write_json_atomic(self.folder.join("progress.json"), progress)
+    def put_in_loose_files(self, value):
+        """Upload the files the backup marked in `value` and put the target's file ids where they stood;
+        one that cannot be restored (no --file-api, the target could not fetch it) becomes null, by name."""
+        marks = list(iter_loose_files(value))
+        if not marks:
+            return value
+        unique = {}
+        for container, key in marks:
+            unique.setdefault(container[key][LOOSE_FILE]["reference"], container[key][LOOSE_FILE])
+        targets = self._upload_settled(unique) if self.args.file_api else {}
+        for container, key in marks:
+            mark = container[key]
+            entry, target = mark[LOOSE_FILE], targets.get(mark[LOOSE_FILE]["reference"])
+            if target:
+                container[key] = {**{k: v for k, v in mark.items() if k != LOOSE_FILE}, "_id": int(target)}
+            else:
+                container[key] = None
+                self.job.not_restored(f"{entry.get('used_by')}: {file_label(entry)}",
+                                   "--file-api is empty" if not self.args.file_api else "the target could not fetch it")
+        return value
 
 
 def same_tables(current, schema):

@@ -29,10 +29,13 @@ def test_the_rest_of_an_instance_arrives_with_its_references_resolved(capsys, ma
     source, target = make_sim(flavour), make_sim("fylr", size="empty")
     folder = full_backup(capsys, source, tmp_path, *extra)
     out = restore(capsys, folder, target, tmp_path, "--purge", "--file-api", file_api, "--include-password")
-    want = extras_dump(source.sim)
+    want, got = extras_dump(source.sim), extras_dump(target.sim)
     assert want["right_presets"]["object"] and want["xmlmappings"] and want["publish"] and want["transitions"]
     assert len(want["files"]) >= 3
-    assert extras_dump(target.sim) == want
+    if file_api.endswith("leave"):   # the target holds no bytes of what it left on the source, but a zip's
+        want["files"] = [row if row[0].startswith("plugin:") else row[:2] for row in want["files"]]
+        got["files"] = [row if row[0].startswith("plugin:") else row[:2] for row in got["files"]]
+    assert got == want
     assert "not restored" not in out
     # a zip plugin is installed from its own bytes (never left on the source) and enabled as it was
     zips = [p for p in target.sim.plugins if p.get("type") == "zip"]

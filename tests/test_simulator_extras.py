@@ -524,6 +524,15 @@ def test_a_zip_plugin_needs_an_uploaded_file_that_is_not_left_on_the_remote(make
     assert saved["zip_file"]["_id"] in server.sim.files and saved["name"] == "from-manifest"   # named by its manifest
 
 
+def test_a_second_zip_of_an_installed_plugin_is_refused_by_the_name_in_its_manifest(modelled):
+    _server, client = modelled
+    data = datagen._zip([("p/manifest.yml", b"name: twice\n")])
+    client.ok("PUT", "/plugin/manage", {"type": "zip", "zip_file": {"_id": upload(client, "a.zip", data)}})
+    again = client.call("PUT", "/plugin/manage", {"type": "zip", "zip_file": {"_id": upload(client, "b.zip", data)}})
+    error(again, 400, "PluginDuplicateName")
+    assert [p["name"] for p in client.ok("GET", "/plugin/manage")["plugins"]].count("twice") == 1
+
+
 def test_a_new_plugin_is_created_disabled_and_enabled_by_an_update(modelled):
     _server, client = modelled
     saved = client.ok("PUT", "/plugin/manage", {"name": "u", "type": "url", "url": "https://p.example/u.zip",

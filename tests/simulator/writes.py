@@ -699,13 +699,14 @@ def _route_plugin_put(sim):
         # api.md 6.4: a previously uploaded, not leave-on-remote file (and it needs its bytes: done)
         w.fail(sim, 400, "ServerGeneric", "zip_file must name an uploaded file that is done and not remote.")
     with sim.lock:
-        if any(p["name"] == body.get("name") for p in sim.plugins):
-            w.fail(sim, 400, "PluginDuplicateName", "Plugin %r exists." % body.get("name"), name=body.get("name"))
         # fylr reads the name from the plugin's manifest (PluginManageApi.name: "derived from the uploaded
         # plugin on create"): a zip plugin is named by the `name:` of its manifest.yml; url / disk
-        # plugins (SILENT) by the body, as the simulator cannot fetch them.
+        # plugins (SILENT) by the body, as the simulator cannot fetch them. The name is known before the
+        # duplicate check: a second zip of an installed plugin is refused like any other second install.
         if zip_file is not None:
             body = dict(body, name=_zip_manifest_name(sim, zip_file))
+        if any(p["name"] == body.get("name") for p in sim.plugins):
+            w.fail(sim, 400, "PluginDuplicateName", "Plugin %r exists." % body.get("name"), name=body.get("name"))
         # stricter: the OAS contradicts itself (PUT: "enabled state is taken from the request";
         # PluginManageApi.enabled: "A freshly uploaded plugin is created disabled; enable it with an
         # update") - created disabled whatever the body says; POST /plugin/manage/{id} enables it.
