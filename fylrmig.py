@@ -331,17 +331,47 @@ SERVE_PARAMS = (
           secret=True),
 )
 
-SECRET_FLAGS = frozenset(f for p in COMMON_PARAMS + BACKUP_PARAMS + RESTORE_PARAMS + SERVE_PARAMS
+# `fylrmig check`: two instances, each with its own login; nothing is written anywhere.
+CHECK_PARAMS = (
+    Param("--source", "str", "", "API URL of the source instance (easydb 5 or fylr)", required=True),
+    Param("--source-login", "str", "", "login on the source (root)", required=True),
+    Param("--source-password", "str", "", "password on the source (or FYLRMIG_SOURCE_PASSWORD)", secret=True,
+          required=True),
+    Param("--source-client-id", "str", "", "OAuth2 client id of a fylr source; default fylr-web-frontend"),
+    Param("--source-client-secret", "str", "", "OAuth2 client secret of a fylr source", secret=True),
+    Param("--target", "str", "", "API URL of the fylr target", required=True),
+    Param("--target-login", "str", "", "login on the target (root)", required=True),
+    Param("--target-password", "str", "", "password on the target (or FYLRMIG_TARGET_PASSWORD)", secret=True,
+          required=True),
+    Param("--target-client-id", "str", "", "OAuth2 client id of the target; default fylr-web-frontend"),
+    Param("--target-client-secret", "str", "", "OAuth2 client secret of the target", secret=True),
+    Param("--manifest", "str", "", "the backup's manifest.json: what it left out on purpose is not missing"),
+    Param("--deep", "bool", False, "also compare the sizes and checksums of the original files"),
+    Param("--json", "bool", False, "print the report as JSON instead of the table"),
+    Param("--insecure", "bool", False, "skip TLS certificate verification"),
+    Param("--chunk-size", "int", 100, "entries per request (at most 1000)", aliases=("--chunk",), lo=1, hi=1000),
+    Param("--retry-max-count", "int", 10, "retries of HTTP 502/503/504 and dropped connections", lo=0),
+    Param("--retry-sleep-between", "int", 30, "seconds between retries", lo=0),
+    Param("--log", "str", "", "log file (default: none; standard output holds the report)"),
+    Param("--log-network", "bool", False, "log every request and response (secrets masked)", short="-n"),
+    Param("--verbose", "bool", False, "debug logging", short="-v"),
+    Param("--quiet", "bool", False, "no live progress line on the terminal", short="-q"),
+)
+
+SECRET_FLAGS = frozenset(f for p in COMMON_PARAMS + BACKUP_PARAMS + RESTORE_PARAMS + SERVE_PARAMS + CHECK_PARAMS
                          if p.secret for f in (p.flag,) + p.aliases)
 
 
-ALL_FLAGS = frozenset(f for p in COMMON_PARAMS + BACKUP_PARAMS + RESTORE_PARAMS + SERVE_PARAMS
+ALL_FLAGS = frozenset(f for p in COMMON_PARAMS + BACKUP_PARAMS + RESTORE_PARAMS + SERVE_PARAMS + CHECK_PARAMS
                      for f in (p.flag,) + p.aliases)
+# (server, login, password) of each instance a command logs in to: URL credentials, prompts
+LOGINS = {"backup": (("server", "login", "password"),), "restore": (("server", "login", "password"),),
+          "check": (("source", "source_login", "source_password"), ("target", "target_login", "target_password"))}
 
 
 def params_for(kind):
-    own = BACKUP_PARAMS if kind == "backup" else RESTORE_PARAMS
-    return COMMON_PARAMS + own
+    return {"backup": COMMON_PARAMS + BACKUP_PARAMS, "restore": COMMON_PARAMS + RESTORE_PARAMS,
+            "check": CHECK_PARAMS, "serve": SERVE_PARAMS}[kind]
 
 
 def parse_bool(text):
@@ -403,11 +433,15 @@ def secret_from_environment(args, kind, prompt=None):
     """Secrets need not be on the command line (where the process list shows them): an empty one is
     taken from FYLRMIG_<NAME> (FYLRMIG_PASSWORD, FYLRMIG_CLIENT_SECRET, FYLRMIG_FILE_API_ACCESS_TOKEN),
     and a missing password is asked for on a terminal."""
-    for p in params_for(kind) if kind != "serve" else SERVE_PARAMS:
+    for p in params_for(kind):
         if p.secret and not getattr(args, p.dest, ""):
             setattr(args, p.dest, os.environ.get("FYLRMIG_" + p.dest.upper(), ""))
-    if kind != "serve" and not args.password and not args.verify and prompt is not None:
-        args.password = prompt(f"password of {args.login or 'the user'} on {mask_url_credentials(args.server)}: ")
+    if prompt is None or getattr(args, "verify", False):
+        return
+    for server, login, password in LOGINS.get(kind, ()):
+        if not getattr(args, password):
+            setattr(args, password, prompt(f"password of {getattr(args, login) or 'the user'} on "
+                                           f"{mask_url_credentials(getattr(args, server))}: "))
 
 
 def public_params(args, kind):
@@ -1430,7 +1464,68 @@ class Source:
 
 class JobBase:
     """What backup and restore share: the run from claim to end state, single steps as ledger chunks,
-    cancel between chunks, parallel workers, and the line that says what a continued run skips and redoes."""
+    cancel between chunks, parallel workers, and the line that says what a continued run skips and redoes.
+
+    An engine provides `kind`, `folder_path(args)`, `validate()`, `setup()` (the facts a --continue must
+    not change), `prepare()` (which ends by creating or continuing its job row), `_run_steps()`,
+    `_write_end_state(state, error)` and `_done_summary(result)`."""
+
+    kind = None
+
+    def __init__(self, args, ledger, cancel_event=None, interactive=False, logger=None):
+        self.args, self.ledger = args, ledger
+        self.log = logger or log
+        self.cancel_event = cancel_event or threading.Event()
+        self.interactive = interactive
+        self.folder = BackupFolder(self.folder_path(args))
+        self.api = self.job_id = self.progress = None
+        self.locks = KeyedLocks()
+
+    @staticmethod
+    def folder_path(args):
+        raise NotImplementedError
+
+    def validate(self):
+        raise NotImplementedError
+
+    def setup(self):
+        raise NotImplementedError
+
+    def prepare(self):
+        raise NotImplementedError
+
+    def _run_steps(self):
+        raise NotImplementedError
+
+    def _write_end_state(self, state, error):
+        raise NotImplementedError
+
+    def _done_summary(self, result):
+        raise NotImplementedError
+
+    def _job_to_continue(self):
+        """The job a --continue resumes, its setup compared with this run's; None without --continue."""
+        if not getattr(self.args, "continue"):
+            return None
+        job = self.ledger.latest_job(self.folder.path, self.kind)
+        if not job:
+            raise FylrmigError(f"nothing to continue: no {self.kind} of {self.folder.path} in the ledger "
+                               f"{self.ledger.path} (continue with the --data folder it was started with)")
+        old = continuable_setup(job)
+        differences = setup_differences({k: old.get(k) for k in self.setup()}, self.setup())
+        if differences:
+            raise FylrmigError("cannot continue with different parameters: " + "; ".join(differences))
+        return job
+
+    def _continue_or_create_job(self, job, setup):
+        """The job row: a continued one takes this run's parameters, else a new row is made. Engines call
+        this last in prepare(), so a refused start leaves no row behind (but _record_failed_start's)."""
+        params = public_params(self.args, self.kind)
+        if job:
+            self.folder.remove_temp_files()
+            self.ledger.update_job(job["id"], params=json.dumps(params))
+            return job["id"]
+        return self.ledger.create_job(os.path.basename(self.folder.path), self.kind, self.folder.path, params, setup)
 
     def run(self):
         """Run the whole job under the folder's lock; an error ends it failed (or cancelled) with the
@@ -1572,23 +1667,17 @@ class BackupJob(JobBase):
 
     kind = "backup"
 
+    @staticmethod
+    def folder_path(args):
+        return args.dir
+
     def __init__(self, args, ledger, cancel_event=None, interactive=False, logger=None):
-        self.args, self.ledger = args, ledger
-        self.log = logger or log
-        self.cancel_event = cancel_event or threading.Event()
-        self.interactive = interactive
-        self.folder = BackupFolder(args.dir)
-        self.api = None
-        self.job_id = None
-        self.progress = None
-        self._new_refs = {}
-        self.refs = {}           # kind -> {source id: reference}, from the ledger's ids table
-        self.has_passwords = False
-        self.locks = KeyedLocks()
+        super().__init__(args, ledger, cancel_event, interactive, logger)
         self._step_seq = 0
-        self._own_instances = self._table_index = self._objecttype_name_of = None
+        self._table_index = None
         self._source_counts = {}
-        self._loose_files = LooseFileFinder(self)
+        self.transforms, self.sources, self.manifests = BackupTransforms(self), SourceCatalog(self), ManifestWriter(self)
+        self.spool = PageSpool(self)
 
     # -- preparing
 
@@ -1625,7 +1714,7 @@ class BackupJob(JobBase):
                                f"(easydb 5 returns at most {E5_MAX_CHUNK} objects per request)")
         self.lock.acquire(self.kind)   # before the folder is touched, after the source has answered
         self.job_id = self._open_job()
-        self.refs = {kind: self.ledger.ids(self.job_id, kind) for kind in
+        self.transforms.refs = {kind: self.ledger.ids(self.job_id, kind) for kind in
                      ("tag", "taggroup", "group", "user", "pool", "collection", "message")}
 
     def _open_job(self):
@@ -1635,17 +1724,8 @@ class BackupJob(JobBase):
         if existing and not (a.purge or cont):
             raise FylrmigError(f"backup folder {folder.path} exists: use --continue to resume or --purge to "
                                "start over")
-        job = self.ledger.latest_job(folder.path, "backup")
         if cont and existing:
-            if not job:
-                raise FylrmigError(f"no backup of {folder.path} in the ledger {self.ledger.path}: continue "
-                                   "with the --data folder the backup was started with")
-            differences = setup_differences(continuable_setup(job), self.setup())
-            if differences:
-                raise FylrmigError("cannot continue with different parameters: " + "; ".join(differences))
-            folder.remove_temp_files()
-            self.ledger.update_job(job["id"], params=json.dumps(public_params(a, "backup")))
-            return job["id"]
+            return self._continue_or_create_job(self._job_to_continue(), None)
         try:
             if existing and a.purge:
                 folder.purge()
@@ -1655,14 +1735,13 @@ class BackupJob(JobBase):
             os.unlink(probe)
         except OSError as exc:
             raise FylrmigError(f"cannot write backup folder {folder.path}: {exc.strerror or exc}") from None
-        return self.ledger.create_job(os.path.basename(folder.path), "backup", folder.path,
-                                      public_params(a, "backup"), self.setup())
+        return self._continue_or_create_job(None, self.setup())
 
     # -- running
 
     def _write_end_state(self, state, error):
         with contextlib.suppress(FylrmigError, OSError):
-            self._write_manifest(status=state)
+            self.manifests.write_manifest(status=state)
         if state == "done":
             shutil.rmtree(self.folder.spool, ignore_errors=True)
 
@@ -1671,20 +1750,20 @@ class BackupJob(JobBase):
 
     def _run_steps(self):
         os.makedirs(self.folder.spool, exist_ok=True)
-        self._write_manifest(status="running")
+        self.manifests.write_manifest(status="running")
         self._step("datamodel", self._backup_datamodel)
         self._step("base_config", self._backup_base_config)
-        self._source_counts = {ot: self._record_count(ot) for ot in self.objecttypes()}   # "N of M" of an unfinished one
-        for source in self._basetype_sources():
+        self._source_counts = {ot: self.sources.record_count(ot) for ot in self.sources.objecttypes()}   # "N of M" of an unfinished one
+        for source in self.sources.basetype_sources():
             self._backup_source(source)
-        for source in self._record_sources():
+        for source in self.sources.record_sources():
             self._backup_source(source)
-        for source in self._collection_sources():
+        for source in self.sources.collection_sources():
             self._backup_source(source)
-        self._backup_source(self._publish_source())
+        self._backup_source(self.sources.publish_source())
         if self.include_events is not None:
-            self._backup_source(self._event_source())
-        return self._write_manifest(status="done")
+            self._backup_source(self.sources.event_source())
+        return self.manifests.write_manifest(status="done")
 
     def _backup_datamodel(self):
         a = self.api
@@ -1697,156 +1776,12 @@ class BackupJob(JobBase):
         return self._write_document("datamodel.json", datamodel)
 
     def _backup_base_config(self):
-        return self._write_document("base_config.json", self._loose_files.mark(self.api.get("/config"), "base config"))
+        return self._write_document("base_config.json", self.transforms.loose_files.mark(self.api.get("/config"), "base config"))
 
     def _write_document(self, name, value):
         data = json_bytes(value, pretty=True)
         write_atomic(self.folder.join(name), data)
         return {"file": name, "bytes": len(data), "sha256": sha256_bytes(data)}
-
-    # -- sources
-
-    def _basetype_sources(self):
-        a, size = self.api, min(self.args.chunk_size, 1000)
-        fylr = a.flavour == "fylr"
-        if fylr:
-            yield Source("plugin", "plugin", lambda o, n: unpaged(o, lambda: a.get("/plugin/manage").get("plugins", [])), 0)
-        yield Source("tags", "tags", lambda o, n: unpaged(o, lambda: a.get("/tags")), 0)
-        yield Source("group", "group", lambda o, n: a.get("/group", limit=n, offset=o), size)
-        yield Source("user", "user", lambda o, n: a.get("/user", limit=n, offset=o, include_password="true"), size)
-        yield Source("mapping", "mapping", lambda o, n: unpaged(o, self._xml_mappings), 0)
-        if fylr:
-            yield Source("pool", "pool", lambda o, n: a.get("/pool", limit=n, offset=o), size)
-        else:
-            yield Source("pool", "pool", lambda o, n: unpaged(o, lambda: a.get("/pool")), 0)
-        yield Source("objecttype", "objecttype", lambda o, n: unpaged(o, lambda: a.get("/objecttype")), 0)
-        for context in ("object", "collection"):
-            yield Source(f"right_preset/{context}", "right_preset",
-                         lambda o, n, c=context: unpaged(o, lambda: a.get(f"/right/{c}/presets")), 0, context=context)
-        yield Source("transition", "transition", lambda o, n: unpaged(o, lambda: a.get("/transitions")), 0)
-        if fylr:
-            yield Source("message", "message", lambda o, n: a.get("/message", limit=n, offset=o), size)
-        else:
-            yield Source("message", "message", lambda o, n: unpaged(o, lambda: a.get("/message")), 0)
-
-    def _xml_mappings(self):
-        """Every XML mapping in full: the list names them inside their profiles (api.md 4.4)."""
-        ids = [m.get("id") for profile in self.api.get("/xmlmapping/list") or [] for m in profile.get("mappings") or []]
-        return [self.api.get(f"/xmlmapping/mapping/{i}") for i in sorted(set(ids) - {None})]
-
-    def _publish_source(self):
-        """Publish records after the objects they name; easydb 5 pages them (limit <= 1000), fylr documents
-        no paging and answers all of them."""
-        a = self.api
-        if a.flavour == "easydb5":
-            return Source("publish", "publish", lambda o, n: a.get("/publish", limit=n, offset=o),
-                          min(self.args.chunk_size, 1000))
-        return Source("publish", "publish", lambda o, n: unpaged(o, lambda: a.get("/publish")), 0)
-
-    def objecttypes(self):
-        names = sorted(ot["objecttype"]["name"] for ot in self.api.get("/objecttype"))
-        if self.args.include:
-            pattern = re.compile(self.args.include)
-            names = [n for n in names if pattern.search(n)]
-        return names
-
-    def _record_sources(self):
-        """Soft-deleted records of every objecttype first: the restore trashes them right after posting
-        them, before any live record links to them (a delete of a linked record needs a policy that
-        would cut the links)."""
-        objecttypes = self.objecttypes()
-        if self.args.include_deleted and self.api.flavour == "fylr":
-            for ot in objecttypes:
-                yield Source(f"db/{ot}/deleted", "db", self._deleted_page_fetcher(ot), self.args.chunk_size,
-                             objecttype=ot)
-        for ot in objecttypes:
-            total = self._source_counts[ot] if ot in self._source_counts else self._record_count(ot)
-            if self.args.max_count:
-                total = min(total, self.args.max_count)
-            yield Source(f"db/{ot}", "db", self._record_page_fetcher(ot, total), self.args.chunk_size,
-                         objecttype=ot, total=total)
-
-    def _record_count(self, ot):
-        body = self.api.post("/search", {"objecttypes": [ot], "offset": 0, "limit": 0, "format": "short"})
-        return int(body.get("count") or 0)
-
-    def _record_page_fetcher(self, ot, total):
-        params = {"format": "full"}
-        if self.args.all_versions:
-            params["all_versions"] = "true"
-        if self.api.flavour == "fylr":
-            params["files_real_url"] = "true"
-
-        def fetch(offset, limit):
-            if total and offset >= total:
-                return []
-            limit = min(limit, total - offset) if total else limit
-            return self.api.get(f"/db/{ot}/_all_fields/list", limit=limit, offset=offset, **params)
-        return fetch
-
-    def _deleted_page_fetcher(self, ot):
-        """Soft-deleted records are only found by a search with include_deleted (api.md 4.5 GAP). With
-        --all-versions their history comes from the single-record call with all_versions (few records);
-        where the target answers nothing there, the deleted latest version from the search is kept."""
-        def fetch(offset, limit):
-            body = self.api.post("/search", {"objecttypes": [ot], "offset": offset, "limit": limit, "format": "full",
-                                             "include_deleted": True,
-                                             "sort": [{"field": "_system_object_id", "order": "ASC"}]})
-            hits = body.get("objects", [])
-            deleted = [o for o in hits if o.get("_latest_version_deleted_at")]
-            if self.args.all_versions:
-                deleted = [v for hit in deleted for v in self._deleted_history(ot, hit)]
-            return PageWithRaw(deleted, len(hits))
-        return fetch
-
-    def _deleted_history(self, ot, hit):
-        params = {"all_versions": "true", "format": "full"}
-        if self.api.flavour == "fylr":
-            params["files_real_url"] = "true"
-        found = self.api.get(f"/db/{ot}/_all_fields/system_object_id/{hit['_system_object_id']}", **params)
-        return found or [hit]
-
-    def _collection_sources(self):
-        a, size = self.api, min(self.args.chunk_size, 1000)
-        yield Source("collection", "collection", lambda o, n: a.get("/collection/list", limit=n, offset=o), size)
-        yield Source("collection_objects", "collection_objects", self._collection_objects_page, 1)
-
-    def _collection_objects_page(self, offset, limit):
-        """One page = the whole object list of the offset-th collection (paged in itself)."""
-        collections = self._collection_ids()
-        if offset >= len(collections):
-            return []
-        coll_id = collections[offset]
-        objects, start, size = [], 0, 1000 if self.api.flavour == "easydb5" else 100
-        while True:
-            body = self.api.get(f"/collection/objects/{coll_id}", offset=start, limit=size)
-            page = body.get("objects", []) if isinstance(body, dict) else body
-            objects += page
-            start += len(page)
-            if len(page) < size or (isinstance(body, dict) and start >= int(body.get("count") or 0)):
-                break
-        return [{"collection_id": coll_id, "objects": objects}]
-
-    def _collection_ids(self):
-        if not hasattr(self, "_coll_ids"):
-            ids = []
-            for page in self._spooled_pages("collection"):
-                ids += [c["collection"]["_id"] for c in page if not is_system_entry(c, "collection")]
-            self._coll_ids = ids
-        return self._coll_ids
-
-    def _event_source(self):
-        params = {"sort": "_id.ASC"}
-        if self.api.flavour == "easydb5":
-            params["format"] = "json_full"
-        size = min(self.args.chunk_size, 1000)
-
-        def fetch(offset, limit):
-            body = self.api.get("/event/list", limit=limit, offset=offset, **params)
-            return body.get("objects", []) if isinstance(body, dict) else body
-        return Source("event", "event", fetch, size)
-
-    # -- fetching pages into the spool
 
     def _backup_source(self, source):
         self._check_cancel()
@@ -1865,17 +1800,16 @@ class BackupJob(JobBase):
             self.ledger.start_chunk(self.job_id, emit_key)
             payloads, info, items = self._emit_stream(source, stream)
         else:
-            self._fetch_all_pages(source)
+            self.spool.fetch_all_pages(source)
             self._check_cancel()
             self.ledger.start_chunk(self.job_id, emit_key)
             payloads, info, items = self._emit(source)
         crash_point("emitted")
         self.ledger.finish_chunk(self.job_id, emit_key, items, output={"payloads": payloads, "info": info},
-                                 ids=[(kind, s, t) for kind, m in self._new_refs.items() for s, t in m.items()])
-        for kind, mapping in self._new_refs.items():
-            self.refs.setdefault(kind, {}).update({str(s): t for s, t in mapping.items()})
+                                 ids=[(kind, s, t) for kind, m in self.transforms.new_refs.items() for s, t in m.items()])
+        self.transforms.keep_new_refs()
         self.progress.add(source.name, 0)
-        self._write_manifest(status="running")
+        self.manifests.write_manifest(status="running")
         shutil.rmtree(os.path.join(self.folder.spool, "emit-" + source.name.replace("/", "__")), ignore_errors=True)
 
     # -- records: pages streamed into payloads
@@ -1893,9 +1827,9 @@ class BackupJob(JobBase):
                           skipped=True)
         self._hierarchical = stream.ordered_later and not replay
         try:
-            for offset, page, objects in self._pages(source, start):
+            for offset, page, objects in self.spool.pages(source, start):
                 self._check_cancel()
-                key = self._page_key(source, offset)
+                key = self.spool.page_key(source, offset)
                 self.ledger.start_chunk(self.job_id, key)
                 stream.add(page)
                 out = {"items": len(page), "objects": objects, "full": objects >= source.page_size,
@@ -1907,40 +1841,6 @@ class BackupJob(JobBase):
         finally:
             stream.close()
         return stream
-
-    def _pages(self, source, start):
-        """(offset, entries, objects) in order from `start`. --max-parallel requests are in flight (at least
-        one: the source is asked for the next page while this one is processed); pages go on past the
-        counted total until a short page, unless --max-count set the total."""
-        workers = self.args.max_parallel or os.cpu_count() or 1
-        pool = ThreadPoolExecutor(max_workers=workers)
-        inflight, state = collections.deque(), {"next": start, "limit": source.total or None}
-
-        def top_up():
-            while len(inflight) < workers and (state["limit"] is None or state["next"] < state["limit"]):
-                offset = state["next"]
-                inflight.append((offset, pool.submit(self._page_with_files, source, offset)))
-                state["next"] += source.page_size
-        try:
-            top_up()
-            while inflight:
-                offset, future = inflight.popleft()
-                page, objects = future.result()
-                if objects < source.page_size:
-                    yield offset, page, objects
-                    return
-                if not inflight and state["limit"] is not None and not self.args.max_count:
-                    state["limit"] = None   # the count was stale: go on until a short page
-                top_up()
-                yield offset, page, objects
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    def _page_with_files(self, source, offset):
-        page, objects = self._get_page(source, offset)
-        if self.args.include_files:
-            self._pack_files(page)
-        return page, objects
 
     def _tables(self):
         """The source's tables by name, from the backup's datamodel.json."""
@@ -1971,105 +1871,13 @@ class BackupJob(JobBase):
         fsync_paths([self.folder.join(n) for n in names] + [self.folder.path])
         return names, info, total
 
-    def _page_key(self, source, offset):
-        return f"fetch/{source.name}@{offset:010d}"
-
-    def _fetch_all_pages(self, source):
-        """Planned pages run on --max-parallel workers; then pages continue one by one until a short page."""
-        if source.page_size and source.total:
-            offsets = list(range(0, source.total, source.page_size))
-        else:
-            offsets = [0]
-        results = self._run_parallel([lambda o=o: self._fetch_page(source, o) for o in offsets])
-        offset, last = offsets[-1], results[-1]
-        while last["full"] and source.page_size and not (source.total and offset + source.page_size >= source.total
-                                                         and self.args.max_count):
-            offset += source.page_size
-            last = self._fetch_page(source, offset)
-
-    def _fetch_page(self, source, offset):
-        key = self._page_key(source, offset)
-        chunk = self.ledger.chunk(self.job_id, key)
-        if chunk and chunk["state"] == "done" and os.path.exists(self._spool_path(source, offset)):
-            out = json.loads(chunk["output"])
-            self.progress.add(source.name, out.get("objects", out["items"]))
-            return out
-        self._check_cancel()
-        self.ledger.start_chunk(self.job_id, key)
-        try:
-            page, raw_count = self._get_page(source, offset)
-            if self.args.include_files and source.import_type == "db":
-                self._pack_files(page)
-            data = json_bytes(page)
-            write_atomic(self._spool_path(source, offset), data)
-        except Exception as exc:
-            self.ledger.fail_chunk(self.job_id, key, exc)
-            raise
-        out = {"items": len(page), "objects": raw_count,
-               "full": bool(source.page_size) and raw_count >= source.page_size}
-        crash_point("page-spooled")
-        self.ledger.finish_chunk(self.job_id, key, len(page), sha256_bytes(data), len(data), out)
-        crash_point("page-done")
-        self.progress.add(source.name, raw_count)
-        return out
-
-    def _get_page(self, source, offset):
-        """(entries, objects the server returned for this page): paging advances by objects, and with
-        all_versions a page holds several versions of each object (api.md 4.5)."""
-        page = source.fetch_page(offset, source.page_size)
-        if not objects_in_page(page) and self.api.confirm_session():
-            page = source.fetch_page(offset, source.page_size)   # the empty page came from a dead session
-        return list(page), objects_in_page(page)
-
-    def _spool_path(self, source, offset):
-        folder = os.path.join(self.folder.spool, source.name.replace("/", "__"))
-        os.makedirs(folder, exist_ok=True)
-        return os.path.join(folder, f"{offset:010d}.json")
-
-    def _spooled_pages(self, source_name):
-        folder = os.path.join(self.folder.spool, source_name.replace("/", "__"))
-        if not os.path.isdir(folder):
-            return
-        for name in sorted(os.listdir(folder)):
-            if name.endswith(".json") and not name.startswith("."):
-                with open(os.path.join(folder, name), "rb") as fh:
-                    yield json.loads(fh.read())
-
     # -- files (--include-files)
-
-    def _pack_files(self, page):
-        for record in page:
-            for entry in iter_file_entries(record):
-                self._pack_file(entry)
-
-    def _pack_file(self, entry):
-        file_id = entry.get("_id")
-        if file_id is None:
-            return
-        versions = entry.get("versions") or {}
-        wanted = ["original"] if self.args.include_files == "original" else list(versions)
-        if is_remote_file(entry, self.api.url, self.api.flavour):
-            wanted = [v for v in wanted if v != "original"]   # the upstream original is never packed
-        for version in wanted:
-            info = versions.get(version) or {}
-            if not info.get("url"):
-                continue
-            relpath = file_relpath(file_id, entry.get("original_filename"), version,
-                                   info.get("extension") or entry.get("extension"))
-            with self.locks((file_id, version)):
-                row = self.ledger.file_row(self.job_id, file_id, version)
-                if row and row["state"] == "done" and os.path.exists(self.folder.join(relpath)):
-                    continue
-                os.makedirs(os.path.dirname(self.folder.join(relpath)), exist_ok=True)
-                size, digest = self.api.download(info["url"], self.folder.join(relpath))
-                crash_point("file-packed")
-                self.ledger.set_file(self.job_id, file_id, version, "done", path=relpath, bytes=size, sha256=digest)
 
     # -- emitting payloads
 
     def _emit(self, source):
         """Transform the spooled pages of a source into ordered payload files; returns (names, count)."""
-        self._new_refs = {}
+        self.transforms.new_refs = {}
         groups = self._emit_groups(source)
         start = sum(len(json.loads(c["output"])["payloads"]) for c in self.ledger.chunks(self.job_id, "emit/")
                     if c["state"] == "done")
@@ -2114,32 +1922,177 @@ class BackupJob(JobBase):
     def _emit_groups(self, source):
         """[(group key, entries)] of a basetype, collection or event source in payload order: pools and
         collections level by level (records go through a RecordStream instead)."""
-        transform = {"plugin": self._transform_plugin, "tags": self._transform_tags, "group": self._transform_group,
-                     "user": self._transform_user, "pool": self._transform_pool, "objecttype": self._transform_objecttype,
-                     "message": self._transform_message, "collection": self._transform_collection,
-                     "collection_objects": self._transform_collection_objects,
-                     "event": self._transform_event, "mapping": self._transform_mapping,
-                     "right_preset": self._transform_right_preset, "transition": self._transform_transition,
-                     "publish": self._transform_publish}[source.import_type]
-        pages = self._spooled_pages(source.name)
+        transform = {"plugin": self.transforms.transform_plugin, "tags": self.transforms.transform_tags, "group": self.transforms.transform_group,
+                     "user": self.transforms.transform_user, "pool": self.transforms.transform_pool, "objecttype": self.transforms.transform_objecttype,
+                     "message": self.transforms.transform_message, "collection": self.transforms.transform_collection,
+                     "collection_objects": self.transforms.transform_collection_objects,
+                     "event": self.transforms.transform_event, "mapping": self.transforms.transform_mapping,
+                     "right_preset": self.transforms.transform_right_preset, "transition": self.transforms.transform_transition,
+                     "publish": self.transforms.transform_publish}[source.import_type]
+        pages = self.spool.spooled_pages(source.name)
         self._hierarchical = source.import_type in ("pool", "collection")
         entries = (e for page in pages for e in transform(page))   # streamed: events can be millions
         if source.import_type in ("pool", "collection"):
-            return group_by_level(list(entries), source.import_type, lambda pid: self.ref(source.import_type, pid))
+            return group_by_level(list(entries), source.import_type, lambda pid: self.transforms.ref(source.import_type, pid))
         return [(None, entries)]
 
-    def _write_manifest(self, status):
+
+class PageSpool(JobPart):
+    """Pages of the source, fetched on --max-parallel workers and kept: record pages go on to a RecordStream as
+    they arrive, other pages into the spool folder until their source is complete; every page a ledger chunk
+    (`fetch/<source>@<offset>`), and with --include-files the files of a record page packed with it."""
+
+    def pages(self, source, start):
+        """(offset, entries, objects) in order from `start`. --max-parallel requests are in flight (at least
+        one: the source is asked for the next page while this one is processed); pages go on past the
+        counted total until a short page, unless --max-count set the total."""
+        workers = self.args.max_parallel or os.cpu_count() or 1
+        pool = ThreadPoolExecutor(max_workers=workers)
+        inflight, state = collections.deque(), {"next": start, "limit": source.total or None}
+
+        def top_up():
+            while len(inflight) < workers and (state["limit"] is None or state["next"] < state["limit"]):
+                offset = state["next"]
+                inflight.append((offset, pool.submit(self._page_with_files, source, offset)))
+                state["next"] += source.page_size
+        try:
+            top_up()
+            while inflight:
+                offset, future = inflight.popleft()
+                page, objects = future.result()
+                if objects < source.page_size:
+                    yield offset, page, objects
+                    return
+                if not inflight and state["limit"] is not None and not self.args.max_count:
+                    state["limit"] = None   # the count was stale: go on until a short page
+                top_up()
+                yield offset, page, objects
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+    def _page_with_files(self, source, offset):
+        page, objects = self._get_page(source, offset)
+        if self.args.include_files:
+            self._pack_files(page)
+        return page, objects
+
+
+    def page_key(self, source, offset):
+        return f"fetch/{source.name}@{offset:010d}"
+
+
+    def fetch_all_pages(self, source):
+        """Planned pages run on --max-parallel workers; then pages continue one by one until a short page."""
+        if source.page_size and source.total:
+            offsets = list(range(0, source.total, source.page_size))
+        else:
+            offsets = [0]
+        results = self.job._run_parallel([lambda o=o: self._fetch_page(source, o) for o in offsets])
+        offset, last = offsets[-1], results[-1]
+        while last["full"] and source.page_size and not (source.total and offset + source.page_size >= source.total
+                                                         and self.args.max_count):
+            offset += source.page_size
+            last = self._fetch_page(source, offset)
+
+
+    def _fetch_page(self, source, offset):
+        key = self.page_key(source, offset)
+        chunk = self.ledger.chunk(self.job_id, key)
+        if chunk and chunk["state"] == "done" and os.path.exists(self._spool_path(source, offset)):
+            out = json.loads(chunk["output"])
+            self.job.progress.add(source.name, out.get("objects", out["items"]))
+            return out
+        self.job._check_cancel()
+        self.ledger.start_chunk(self.job_id, key)
+        try:
+            page, raw_count = self._get_page(source, offset)
+            if self.args.include_files and source.import_type == "db":
+                self._pack_files(page)
+            data = json_bytes(page)
+            write_atomic(self._spool_path(source, offset), data)
+        except Exception as exc:
+            self.ledger.fail_chunk(self.job_id, key, exc)
+            raise
+        out = {"items": len(page), "objects": raw_count,
+               "full": bool(source.page_size) and raw_count >= source.page_size}
+        crash_point("page-spooled")
+        self.ledger.finish_chunk(self.job_id, key, len(page), sha256_bytes(data), len(data), out)
+        crash_point("page-done")
+        self.job.progress.add(source.name, raw_count)
+        return out
+
+
+    def _get_page(self, source, offset):
+        """(entries, objects the server returned for this page): paging advances by objects, and with
+        all_versions a page holds several versions of each object (api.md 4.5)."""
+        page = source.fetch_page(offset, source.page_size)
+        if not objects_in_page(page) and self.api.confirm_session():
+            page = source.fetch_page(offset, source.page_size)   # the empty page came from a dead session
+        return list(page), objects_in_page(page)
+
+
+    def _spool_path(self, source, offset):
+        folder = os.path.join(self.job.folder.spool, source.name.replace("/", "__"))
+        os.makedirs(folder, exist_ok=True)
+        return os.path.join(folder, f"{offset:010d}.json")
+
+
+    def spooled_pages(self, source_name):
+        folder = os.path.join(self.job.folder.spool, source_name.replace("/", "__"))
+        if not os.path.isdir(folder):
+            return
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".json") and not name.startswith("."):
+                with open(os.path.join(folder, name), "rb") as fh:
+                    yield json.loads(fh.read())
+
+
+    def _pack_files(self, page):
+        for record in page:
+            for entry in iter_file_entries(record):
+                self.pack_file(entry)
+
+
+    def pack_file(self, entry):
+        file_id = entry.get("_id")
+        if file_id is None:
+            return
+        versions = entry.get("versions") or {}
+        wanted = ["original"] if self.args.include_files == "original" else list(versions)
+        if is_remote_file(entry, self.api.url, self.api.flavour):
+            wanted = [v for v in wanted if v != "original"]   # the upstream original is never packed
+        for version in wanted:
+            info = versions.get(version) or {}
+            if not info.get("url"):
+                continue
+            relpath = file_relpath(file_id, entry.get("original_filename"), version,
+                                   info.get("extension") or entry.get("extension"))
+            with self.job.locks((file_id, version)):
+                row = self.ledger.file_row(self.job_id, file_id, version)
+                if row and row["state"] == "done" and os.path.exists(self.job.folder.join(relpath)):
+                    continue
+                os.makedirs(os.path.dirname(self.job.folder.join(relpath)), exist_ok=True)
+                size, digest = self.api.download(info["url"], self.job.folder.join(relpath))
+                crash_point("file-packed")
+                self.ledger.set_file(self.job_id, file_id, version, "done", path=relpath, bytes=size, sha256=digest)
+
+
+class ManifestWriter(JobPart):
+    """manifest.json from the ledger: exactly the payloads of done emit steps, in order, with their facts."""
+
+    def write_manifest(self, status):
         """The manifest lists exactly the payloads of done emit steps, in order (the ledger is the truth)."""
         payloads, info, old = [], {}, {}
         with contextlib.suppress(FylrmigError):
-            old = self.folder.load_manifest() if os.path.exists(self.folder.manifest_path) else {}
+            old = self.job.folder.load_manifest() if os.path.exists(self.job.folder.manifest_path) else {}
         for chunk in self.ledger.chunks(self.job_id, "emit/"):
             if chunk["state"] == "done":
                 out = json.loads(chunk["output"])
                 payloads += out["payloads"]
                 info.update(out["info"])
         manifest = self._manifest(payloads, info, status, old)
-        self.folder.save_manifest(manifest)
+        self.job.folder.save_manifest(manifest)
         crash_point("manifest-written")
         return manifest
 
@@ -2171,37 +2124,203 @@ class BackupJob(JobBase):
                                 "version": api.version, "name": api.instance_name,
                                 "host": urllib.parse.urlsplit(api.url).hostname, "settings": api.settings},
             "datamodel": "datamodel.json", "base_config": "base_config.json",
-            "has_passwords": self.has_passwords or self._ledger_has_passwords(),
+            "has_passwords": self.job.transforms.has_passwords or self._ledger_has_passwords(),
             "compression": a.compression, "pretty": a.pretty, "include_files": a.include_files,
             "all_versions": a.all_versions, "include_deleted": a.include_deleted,
             "include_events": a.include_events, "parameters": public_params(a, "backup"),
-            "state": {"status": status, "phase": self.progress.phase if self.progress else ""},
+            "state": {"status": status, "phase": self.job.progress.phase if self.job.progress else ""},
             "runs": runs, "runtime_seconds": round(job["runtime"], 1),
             "payload_info": info, "counts": counts,
-            "source_counts": {ot: min(n, a.max_count) if a.max_count else n for ot, n in self._source_counts.items()}
+            "source_counts": {ot: min(n, a.max_count) if a.max_count else n for ot, n in self.job._source_counts.items()}
             or old.get("source_counts", {}),
         }
 
     def _ledger_has_passwords(self):
         return bool(self.ledger.ids(self.job_id, "has_passwords"))
 
+
+class SourceCatalog(JobPart):
+    """What a backup reads, in payload order (backup-format.md 5), as Sources: how each is paged, counted and
+    fetched from this source's flavour."""
+
+    def __init__(self, job):
+        super().__init__(job)
+        self.coll_ids = None
+
+    def basetype_sources(self):
+        a, size = self.api, min(self.args.chunk_size, 1000)
+        fylr = a.flavour == "fylr"
+        if fylr:
+            yield Source("plugin", "plugin", lambda o, n: unpaged(o, lambda: a.get("/plugin/manage").get("plugins", [])), 0)
+        yield Source("tags", "tags", lambda o, n: unpaged(o, lambda: a.get("/tags")), 0)
+        yield Source("group", "group", lambda o, n: a.get("/group", limit=n, offset=o), size)
+        yield Source("user", "user", lambda o, n: a.get("/user", limit=n, offset=o, include_password="true"), size)
+        yield Source("mapping", "mapping", lambda o, n: unpaged(o, self._xml_mappings), 0)
+        if fylr:
+            yield Source("pool", "pool", lambda o, n: a.get("/pool", limit=n, offset=o), size)
+        else:
+            yield Source("pool", "pool", lambda o, n: unpaged(o, lambda: a.get("/pool")), 0)
+        yield Source("objecttype", "objecttype", lambda o, n: unpaged(o, lambda: a.get("/objecttype")), 0)
+        for context in ("object", "collection"):
+            yield Source(f"right_preset/{context}", "right_preset",
+                         lambda o, n, c=context: unpaged(o, lambda: a.get(f"/right/{c}/presets")), 0, context=context)
+        yield Source("transition", "transition", lambda o, n: unpaged(o, lambda: a.get("/transitions")), 0)
+        if fylr:
+            yield Source("message", "message", lambda o, n: a.get("/message", limit=n, offset=o), size)
+        else:
+            yield Source("message", "message", lambda o, n: unpaged(o, lambda: a.get("/message")), 0)
+
+    def _xml_mappings(self):
+        """Every XML mapping in full: the list names them inside their profiles (api.md 4.4)."""
+        ids = [m.get("id") for profile in self.api.get("/xmlmapping/list") or [] for m in profile.get("mappings") or []]
+        return [self.api.get(f"/xmlmapping/mapping/{i}") for i in sorted(set(ids) - {None})]
+
+    def publish_source(self):
+        """Publish records after the objects they name; easydb 5 pages them (limit <= 1000), fylr documents
+        no paging and answers all of them."""
+        a = self.api
+        if a.flavour == "easydb5":
+            return Source("publish", "publish", lambda o, n: a.get("/publish", limit=n, offset=o),
+                          min(self.args.chunk_size, 1000))
+        return Source("publish", "publish", lambda o, n: unpaged(o, lambda: a.get("/publish")), 0)
+
+    def objecttypes(self):
+        names = sorted(ot["objecttype"]["name"] for ot in self.api.get("/objecttype"))
+        if self.args.include:
+            pattern = re.compile(self.args.include)
+            names = [n for n in names if pattern.search(n)]
+        return names
+
+    def record_sources(self):
+        """Soft-deleted records of every objecttype first: the restore trashes them right after posting
+        them, before any live record links to them (a delete of a linked record needs a policy that
+        would cut the links)."""
+        objecttypes = self.objecttypes()
+        if self.args.include_deleted and self.api.flavour == "fylr":
+            for ot in objecttypes:
+                yield Source(f"db/{ot}/deleted", "db", self._deleted_page_fetcher(ot), self.args.chunk_size,
+                             objecttype=ot)
+        for ot in objecttypes:
+            total = self.job._source_counts[ot] if ot in self.job._source_counts else self.record_count(ot)
+            if self.args.max_count:
+                total = min(total, self.args.max_count)
+            yield Source(f"db/{ot}", "db", self._record_page_fetcher(ot, total), self.args.chunk_size,
+                         objecttype=ot, total=total)
+
+    def record_count(self, ot):
+        body = self.api.post("/search", {"objecttypes": [ot], "offset": 0, "limit": 0, "format": "short"})
+        return int(body.get("count") or 0)
+
+    def _record_page_fetcher(self, ot, total):
+        params = {"format": "full"}
+        if self.args.all_versions:
+            params["all_versions"] = "true"
+        if self.api.flavour == "fylr":
+            params["files_real_url"] = "true"
+
+        def fetch(offset, limit):
+            if total and offset >= total:
+                return []
+            limit = min(limit, total - offset) if total else limit
+            return self.api.get(f"/db/{ot}/_all_fields/list", limit=limit, offset=offset, **params)
+        return fetch
+
+    def _deleted_page_fetcher(self, ot):
+        """Soft-deleted records are only found by a search with include_deleted (api.md 4.5 GAP). With
+        --all-versions their history comes from the single-record call with all_versions (few records);
+        where the target answers nothing there, the deleted latest version from the search is kept."""
+        def fetch(offset, limit):
+            body = self.api.post("/search", {"objecttypes": [ot], "offset": offset, "limit": limit, "format": "full",
+                                             "include_deleted": True,
+                                             "sort": [{"field": "_system_object_id", "order": "ASC"}]})
+            hits = body.get("objects", [])
+            deleted = [o for o in hits if o.get("_latest_version_deleted_at")]
+            if self.args.all_versions:
+                deleted = [v for hit in deleted for v in self._deleted_history(ot, hit)]
+            return PageWithRaw(deleted, len(hits))
+        return fetch
+
+    def _deleted_history(self, ot, hit):
+        params = {"all_versions": "true", "format": "full"}
+        if self.api.flavour == "fylr":
+            params["files_real_url"] = "true"
+        found = self.api.get(f"/db/{ot}/_all_fields/system_object_id/{hit['_system_object_id']}", **params)
+        return found or [hit]
+
+    def collection_sources(self):
+        a, size = self.api, min(self.args.chunk_size, 1000)
+        yield Source("collection", "collection", lambda o, n: a.get("/collection/list", limit=n, offset=o), size)
+        yield Source("collection_objects", "collection_objects", self._collection_objects_page, 1)
+
+    def _collection_objects_page(self, offset, limit):
+        """One page = the whole object list of the offset-th collection (paged in itself)."""
+        collections = self._collection_ids()
+        if offset >= len(collections):
+            return []
+        coll_id = collections[offset]
+        objects, start, size = [], 0, 1000 if self.api.flavour == "easydb5" else 100
+        while True:
+            body = self.api.get(f"/collection/objects/{coll_id}", offset=start, limit=size)
+            page = body.get("objects", []) if isinstance(body, dict) else body
+            objects += page
+            start += len(page)
+            if len(page) < size or (isinstance(body, dict) and start >= int(body.get("count") or 0)):
+                break
+        return [{"collection_id": coll_id, "objects": objects}]
+
+    def _collection_ids(self):
+        if self.coll_ids is None:
+            ids = []
+            for page in self.job.spool.spooled_pages("collection"):
+                ids += [c["collection"]["_id"] for c in page if not is_system_entry(c, "collection")]
+            self.coll_ids = ids
+        return self.coll_ids
+
+    def event_source(self):
+        params = {"sort": "_id.ASC"}
+        if self.api.flavour == "easydb5":
+            params["format"] = "json_full"
+        size = min(self.args.chunk_size, 1000)
+
+        def fetch(offset, limit):
+            body = self.api.get("/event/list", limit=limit, offset=offset, **params)
+            return body.get("objects", []) if isinstance(body, dict) else body
+        return Source("event", "event", fetch, size)
+
+
+class BackupTransforms(JobPart):
+    """Source entries -> payload entries (backup-format.md 4.5, 4.6): ids become references (the documented
+    fallback `<kind>:<id>` where the source had none), users and groups named by reference, easydb 5 shapes
+    in fylr's words, files as file entries. It keeps the reference of every entry it saw (refs, new_refs)
+    for the entries that point at them later."""
+
+    def __init__(self, job):
+        super().__init__(job)
+        self.refs, self.new_refs = {}, {}   # kind -> {source id: reference}: kept in the ledger / of this emit
+        self.has_passwords = False
+        self.own_instances = self.objecttype_name_of = None
+        self.loose_files = LooseFileFinder(job)
+
+    def keep_new_refs(self):
+        """The references an emit step found are kept once its ledger row holds them."""
+        for kind, mapping in self.new_refs.items():
+            self.refs.setdefault(kind, {}).update({str(s): t for s, t in mapping.items()})
+
     def _remember(self, kind, source_id, target):
-        self._new_refs.setdefault(kind, {})[str(source_id)] = target
+        self.new_refs.setdefault(kind, {})[str(source_id)] = target
 
     def ref(self, kind, source_id):
         """Reference of a basetype entry by its source id (the documented fallback when it had none)."""
         if source_id is None:
             return None
-        return self.refs.get(kind, {}).get(str(source_id)) or self._new_refs.get(kind, {}).get(str(source_id)) \
+        return self.refs.get(kind, {}).get(str(source_id)) or self.new_refs.get(kind, {}).get(str(source_id)) \
             or f"{kind}:{source_id}"
 
-    # -- transforms: source entries -> payload entries (backup-format.md 4.5, 4.6)
-
-    def _transform_plugin(self, page):
-        return [self._loose_files.mark({k: v for k, v in p.items() if k != "id"}, f"plugin {p.get('name')}")
+    def transform_plugin(self, page):
+        return [self.loose_files.mark({k: v for k, v in p.items() if k != "id"}, f"plugin {p.get('name')}")
                 for p in page]
 
-    def _transform_tags(self, page):
+    def transform_tags(self, page):
         out = []
         for tg in page:
             group = dict(tg["taggroup"])
@@ -2222,7 +2341,7 @@ class BackupJob(JobBase):
         rest = {k: self._acl(v) if k == "_acl" else v for k, v in entry.items() if k != "tag"} if "tag" in entry else {}
         return {**rest, "tag": tag}
 
-    def _transform_group(self, page):
+    def transform_group(self, page):
         out = []
         for entry in page:
             group = dict(entry["group"])
@@ -2234,7 +2353,7 @@ class BackupJob(JobBase):
             out.append({**entry, "group": group, "_acl": self._acl(entry.get("_acl"))})
         return out
 
-    def _transform_user(self, page):
+    def transform_user(self, page):
         out = []
         for entry in page:
             user = dict(entry["user"])
@@ -2275,7 +2394,7 @@ class BackupJob(JobBase):
 
     def _known_group(self, link):
         gid = (link.get("group") or {}).get("_id")
-        return str(gid) in self.refs.get("group", {}) or str(gid) in self._new_refs.get("group", {})
+        return str(gid) in self.refs.get("group", {}) or str(gid) in self.new_refs.get("group", {})
 
     def _group_link(self, link):
         gid = link["group"]["_id"]
@@ -2305,13 +2424,13 @@ class BackupJob(JobBase):
             out.append(rule)
         return out
 
-    def _transform_pool(self, page):
+    def transform_pool(self, page):
         entries = self._tree_entries(page, "pool")
         for entry in entries:   # the body itself: `pool` keys name pools, never files
-            self._loose_files.mark(entry["pool"], f"pool {entry['pool']['reference']}")
+            self.loose_files.mark(entry["pool"], f"pool {entry['pool']['reference']}")
         return entries
 
-    def _transform_collection(self, page):
+    def transform_collection(self, page):
         return self._tree_entries(page, "collection")
 
     def _tree_entries(self, page, kind):
@@ -2347,13 +2466,13 @@ class BackupJob(JobBase):
         owner = ((entry.get("_owner") or {}).get("user") or {}).get("_id")
         return f"user:ref:{self.ref('user', owner)}"
 
-    def _transform_objecttype(self, page):
+    def transform_objecttype(self, page):
         out = [{**ot, "_acl": self._acl(ot.get("_acl")), "objecttype": dict(ot["objecttype"])} for ot in page]
         for entry in out:
-            self._loose_files.mark(entry["objecttype"], f"objecttype {entry['objecttype'].get('name')}")
+            self.loose_files.mark(entry["objecttype"], f"objecttype {entry['objecttype'].get('name')}")
         return out
 
-    def _transform_mapping(self, page):
+    def transform_mapping(self, page):
         """XML mappings get new ids on the target: the source id is kept for the objecttypes that name
         it, the objecttype a mapping serves by its name."""
         names = self._objecttype_names()
@@ -2366,14 +2485,14 @@ class BackupJob(JobBase):
             out.append(entry)
         return out
 
-    def _transform_right_preset(self, page):
+    def transform_right_preset(self, page):
         out = []
         for entry in page:
             preset = {k: v for k, v in entry["right_preset"].items() if k != "_id"}
             out.append({**entry, "right_preset": self._id_lists_as_refs(dict(preset, _version=1))})
         return out
 
-    def _transform_transition(self, page):
+    def transform_transition(self, page):
         out = []
         for transition in page:
             transition = {k: v for k, v in transition.items() if k != "_id"}
@@ -2382,7 +2501,7 @@ class BackupJob(JobBase):
             out.append(self._id_lists_as_refs(transition))
         return out
 
-    def _transform_publish(self, page):
+    def transform_publish(self, page):
         return [{"_basetype": "publish", "publish": {k: v for k, v in entry["publish"].items() if k != "_id"}}
                 for entry in page]
 
@@ -2400,12 +2519,12 @@ class BackupJob(JobBase):
         return value
 
     def _objecttype_names(self):
-        if self._objecttype_name_of is None:
-            self._objecttype_name_of = {o["objecttype"]["_id"]: o["objecttype"]["name"]
+        if self.objecttype_name_of is None:
+            self.objecttype_name_of = {o["objecttype"]["_id"]: o["objecttype"]["name"]
                                         for o in self.api.get("/objecttype") or []}
-        return self._objecttype_name_of
+        return self.objecttype_name_of
 
-    def _transform_message(self, page):
+    def transform_message(self, page):
         out = []
         for entry in page:
             msg = dict(entry["message"])
@@ -2420,7 +2539,7 @@ class BackupJob(JobBase):
             out.append({**entry, "message": msg, "_groups": groups})
         return out
 
-    def _transform_collection_objects(self, page):
+    def transform_collection_objects(self, page):
         """The source's own objects become deferred system-id lookups; an object of another instance keeps
         its _global_object_id exactly (fylr stores foreign ids as they are: OAS /collection/objects)."""
         out = []
@@ -2446,22 +2565,22 @@ class BackupJob(JobBase):
     def _own_instance_ids(self):
         """The instance part of the source's _global_object_ids (api.md 1: opaque, so it is read off a
         record rather than guessed from /settings)."""
-        if self._own_instances is None:
+        if self.own_instances is None:
             own = {"local", self.api.instance_name}
-            for ot in self.objecttypes():
+            for ot in self.job.sources.objecttypes():
                 records = self.api.get(f"/db/{ot}/_all_fields/list", limit=1, offset=0, format="short")
                 own.update(str(r.get("_global_object_id") or "").partition("@")[2] for r in records)
                 if records:
                     break
-            self._own_instances = own - {""}
-        return self._own_instances
+            self.own_instances = own - {""}
+        return self.own_instances
 
-    def _transform_event(self, page):
+    def transform_event(self, page):
         out = []
         for entry in page:
             event = dict(entry.get("event", entry))
             etype = event.get("type")
-            if etype in EVENTS_NEVER_BACKED_UP or (self.include_events and etype not in self.include_events):
+            if etype in EVENTS_NEVER_BACKED_UP or (self.job.include_events and etype not in self.job.include_events):
                 continue
             event.pop("_id", None)
             new = {k: v for k, v in entry.items() if k not in ("event", "_user", "_session")}
@@ -2487,7 +2606,7 @@ class BackupJob(JobBase):
             refs["export_user_id"] = self.ref("user", export_user)
         return refs
 
-    def _transform_db(self, page, parents):
+    def transform_db(self, page, parents):
         out, seen = [], {}
         for record in page:
             sysid = record["_system_object_id"]
@@ -2534,7 +2653,7 @@ class BackupJob(JobBase):
         if isinstance(value, dict) and "_objecttype" in value:
             return self._link(value)
         if is_file_list(value):
-            return [self._file_entry(f) for f in value]
+            return [self.file_entry(f) for f in value]
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             return [{k: self._value(v) for k, v in row.items() if k != "_id"} for row in value]
         return value
@@ -2551,7 +2670,7 @@ class BackupJob(JobBase):
                 out[marker] = link[marker]   # the restore drops such links unless --include-deleted-linked
         return out
 
-    def _file_entry(self, entry):
+    def file_entry(self, entry):
         """backup-format.md 4.7: the source id lives only in `reference`; `path` for packed renditions."""
         file_id = entry.get("_id")
         versions = entry.get("versions") or {}
@@ -2568,11 +2687,10 @@ class BackupJob(JobBase):
             relpath = file_relpath(file_id, entry.get("original_filename"), name,
                                    info.get("extension") or entry.get("extension"))
             if self.args.include_files and not (leave and name == "original") \
-                    and os.path.exists(self.folder.join(relpath)):
+                    and os.path.exists(self.job.folder.join(relpath)):
                 item["path"] = relpath
             out["versions"][name] = item
         return out
-
 
 class LooseFileFinder:
     """The backup's side of files that are not record fields (base config logo and favicon, pool and
@@ -2593,8 +2711,8 @@ class LooseFileFinder:
             if not info:
                 continue   # an id of something else: kept as it is
             if self.job.args.include_files:
-                self.job._pack_file(info)
-            entry = dict(self.job._file_entry(info), used_by=f"{where} {path}")
+                self.job.spool.pack_file(info)
+            entry = dict(self.job.transforms.file_entry(info), used_by=f"{where} {path}")
             kept = {k: v for k, v in container[key].items() if k == "frontend_prefs"}
             container[key] = {**kept, LOOSE_FILE: entry}
         return value
@@ -2670,7 +2788,7 @@ class RecordStream:
 
     def add(self, page):
         """Transform one page's records and append them; the state to record is self.state after it."""
-        for record, entry in zip(page, self.job._transform_db(page, None)):
+        for record, entry in zip(page, self.job.transforms.transform_db(page, None)):
             version, _ = entry.pop("__version"), entry.pop("__level")
             group = "all" if self.ordered_later else f"v{version:06d}"
             offset = self._append(f"lines-{group}", json_bytes(entry) + b"\n")
@@ -3351,15 +3469,15 @@ class RestoreJob(JobBase):
 
     kind = "restore"
 
+    @staticmethod
+    def folder_path(args):
+        return os.path.dirname(os.path.abspath(args.manifest))
+
     def __init__(self, args, ledger, cancel_event=None, interactive=False, logger=None):
-        self.args, self.ledger = args, ledger
-        self.cancel_event = cancel_event or threading.Event()
-        self.interactive = interactive
-        self.log = logger or log
-        self.folder = BackupFolder(os.path.dirname(os.path.abspath(args.manifest)))
-        self.api = self.job_id = self.progress = self.manifest = None
+        super().__init__(args, ledger, cancel_event, interactive, logger)
+        self.manifest = None
         self.counters = {"skipped_events": {}, "file_errors": 0, "duplicate_refs": 0, "files": 0}
-        self.locks, self._guard = KeyedLocks(), threading.Lock()
+        self._guard = threading.Lock()
         self.sender, self.files, self.target_ids = ChunkSender(self), FileUploader(self), TargetIds(self)
         self.basetypes, self.records, self.events = BasetypeWriter(self), RecordWriter(self), EventMapper(self)
         self.extras = InstanceExtras(self)
@@ -3416,28 +3534,16 @@ class RestoreJob(JobBase):
         self.datamodel_file = self._input_file("datamodel")
         self.base_config_file = self._input_file("base_config")
         Preflight(self).run()
-        if job:
-            self.folder.remove_temp_files()
-            self.ledger.update_job(job["id"], params=json.dumps(public_params(self.args, "restore")))
-            self.job_id = job["id"]
-        else:
-            self.job_id = self.ledger.create_job(os.path.basename(self.folder.path), "restore", self.folder.path,
-                                                 public_params(self.args, "restore"), self.original)
+        self.job_id = self._continue_or_create_job(job, self.original)
 
     def _find_job(self):
         """The job a --continue resumes (its setup must match), else None; sets the mode and the
         original setup (a continue keeps the first run's datamodel and base config choices)."""
         a = self.args
-        if getattr(a, "continue"):
-            job = self.ledger.latest_job(self.folder.path, "restore")
-            if not job:
-                raise FylrmigError(f"nothing to continue: no restore of {self.folder.path} in the ledger "
-                                   f"{self.ledger.path}")
-            old = continuable_setup(job)
-            differences = setup_differences({k: old.get(k) for k in self.setup()}, self.setup())
-            if differences:
-                raise FylrmigError("cannot continue with different parameters: " + "; ".join(differences))
-            self.original, self.mode = old, old["mode"]
+        job = self._job_to_continue()
+        if job:
+            self.original = continuable_setup(job)
+            self.mode = self.original["mode"]
             return job
         self.mode = "purge" if a.purge else "plain"
         self.original = dict(self.setup(), mode=self.mode, datamodel=a.datamodel, base_config=a.base_config)
@@ -3638,7 +3744,6 @@ class ChunkSender(JobPart):
                        phase=restore_phase(chunk.envelope))
         self.job.target_ids.forget(chunk.kind)   # read again from the ledger, which now holds its ids
 
-
     def chunk_of(self, key, items, send, phase):
         """One unit of restore work as a ledger chunk: skipped when done; `send(in_flight)` returns
         (ids, sha256) and learns whether an earlier run may have sent it already."""
@@ -3660,7 +3765,6 @@ class ChunkSender(JobPart):
         if phase:
             self.job.progress.add(phase, items)
 
-
     def _send_checking(self, key, send, in_flight):
         """send(in_flight); when a write's effect is unknown, the chunk is treated as in flight and sent
         again, so what the target already holds is looked up first (the same retry budget as requests)."""
@@ -3676,7 +3780,6 @@ class ChunkSender(JobPart):
                 self.api.pause(self.args.retry_sleep_between)
                 in_flight = True
         raise AssertionError("unreachable")
-
 
     def _send_chunk(self, chunk, in_flight):
         """Send one chunk; a chunk that may have reached the target already is reduced to what is missing
@@ -3697,7 +3800,6 @@ class ChunkSender(JobPart):
             response, digest = self._post_repairing(kind, envelope, prepared) if prepared else ([], None)
         return stored + self._ids_of(kind, envelope, prepared, response), digest
 
-
     def _post_repairing(self, kind, envelope, prepared, data=None):
         """Post a chunk; a refusal the migration can mend without losing an entry (an e-mail address
         another user holds already) is mended and the chunk sent again."""
@@ -3708,7 +3810,6 @@ class ChunkSender(JobPart):
                 if not (kind == "user" and exc.code == "UserDuplicateEmail" and self.job.basetypes.drop_taken_email(prepared, exc)):
                     raise
                 data = None   # mended: encoded anew
-
 
     def _post(self, kind, envelope, body, data=None):
         """(answer, sha256 of what was sent): the body is encoded once, for the request and the ledger."""
@@ -3724,7 +3825,6 @@ class ChunkSender(JobPart):
         # events have no key the target could refuse a second copy by: never resent blindly
         answer = self.api.call(method, path, params=params, json_body=data, idempotent=kind != "event")
         return answer, sha256_bytes(data)
-
 
     def _post_target(self, kind, envelope):
         """(method, path, query) of the request that stores a chunk of `kind`."""
@@ -3746,7 +3846,6 @@ class ChunkSender(JobPart):
         return "POST", f"/db/{envelope['objecttype']}", dict(skip_constraints, skip_events="true",
                                                              skip_reverse_nested="true", format="short")
 
-
     def _ids_of(self, kind, envelope, sent, response):
         """Source -> target facts to keep with the chunk: target ids of records and of basetype entries
         (for collection object lists and events)."""
@@ -3762,7 +3861,6 @@ class ChunkSender(JobPart):
         elif kind == "mapping":
             ids += [("mapping", sid, target) for sid, target in response or [] if sid is not None and target]
         return ids
-
 
     def _missing_in_target(self, kind, envelope, prepared):
         """(entries still to send, ids of those the target holds) of a chunk that may have been sent."""
@@ -4789,6 +4887,505 @@ def iter_payload_files_of(records):
         yield from container[key]
 
 
+############################################################################## Check (source vs target)
+# `fylrmig check`: a read-only, side by side proof of a migration (rclone check, pgcopydb compare). Both
+# instances are read in pages; of every entry only a key is kept, built from what survives a migration
+# (references, logins, system object ids and uuids, file names, event types and times), never from ids.
+# What a restore never creates is left out on both sides: system users, groups, pools and the system:root
+# collection (every instance has its own). Soft-deleted records are not counted on either side (the lists
+# hide them). Exit 0 only when nothing of the source is missing; extra entries on the target are listed but
+# never fail the check on their own: a target that holds more than the source is normal (No Purge).
+
+CHECK_SIDES = ("source", "target")
+SHOWN_ENTRIES = 20            # missing / extra entries named per line; the counts are always complete
+
+
+def check_api(args, side, logger=None):
+    """The Api of one side, logged in; every failure names the side ("target: login as 'root' ... failed")."""
+    try:
+        api = Api(getattr(args, side), getattr(args, f"{side}_login"), getattr(args, f"{side}_password"),
+                  getattr(args, f"{side}_client_id"), getattr(args, f"{side}_client_secret"), "", args.insecure,
+                  args.retry_max_count, args.retry_sleep_between, log_network=args.log_network, logger=logger,
+                  role=f"the {side}")
+        api.connect()
+    except FylrmigError as exc:
+        raise FylrmigError(f"{side}: {exc}") from None
+    if side == "target" and api.flavour != "fylr":
+        raise FylrmigError(f"target: {api.url} is an easydb 5: a migration target is fylr")
+    return api
+
+
+def load_check_manifest(path):
+    """The backup's manifest (backup-format.md 2.3); only its parameters and counts are used."""
+    try:
+        return BackupFolder(os.path.dirname(os.path.abspath(path))).load_manifest()
+    except FylrmigError as exc:
+        raise FylrmigError(f"--manifest: {exc}") from None
+
+
+# -- reading one side: pages in, keys out
+
+def paged_entries(api, fetch, size):
+    """Every entry of a list read in pages of `size` (0 = unpaged). An empty first page is trusted only
+    after the session is confirmed (fylr answers a dead token with 200 [], api.md 2.2); paging advances
+    by objects, which a page with all_versions holds several entries of (api.md 4.5)."""
+    offset = 0
+    while True:
+        page = fetch(offset, size)
+        if not objects_in_page(page) and api.confirm_session():
+            page = fetch(offset, size)
+        yield from page
+        count = objects_in_page(page)
+        if not size or count < size:
+            return
+        offset += count
+
+
+def page_size(api, chunk_size):
+    return min(chunk_size, E5_MAX_CHUNK) if api.flavour == "easydb5" else chunk_size
+
+
+def list_body(body):
+    """easydb 5 event lists come as {"objects": [...]} or as a bare array (api.md 4.8)."""
+    return body.get("objects", []) if isinstance(body, dict) else body or []
+
+
+def unpaged_on_easydb5(api, path, size):
+    """Pools and messages: easydb 5 answers all of them at once, fylr pages them."""
+    if api.flavour == "easydb5":
+        return paged_entries(api, lambda o, n: api.get(path) if o == 0 else [], 0)
+    return paged_entries(api, lambda o, n: api.get(path, limit=n, offset=o), size)
+
+
+def reference_of(entry, kind):
+    """The reference a restore gives an entry: its own, else the documented fallback <kind>:<source id>."""
+    body = entry.get(kind) or {}
+    return body.get("reference") or f"{kind}:{body.get('_id')}"
+
+
+def user_key(entry):
+    user = entry.get("user") or {}
+    return user.get("login") or reference_of(entry, "user")
+
+
+def is_system_group(entry):
+    group = entry.get("group") or {}
+    return group.get("type") == "system" or str(group.get("reference") or "").startswith("system:")
+
+
+class CheckReader:
+    """Reads one instance into keys: {line name: Counter(key -> how often)}; `accounted` holds per line the
+    entries that are never migrated by design (reason -> count). Nothing else of a record is kept."""
+
+    def __init__(self, api, side, chunk_size=100, deep=False, with_hash=False, event_rules=None, until=None,
+                 progress=None):
+        self.api, self.side, self.deep, self.with_hash = api, side, deep, with_hash
+        self.size = page_size(api, chunk_size)
+        self.event_rules = event_rules or (lambda event: (event.get("type"), None))
+        self.until = until            # events from this time on happened during the check itself
+        self.progress = progress or (lambda text: None)
+        self.lines = collections.defaultdict(collections.Counter)
+        self.accounted = collections.defaultdict(collections.Counter)
+        self.user_refs, self.instances, self.objecttypes = {}, {"local", api.instance_name} - {""}, []
+        self.seen = 0
+
+    def read(self):
+        for step in (self.read_users, self.read_groups, self.read_pools, self.read_tags, self.read_messages,
+                     self.read_records, self.read_collections, self.read_events):
+            step()
+        return self
+
+    def _count(self, line, key, n=1):
+        self.lines[line][key] += n
+        self.seen += 1
+        if self.seen % 500 == 0:
+            self.progress(f"reading the {self.side}: {entries(self.seen)} ({line})")
+
+    def read_users(self):
+        a = self.api
+        for entry in paged_entries(a, lambda o, n: a.get("/user", limit=n, offset=o), self.size):
+            self.user_refs[(entry.get("user") or {}).get("_id")] = reference_of(entry, "user")
+            if not reference_of(entry, "user").startswith("system:"):   # referenced, never created
+                self._count("users", user_key(entry))
+
+    def read_groups(self):
+        a = self.api
+        for entry in paged_entries(a, lambda o, n: a.get("/group", limit=n, offset=o), self.size):
+            if not is_system_group(entry):   # fylr refuses system groups; every instance has its own
+                self._count("groups", reference_of(entry, "group"))
+
+    def read_pools(self):
+        for entry in unpaged_on_easydb5(self.api, "/pool", self.size):
+            if not is_system_entry(entry, "pool"):
+                self._count("pools", reference_of(entry, "pool"))
+
+    def read_tags(self):
+        for group in self.api.get("/tags") or []:
+            self._count("tag groups", reference_of(group, "taggroup"))
+            for tag in group.get("_tags") or []:
+                self._count("tags", reference_of(tag if "tag" in tag else {"tag": tag}, "tag"))
+
+    def read_messages(self):
+        for entry in unpaged_on_easydb5(self.api, "/message", self.size):
+            self._count("messages", reference_of(entry, "message"))
+
+    def read_records(self):
+        self.objecttypes = sorted(ot["objecttype"]["name"] for ot in self.api.get("/objecttype") or [])
+        for ot in self.objecttypes:
+            self.lines[f"records {ot}"] = collections.Counter()   # a line even when it is empty
+            self.lines[f"versions {ot}"] = collections.Counter()
+            latest = None
+            for record in self._record_versions(ot):
+                if latest is not None and latest["_system_object_id"] != record["_system_object_id"]:
+                    self._add_latest(ot, latest)
+                latest = record
+                self._count(f"versions {ot}", f"{ot} {record['_system_object_id']}")
+            if latest is not None:
+                self._add_latest(ot, latest)
+
+    def _record_versions(self, ot):
+        """Every version of every record, oldest first and a record's versions together (api.md 4.5)."""
+        a = self.api
+        params = {"format": "full", "all_versions": "true"}
+        if a.flavour == "fylr":
+            params["files_real_url"] = "true"   # a file left on remote shows its upstream URL (is_remote_file)
+        return paged_entries(a, lambda o, n: a.get(f"/db/{ot}/_all_fields/list", limit=n, offset=o, **params),
+                             self.size)
+
+    def _add_latest(self, ot, record):
+        """The latest version names the record (system object id and uuid) and its original files."""
+        key = f"{ot} {record['_system_object_id']}"
+        self.instances.add(str(record.get("_global_object_id") or "").partition("@")[2])
+        self._count(f"records {ot}", f"{key} {record.get('_uuid') or ''}".rstrip())
+        for entry in iter_file_entries(record):
+            if entry.get("original_filename") and entry.get("status") != "failed":
+                self._count("files", f"{key} {entry['original_filename']}{self._file_facts(entry)}")
+
+    def _file_facts(self, entry):
+        """--deep: the original's size, and its checksum where both sides give one (fylr's sha256 `hash`). A
+        file left on remote has neither here: its bytes live upstream (the target keeps only the URL)."""
+        if not self.deep:
+            return ""
+        if is_remote_file(entry, self.api.url, self.api.flavour):
+            return " (left on remote)"
+        original = (entry.get("versions") or {}).get("original") or {}
+        size = original.get("filesize", entry.get("filesize"))
+        facts = f" ({size if size is not None else '?'} bytes"
+        digest = original.get("hash") or entry.get("hash")
+        return facts + (f", sha256 {digest}" if self.with_hash and digest else "") + ")"
+
+    def read_collections(self):
+        """Collections keyed as the restore names them: a user's home collection after its user
+        (`user:ref:<reference>`, _home_collection_reference), the others by reference or fallback."""
+        a = self.api
+        listed = []
+        for entry in paged_entries(a, lambda o, n: a.get("/collection/list", limit=n, offset=o), self.size):
+            if is_system_entry(entry, "collection"):
+                continue
+            key = self._collection_key(entry)
+            self._count("collections", key)
+            listed.append((entry["collection"]["_id"], key))   # ids and keys only: collections are few
+        for coll_id, key in listed:
+            for obj in self._collection_objects(coll_id):
+                self._count("collection objects", f"{key} {self._object_key(obj)}")
+
+    def _collection_key(self, entry):
+        owner = ((entry.get("_owner") or {}).get("user") or {}).get("_id")
+        if is_home_collection(entry, "collection") and owner in self.user_refs:
+            return f"user:ref:{self.user_refs[owner]}"
+        return reference_of(entry, "collection")   # also the home of a user gone: as the instance named it
+
+    def _collection_objects(self, coll_id):
+        a, size = self.api, (E5_MAX_CHUNK if self.api.flavour == "easydb5" else 100)
+        return paged_entries(a, lambda o, n: list_body(a.get(f"/collection/objects/{coll_id}", offset=o, limit=n)),
+                             size)
+
+    def _object_key(self, obj):
+        """The instance's own objects by system object id; objects of other instances by their global id."""
+        gid = str(obj.get("_global_object_id") or "")
+        sysid, _, instance = gid.partition("@")
+        return f"object {sysid}" if sysid.isdigit() and instance in self.instances else gid
+
+    def read_events(self):
+        a = self.api
+        params = {"sort": "_id.ASC"}
+        if a.flavour == "easydb5":
+            params["format"] = "json_full"
+        fetch = lambda o, n: list_body(a.get("/event/list", limit=n, offset=o, **params))   # noqa: E731
+        for entry in paged_entries(a, fetch, min(self.size, E5_MAX_CHUNK)):
+            self._add_event(dict(entry.get("event", entry)))
+
+    def _add_event(self, event):
+        when = event_time(event.get("timestamp"))
+        if self.until and when >= self.until:
+            return   # the check's own logins, and whatever else happens while it runs
+        etype, reason = self.event_rules(event)
+        if reason:
+            self.accounted[f"events {etype}"][reason] += 1
+            self.lines.setdefault(f"events {etype}", collections.Counter())
+            return
+        sysid = event.get("system_object_id") or str(event.get("global_object_id") or "").partition("@")[0]
+        self._count(f"events {etype}", f"{when} {('object ' + str(sysid)) if sysid else ''}".rstrip())
+
+
+def event_time(text):
+    """Event timestamps as one UTC spelling (a target may write +00:00 where the source wrote Z)."""
+    try:
+        when = datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return str(text or "")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return when.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")   # sorts as it reads
+
+
+def source_event_rules(flavour, include_events=frozenset()):
+    """(line name, reason it is never on the target or None) of a source event: parameters.md 6 as the
+    restore applies it (map_e5_event, fylr_knows_event) and the backup's --include-events filter."""
+    def rules(event):
+        etype = event.get("type") or ""
+        if etype in EVENTS_NEVER_BACKED_UP:
+            return etype, "never backed up"
+        if include_events is None or (include_events and etype not in include_events):
+            return etype, "left out by --include-events"
+        if flavour == "easydb5":
+            if etype not in E5_EVENT_TYPES:
+                return etype, "easydb 5 type without a fylr type"
+            etype = map_e5_event(event)["type"]
+        if not fylr_knows_event(etype):
+            return etype, "a type fylr refuses"
+        return etype, None
+    return rules
+
+
+# -- comparing
+
+class Excuses:
+    """What the backup left out on purpose, from its manifest (parameters, source_counts, runs): the
+    reason a missing entry is accounted for, or None."""
+
+    def __init__(self, manifest, source_counts):
+        manifest = manifest or {}
+        params = manifest.get("parameters") or {}
+        self.active = bool(manifest)
+        self.include = re.compile(params["include"]) if params.get("include") else None
+        self.max_count = int(params.get("max_count") or 0)
+        self.counts = manifest.get("source_counts") or {}
+        self.all_versions = bool(manifest.get("all_versions", params.get("all_versions", True)))
+        runs = manifest.get("runs") or [{}]
+        self.backup_started = event_time(runs[-1].get("started_at")) if runs[-1].get("started_at") else None
+        self.source_counts = source_counts
+        self.left_out = set()     # "<ot> <sysid>" of records left out by --include / --max-count
+
+    def objecttype(self, ot):
+        if self.include and not self.include.search(ot):
+            return "left out by --include"
+        return None
+
+    def records(self, ot, missing):
+        """--max-count kept the first N of an objecttype: the missing ones are accounted for while no more
+        are missing than the source holds beyond N (which ones it kept, the order of the list decided)."""
+        reason = self.objecttype(ot)
+        if not reason and self.max_count:
+            allowed = self.source_counts.get(ot, 0) - self.counts.get(ot, min(self.source_counts.get(ot, 0),
+                                                                            self.max_count))
+            reason = f"left out by --max-count {self.max_count}" if sum(missing.values()) <= allowed else None
+        if reason:
+            self.left_out.update(" ".join(key.split(" ")[:2]) for key in missing)
+        return (lambda key: reason) if reason else None
+
+    def versions(self, ot, target):
+        def excuse(key):
+            if key in self.left_out:
+                return self.objecttype(ot) or f"left out by --max-count {self.max_count}"
+            if not self.all_versions and target[key]:
+                return "backed up without --all-versions"
+            return None
+        return excuse if self.active else None
+
+    def files(self, key):
+        return "its record was left out" if " ".join(key.split(" ")[:2]) in self.left_out else None
+
+    def events(self, key):
+        if self.backup_started and key.split(" ")[0] >= self.backup_started:
+            return "newer than the backup"
+        return None
+
+
+def compare_line(name, source, target, excuse=None, accounted=None):
+    """One line of the report: counts on both sides, the missing and extra entries (first 20 named) and
+    what of the source is accounted for (never migrated by design, or left out by the backup)."""
+    missing, extra = source - target, target - source
+    unit = "versions" if name.startswith("versions ") else "times"
+    reasons = collections.Counter(accounted or {})
+    for key, n in list(missing.items()):
+        reason = excuse(key) if excuse else None
+        if reason:
+            reasons[reason] += n
+            del missing[key]
+    source_total = sum(source.values()) + sum((accounted or {}).values())
+    return {"name": name, "source": source_total, "target": sum(target.values()),
+            "difference": sum(target.values()) - source_total,
+            "missing_count": sum(missing.values()), "missing": shown_keys(missing, unit),
+            "extra_count": sum(extra.values()), "extra": shown_keys(extra, unit),
+            "accounted": sum(reasons.values()), "accounted_for": dict(sorted(reasons.items()))}
+
+
+def shown_keys(counter, unit):
+    """The first 20 keys in order; a key held n times more on one side says how often ("3 versions")."""
+    keys = sorted(counter, key=natural_order)[:SHOWN_ENTRIES]
+    return [key if counter[key] == 1 else f"{key} ({counter[key]} {unit})" for key in keys]
+
+
+def natural_order(key):
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
+
+
+BASETYPE_LINES = ("users", "groups", "pools", "tag groups", "tags", "collections", "collection objects", "messages")
+
+
+def compare_readers(source, target, excuses):
+    lines = [compare_line(name, source.lines[name], target.lines[name]) for name in BASETYPE_LINES]
+    objecttypes = sorted(set(source.objecttypes) | set(target.objecttypes))
+    for ot in objecttypes:
+        name = f"records {ot}"
+        missing = source.lines[name] - target.lines[name]
+        lines.append(compare_line(name, source.lines[name], target.lines[name], excuses.records(ot, missing)))
+    for ot in objecttypes:
+        name = f"versions {ot}"
+        lines.append(compare_line(name, source.lines[name], target.lines[name],
+                                  excuses.versions(ot, target.lines[name])))
+    lines.append(compare_line("files", source.lines["files"], target.lines["files"],
+                              excuses.files if excuses.active else None))
+    events = sorted({n for n in list(source.lines) + list(target.lines) if n.startswith("events ")})
+    for name in events:
+        lines.append(compare_line(name, source.lines[name], target.lines[name], excuses.events,
+                                  source.accounted.get(name)))
+    return lines
+
+
+def check_instances(source_api, target_api, manifest=None, deep=False, progress=None, log=None, chunk_size=100):
+    """Read both instances (logged in Api objects) and compare them line by line; read-only on both
+    sides. Returns the report: {"source", "target", "lines": [...], "missing", "extra", "ok", "verdict"}."""
+    logger = log or logging.getLogger("fylrmig")
+    started = time.time()
+    until = event_time(datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat())
+    include_events = parse_event_filter((manifest or {}).get("include_events", ""))
+    both_fylr = source_api.flavour == target_api.flavour == "fylr"
+    readers = {}
+    for side, api, rules in (("source", source_api, source_event_rules(source_api.flavour, include_events)),
+                             ("target", target_api, None)):
+        logger.info("check: reading the %s %s (%s)", side, api.url, api.flavour)
+        try:
+            readers[side] = CheckReader(api, side, chunk_size, deep, both_fylr, rules, until, progress).read()
+        except FylrmigError as exc:   # a refused or failed read names its side, like a failed login
+            raise FylrmigError(f"{side}: {exc}") from None
+    source_counts = {ot: sum(readers["source"].lines[f"records {ot}"].values()) for ot in readers["source"].objecttypes}
+    lines = compare_readers(readers["source"], readers["target"], Excuses(manifest, source_counts))
+    report = {"source": side_facts(source_api), "target": side_facts(target_api), "deep": deep,
+              "manifest": bool(manifest), "seconds": round(time.time() - started, 1), "lines": lines,
+              "missing": sum(line["missing_count"] for line in lines),
+              "extra": sum(line["extra_count"] for line in lines),
+              "accounted": sum(line["accounted"] for line in lines)}
+    report["ok"] = report["missing"] == 0
+    report["verdict"] = verdict(report)
+    for line in lines:
+        if line["missing_count"]:
+            logger.warning("check: %s: %d missing on the target: %s", line["name"], line["missing_count"],
+                           ", ".join(line["missing"]))
+    logger.info("check: %s", report["verdict"])
+    return report
+
+
+def side_facts(api):
+    return {"url": mask_url_credentials(api.url), "flavour": api.flavour, "version": api.version}
+
+
+def verdict(report):
+    lines = [line for line in report["lines"] if line["missing_count"]]
+    extra = f"; {entries(report['extra'])} more on the target (not a failure)" if report["extra"] else ""
+    accounted = f", {report['accounted']} accounted for" if report["accounted"] else ""
+    if not lines:
+        return f"OK: nothing of the source is missing on the target{accounted}{extra}"
+    names = ", ".join(line["name"] for line in lines[:5]) + (", ..." if len(lines) > 5 else "")
+    return f"MISSING: {entries(report['missing'])} of the source not on the target ({names}){extra}"
+
+
+def entries(n):
+    return f"{n} {'entry' if n == 1 else 'entries'}"
+
+
+def format_report(report):
+    """The table (line, source, target, difference, missing, extra, accounted), the named entries of every
+    line that differs, and the one-line verdict last."""
+    head = ("line", "source", "target", "diff", "missing", "extra", "accounted")
+    rows = [head] + [(l["name"], l["source"], l["target"], f"{l['difference']:+d}" if l["difference"] else "0",
+                      l["missing_count"], l["extra_count"], l["accounted"]) for l in report["lines"]]
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
+    out = [f"source {report['source']['flavour']} {report['source']['url']}  ->  target "
+           f"{report['target']['flavour']} {report['target']['url']}"]
+    for row in rows:
+        out.append("  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in
+                             enumerate(zip(row, widths))).rstrip())
+    for line in report["lines"]:
+        out += entry_lines(line)
+    out.append(report["verdict"])
+    return "\n".join(out)
+
+
+def entry_lines(line):
+    out = []
+    for what in ("missing", "extra"):
+        count = line[f"{what}_count"]
+        if count:
+            more = f" (first {SHOWN_ENTRIES} named)" if len(line[what]) == SHOWN_ENTRIES < count else ""
+            out.append(f"{line['name']}: {count} {what}{more}: " + ", ".join(line[what]))
+    if line["accounted"]:
+        out.append(f"{line['name']}: {line['accounted']} accounted for: " +
+                   ", ".join(f"{n} {reason}" for reason, n in line["accounted_for"].items()))
+    return out
+
+
+def terminal_progress(quiet):
+    """A live line on a terminal only; logs and pipes never get it."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    return lambda text: sys.stderr.write("\r\x1b[K" + text[:120]) and sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def check_log(args):
+    """--log FILE gets the log; without it nothing is logged (standard output holds the report, and
+    Python's last-resort handler must not put warnings between the lines on standard error)."""
+    if args.log:
+        with job_log(args.log, args.verbose):
+            yield
+        return
+    quiet = logging.NullHandler()
+    log.addHandler(quiet)
+    try:
+        yield
+    finally:
+        log.removeHandler(quiet)
+
+
+def cmd_check(args, argv):
+    """Log in to both sides, compare, print the table (or --json); 0 only when nothing is missing."""
+    check_args(args, "check")
+    manifest = load_check_manifest(args.manifest) if args.manifest else None
+    with check_log(args):
+        log.info("fylrmig check: %s", " ".join(masked_argv(["fylrmig", *argv])))
+        source, target = check_api(args, "source", log), check_api(args, "target", log)
+        progress = terminal_progress(args.quiet)
+        try:
+            report = check_instances(source, target, manifest, args.deep, progress, log, args.chunk_size)
+        finally:
+            if progress:
+                sys.stderr.write("\r\x1b[K")
+    print(json_bytes(report, pretty=True).decode("utf-8") if args.json else format_report(report))
+    return 0 if report["ok"] else 1
+
+
 ############################################################################## Jobs (daemon threads, cancel, continue)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -4875,6 +5472,7 @@ class JobRunner:
         self.ledger.mark_orphans_interrupted()
         self._threads = {}
         self._lock = threading.Lock()
+        self.checks = CheckRunner(self)
 
     def folder(self, name):
         return BackupFolder(os.path.join(self.backups_dir, check_backup_name(name)))
@@ -4953,6 +5551,84 @@ class JobRunner:
         return False
 
 
+CHECK_STATE_FILE, CHECK_REPORT_FILE, CHECK_TEXT_FILE = "check.state.json", "check.json", "check.txt"
+
+
+class CheckRunner:
+    """`fylrmig check` of a restored backup, started from its status page: it runs in a daemon thread, reads
+    both instances and keeps its report next to the backup (check.json, check.txt). Its passwords live in
+    that thread only: the state file, the log and the report never hold them. A check writes nothing to
+    either instance, so one cut short is simply run again."""
+
+    def __init__(self, runner):
+        self.runner, self._threads, self._lock = runner, {}, threading.Lock()
+
+    def start(self, name, values, inline=False):
+        folder = self.runner.folder(name)
+        args = args_for("check", dict(values, manifest=folder.manifest_path, log=folder.join("check.log")))
+        with self._lock:
+            if self.running(name):
+                raise FylrmigError(f"a check of {name!r} is already running")
+            self._write_state(folder, "running")
+            thread = threading.Thread(target=self._run, args=(folder, args), daemon=True, name=f"fylrmig-check-{name}")
+            self._threads[name] = thread
+        if inline:
+            self._run(folder, args)
+            return None
+        thread.start()
+        return thread
+
+    def running(self, name):
+        thread = self._threads.get(name)
+        return bool(thread and thread.is_alive())
+
+    def _run(self, folder, args):
+        logger = logging.getLogger(f"fylrmig.jobs.check.{os.path.basename(folder.path)}")
+        logger.propagate = False
+        try:
+            with job_log(args.log, False, logger):
+                logger.info("fylrmig %s: %s", __version__, command_line("check", args))
+                source, target = check_api(args, "source", logger), check_api(args, "target", logger)
+                report = check_instances(source, target, load_check_manifest(args.manifest), args.deep, None, logger,
+                                         args.chunk_size)
+            write_json_atomic(folder.join(CHECK_REPORT_FILE), report)
+            write_atomic(folder.join(CHECK_TEXT_FILE), (format_report(report) + "\n").encode("utf-8"))
+            self._write_state(folder, "done", None if report["ok"] else report["verdict"])
+        except FylrmigError as exc:
+            self._write_state(folder, "failed", str(exc))
+        except Exception as exc:   # a bug must not kill the server; the page shows the reason
+            self._write_state(folder, "failed", f"internal error: {type(exc).__name__}: {exc}")
+
+    def _write_state(self, folder, state, error=None):
+        old = read_json_quietly(folder.join(CHECK_STATE_FILE))
+        started = now() if state == "running" else old.get("started_at")
+        write_json_atomic(folder.join(CHECK_STATE_FILE), {"state": state, "error": error, "started_at": started,
+                                                          "finished_at": None if state == "running" else now()})
+
+    def view(self, name, folder):
+        """The check's state for the page ('interrupted': the server stopped while it ran), its report text."""
+        state = read_json_quietly(folder.join(CHECK_STATE_FILE))
+        if not state:
+            return None
+        shown = state.get("state", "")
+        if shown == "running" and not self.running(name):
+            shown = "interrupted"
+        try:
+            report = read_nofollow(folder.join(CHECK_TEXT_FILE)).decode("utf-8", errors="replace")
+        except OSError:
+            report = ""
+        return {"State": shown, "Error": state.get("error") or "", "Report": report,
+                "Started": short_time(iso(state.get("started_at"))), "Finished": short_time(iso(state.get("finished_at")))}
+
+
+def read_json_quietly(path):
+    try:
+        value = json.loads(read_nofollow(path))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def run_job(kind, args, ledger, cancel=None, logger=None, interactive=False):
     """Run one backup or restore to its end; returns the job object."""
     job_class = BackupJob if kind == "backup" else RestoreJob
@@ -4975,7 +5651,8 @@ WEB_RUNNER_OWNED = frozenset({"log", "dir", "manifest", "data", "verify", "purge
 WEB_NOTES = {"cancel": "Cancel requested: the job stops after its current chunk.",
              "deleted": "The backup was deleted.",
              "nothing": "Nothing to cancel: no job of this backup is running.",
-             "started": "Job started in the background; it goes on when you close the browser."}
+             "started": "Job started in the background; it goes on when you close the browser.",
+             "check": "The check runs in the background; its report appears below when it is done."}
 WEB_PARAMS = {p.dest: p for p in COMMON_PARAMS + BACKUP_PARAMS + RESTORE_PARAMS}
 
 
@@ -5347,9 +6024,11 @@ def live_status(runner, name, folder):
     jobs = {k: job_view(runner, name, folder, k) for k in ("backup", "restore")}
     logs = {k: log_tail(folder.join(f"{k}.log")) for k in ("backup", "restore")}
     manifest = load_manifest_quietly(folder)
+    check = runner.checks.view(name, folder)
     return {"Item": backup_item(runner, name, manifest), "Jobs": jobs, "Logs": logs,
-            "Payloads": payload_rows(manifest),
-            "Active": any(j and j["State"] in WEB_ACTIVE_STATES for j in jobs.values())}
+            "Payloads": payload_rows(manifest), "Check": check,
+            "Active": any(j and j["State"] in WEB_ACTIVE_STATES for j in jobs.values())
+            or bool(check and check["State"] == "running")}
 
 
 # -- files/ browser
@@ -5455,6 +6134,33 @@ def common_job_values(values):
             "include_events": "" if values.get("include_events") else "-",
             "client_id": values.get("client_id", "") if oauth else "",
             "client_secret": values.get("client_secret", "") if oauth else ""}
+
+
+# The Check form of a restored backup: (field, label, checker); passwords are never prefilled or kept.
+CHECK_FORM_LABELS = {"source": "Source URL", "source_login": "Source login", "source_password": "Source password",
+                     "target": "Target URL", "target_login": "Target login", "target_password": "Target password"}
+
+
+def check_job_values(forms):
+    """(check values, errors) of a posted Check form."""
+    checks = {"source": web_server_url, "target": web_server_url}
+    values, errors = {}, {}
+    for field in CHECK_FORM_LABELS:
+        try:
+            values[field] = checks.get(field, web_required)((forms.get(field) or "").strip())
+        except FylrmigError as exc:
+            errors[field] = str(exc)
+    values["deep"] = forms.get("deep") == "yes"
+    return values, errors
+
+
+def check_form_defaults(runner, folder):
+    """The Check form's prefill: the source as the backup read it, the target as the restore wrote it."""
+    backup = job_params(runner.ledger.latest_job(folder.path, "backup"))
+    restore = job_params(runner.ledger.latest_job(folder.path, "restore"))
+    source = (load_manifest_quietly(folder).get("source_instance") or {}).get("url") or backup.get("server", "")
+    return {"source": source, "source_login": backup.get("login", ""), "target": restore.get("server", ""),
+            "target_login": restore.get("login", "")}
 
 
 def check_not_running(runner, name, errors, field):
@@ -5837,8 +6543,8 @@ class MigrationPages:
             backup = {k: v for k, v in item.items() if k != "HasManifest"}
             backup.update(Manifest=load_manifest_quietly(folder), Progress=live["Jobs"])
             return as_json({"Backup": backup, "Files": files, "SubPath": "files" if item["HasFiles"] else ""})
-        return render("status", item=item, live=live, files=files,
-                      note=WEB_NOTES.get(bottle.request.query.get("note", ""), ""))
+        return render("status", item=item, live=live, files=files, check_form=check_form_defaults(self.runner, folder),
+                      check_labels=CHECK_FORM_LABELS, note=WEB_NOTES.get(bottle.request.query.get("note", ""), ""))
 
     def live(self, name):
         return as_json(live_status(self.runner, name, web_folder(self.runner, name)))
@@ -5924,6 +6630,21 @@ class MigrationPages:
             return self.continue_form(name, errors)
         return self.launch(kind, name, values)
 
+    def check(self, name):
+        """Start `fylrmig check` of a restored backup; the passwords are asked here every time, used by the
+        check's thread and never written anywhere."""
+        web_folder(self.runner, name)
+        forms = bottle.request.forms.decode()
+        values, errors = check_job_values(forms)
+        check_not_running(self.runner, name, errors, "target_password")
+        if errors:
+            bottle.abort(400, "; ".join(f"{CHECK_FORM_LABELS[k]}: {v}" for k, v in errors.items()))
+        try:
+            self.runner.checks.start(name, values, inline=self.inline)
+        except FylrmigError as exc:
+            bottle.abort(409, str(exc))
+        bottle.redirect(status_url(name, "check") + "#check", 303)
+
     def error(self, err):
         if wants_json():
             return as_json({"Error": err.body, "Status": err.status_code})
@@ -5969,6 +6690,7 @@ def make_web_app(data_dir, access_token="", runner=None, inline=False):
     app.get(WEB_ROOT + "<name>/download", callback=pages.download)
     app.get(WEB_ROOT + "<name>/continue", callback=pages.continue_form)
     app.post(WEB_ROOT + "<name>/continue", callback=pages.continue_job)
+    app.post(WEB_ROOT + "<name>/check", callback=pages.check)
     return app
 
 
@@ -6006,9 +6728,13 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n")[1])
     parser.add_argument("--version", action="version", version=f"fylrmig {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{backup,restore,serve,bundle}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{backup,restore,check,serve,bundle}")
     for kind, text in (("backup", "Backup ez5 or FYLR via API"), ("restore", "Restore API backup into FYLR")):
         add_params(sub.add_parser(kind, help=text, description=text), params_for(kind))
+    # no abbreviations: --source-pass would be read as --source-password without being masked as one
+    add_params(sub.add_parser("check", allow_abbrev=False, help="compare a migrated fylr target with its source",
+                              description="Compare a migrated fylr target with its source, read-only, line by "
+                                          "line; exit 0 only when nothing of the source is missing."), CHECK_PARAMS)
     bundle = sub.add_parser("bundle", help="write fylrmig as one file to copy (python3 fylrmig.pyz ...)",
                             description="Write one executable file holding fylrmig and the packages it needs.")
     bundle.add_argument("path", metavar="PATH", help="where to write it, e.g. fylrmig.pyz")
@@ -6023,14 +6749,15 @@ def check_args(args, kind):
         value = getattr(args, p.dest)
         if p.kind == "int" and ((p.lo is not None and value < p.lo) or (p.hi is not None and value > p.hi)):
             raise FylrmigError(f"{p.flag} {value} is out of range ({p.lo}..{p.hi if p.hi is not None else ''})")
-    embedded = url_credentials(getattr(args, "server", ""))
-    if embedded:   # the URL's login and password stand in for --login / --password, never stored with it
-        args.login = args.login or embedded[0]
-        args.password = args.password or embedded[1]
-        args.server = split_server_url(args.server)
+    for server, login, password in LOGINS[kind]:
+        embedded = url_credentials(getattr(args, server))
+        if embedded:   # the URL's login and password stand in for --login / --password, never stored with it
+            setattr(args, login, getattr(args, login) or embedded[0])
+            setattr(args, password, getattr(args, password) or embedded[1])
+            setattr(args, server, split_server_url(getattr(args, server)))
     secret_from_environment(args, kind, getpass.getpass if sys.stdin.isatty() else None)
     needed = [p for p in params_for(kind) if p.required]
-    if args.verify:
+    if getattr(args, "verify", False):
         needed = [p for p in needed if p.flag in ("--dir", "--manifest")]
     missing = [p.flag for p in needed if not getattr(args, p.dest)]
     if missing:
@@ -6133,7 +6860,8 @@ def stage_bundle(stage):
                         ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyd", "*.pyc", "tests"))
 
 
-COMMANDS = {"backup": cmd_backup, "restore": cmd_restore, "serve": cmd_serve, "bundle": cmd_bundle}
+COMMANDS = {"backup": cmd_backup, "restore": cmd_restore, "check": cmd_check, "serve": cmd_serve,
+            "bundle": cmd_bundle}
 
 
 def main(argv=None):

@@ -4,16 +4,15 @@ import json
 
 import pytest
 
-import check_section
+import fylrmig
 from tests.helpers import free_port, full_backup, restore
 
 RESTORE_FLAGS = ("--purge", "--file-api", "rput", "--include-password", "--include-deleted-linked")
 
 
 def run_check(capsys, *argv):
-    """`fylrmig check ...` in this process: (exit code, stdout, stderr). The one place to switch to
-    fylrmig.main(["check", ...]) once the command is wired in."""
-    code = check_section.main_check(["check", *map(str, argv)])
+    """`fylrmig check ...` in this process: (exit code, stdout, stderr)."""
+    code = fylrmig.main(["check", *map(str, argv)])
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -33,7 +32,7 @@ def migrated(capsys, make_sim, tmp_path, flavour, *backup_flags):
 
 
 def format_table(report):
-    return check_section.format_report(report)
+    return fylrmig.format_report(report)
 
 
 def line(report, name):
@@ -158,3 +157,35 @@ def test_missing_password_is_one_line(capsys, make_sim, monkeypatch):
     code, _, err = run_check(capsys, "--source", source.api_url, "--source-login", "root", "--source-password",
                              "admin", "--target", source.api_url, "--target-login", "root")
     assert code == 1 and err.strip() == "fylrmig: error: missing --target-password"
+
+
+# ----------------------------------------------------------------------------- the page's Check button
+
+def test_the_status_page_checks_a_finished_restore_and_shows_the_report(capsys, make_sim, tmp_path):
+    from tests.helpers import PAGE, Web
+    source, target = make_sim("fylr"), make_sim("fylr", size="empty")
+    folder = full_backup(capsys, source, tmp_path, name="data/backups/x")   # where the page finds it
+    restore(capsys, folder, target, tmp_path, *RESTORE_FLAGS)
+    web = Web(str(tmp_path / "data"))
+    page = web.app.get(PAGE + "x")
+    form = next(f for f in page.forms.values() if f.action.endswith("/x/check"))
+    assert form["source"].value == source.url and form["target"].value == target.api_url
+    assert form["source_login"].value == "root" and form["source_password"].value == ""   # never prefilled
+    form["source_password"], form["target_password"] = "admin", "admin"
+    answer = form.submit().follow()                   # the check ran inline (tests), its report is on the page
+    assert "OK: nothing of the source is missing" in answer.text
+    assert json.loads((folder / "check.json").read_text())["ok"] is True
+    assert (folder / "check.txt").read_text().strip().endswith(json.loads((folder / "check.json").read_text())["verdict"])
+    for path in ("check.json", "check.txt", "check.state.json", "check.log"):
+        assert "admin" not in (folder / path).read_text(), path      # the passwords are kept nowhere
+    live = web.app.get(PAGE + "x/live").json["Check"]
+    assert live["State"] == "done" and "OK:" in live["Report"] and not live["Error"]
+    # a wrong password is the check's failure, by side, on the page
+    form = next(f for f in web.app.get(PAGE + "x").forms.values() if f.action.endswith("/x/check"))
+    form["source_password"], form["target_password"] = "admin", "wrong"
+    answer = form.submit().follow()
+    assert web.app.get(PAGE + "x/live").json["Check"]["State"] == "failed"
+    assert "target: " in web.app.get(PAGE + "x/live").json["Check"]["Error"]
+    # a form without passwords starts nothing
+    form = next(f for f in web.app.get(PAGE + "x").forms.values() if f.action.endswith("/x/check"))
+    assert form.submit(expect_errors=True).status_int == 400

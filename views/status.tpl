@@ -72,6 +72,35 @@ date. It reconnects by itself.</p>
 </section>
 % end
 
+% restored = (live['Jobs']['restore'] or {}).get('State') == 'done'
+% check = live.get('Check') or {}
+% if restored or check:
+<section class="card" id="check">
+  <h2>Check <span class="state state-{{check.get('State', '')}}">{{check.get('State') or 'not run'}}</span></h2>
+  <p class="help">Compares the target with the source, read-only, line by line (fylrmig check): records, versions,
+  users, groups, pools, tags, collections, messages, files and events; what is missing is named. The passwords
+  are asked every time and never stored.</p>
+%   if restored:
+  <form method="post" action="{{root}}{{name}}/check" class="check-form">
+    <input type="hidden" name="csrf" value="{{csrf}}">
+%     for field, label in check_labels.items():
+%       secret = field.endswith('password')
+    <label for="check-{{field}}">{{label}}</label>
+    <input id="check-{{field}}" name="{{field}}" type="{{'password' if secret else 'text'}}" value="{{'' if secret else check_form.get(field, '')}}" autocomplete="{{'off' if secret else 'on'}}" required>
+%     end
+    <label><input type="checkbox" name="deep" value="yes"> also compare file sizes and checksums (--deep)</label>
+    <button type="submit">Check</button>
+  </form>
+%   end
+  <dl class="facts">
+    <dt>Started</dt><dd data-c="Started">{{check.get('Started', '')}}</dd>
+    <dt>Finished</dt><dd data-c="Finished">{{check.get('Finished', '')}}</dd>
+    <dt>Problem</dt><dd data-c="Error" class="problem-text">{{check.get('Error', '')}}</dd>
+  </dl>
+  <pre class="check-report" data-c="Report">{{check.get('Report', '')}}</pre>
+</section>
+% end
+
 <section class="card">
 <h2>Payloads <span class="muted" id="payload-count">({{len(live['Payloads'])}})</span></h2>
 <div class="table-scroll">
@@ -113,6 +142,14 @@ function row(cells) {
   var tr = document.createElement("tr");
   cells.forEach(function (c) { tr.appendChild(c); });
   return tr;
+}
+function showCheck(check) {
+  var sec = document.getElementById("check");
+  if (!sec || !check) { return; }
+  var badge = sec.querySelector("h2 .state");
+  badge.textContent = check.State || "not run";
+  badge.className = "state state-" + (check.State || "");
+  sec.querySelectorAll("[data-c]").forEach(function (el) { el.textContent = check[el.dataset.c] || ""; });
 }
 function showJob(kind, job, log) {
   var sec = document.getElementById("job-" + kind);
@@ -157,6 +194,7 @@ function poll() {
     .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
     .then(function (live) {
       ["backup", "restore"].forEach(function (k) { showJob(k, live.Jobs[k], live.Logs[k]); });
+      showCheck(live.Check);
       showPayloads(live.Payloads);
       showItem(live.Item);
       document.body.dataset.active = live.Active ? "yes" : "no";
