@@ -2,11 +2,13 @@
 
     fylrmig backup  --server URL --login L --password P --dir DIR     read a source into a backup folder
     fylrmig restore --manifest DIR/manifest.json --server URL ...     write a backup folder into a fylr
+    fylrmig check   --source URL ... --target URL ...                 prove a migration, side by side
     fylrmig serve   [--host 127.0.0.1] [--port 8080] [--data DIR]     the /inspect/migration/ web page
 
 One engine behind the command line and the page. Every unit of work is a row in a SQLite ledger
 (jobs.sqlite.sql), so any run can be continued after any interruption with nothing missing and nothing
-duplicated. Formats and parameters follow fylr's own `fylr backup` / `fylr restore`.
+duplicated. Formats and parameters follow fylr's own `fylr backup` / `fylr restore`. References such as
+(api.md 6.5) or (parameters.md 8.1) name sections of the reference documents in docs/spec/.
 """
 __version__ = "0.1.0"
 
@@ -375,6 +377,7 @@ def params_for(kind):
 
 
 def parse_bool(text):
+    """The one reader of a boolean: command line values and the page's checkboxes."""
     value = str(text).strip().lower()
     if value in ("1", "true", "yes", "on", "y", "t"):
         return True
@@ -1876,7 +1879,8 @@ class BackupJob(JobBase):
     # -- emitting payloads
 
     def _emit(self, source):
-        """Transform the spooled pages of a source into ordered payload files; returns (names, count)."""
+        """Transform the spooled pages of a source into ordered payload files; returns (names, their
+        payload_info, entries written)."""
         self.transforms.new_refs = {}
         groups = self._emit_groups(source)
         start = sum(len(json.loads(c["output"])["payloads"]) for c in self.ledger.chunks(self.job_id, "emit/")
@@ -3260,22 +3264,44 @@ def fylr_knows_event(event_type):
     return event_type in FYLR_EVENT_TYPES or event_type.startswith(FYLR_EVENT_PREFIXES)
 
 
+RENAME_CLASS = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
 def parse_rename_versions(text):
-    """'<cls>.<version>:<new>[,...]' -> {(cls, version): new}; an empty new version drops the rendition
-    (parameters.md 8.1)."""
-    renames = {}
+    """'<class>.<version>:<new>[,...]' -> {(class, version): new}; an empty new version drops the rendition
+    (parameters.md 8.1). The one reader of this format: command line, ledger and the page's prefill."""
+    rows = []
     for term in (t.strip() for t in (text or "").split(",")):
         if not term:
             continue
         left, colon, new = term.partition(":")
         cls, dot, version = left.partition(".")
-        if not colon or not dot or not cls.strip() or not version.strip():
-            raise FylrmigError(f"--rename-versions: {term!r} is not <class>.<version>:<new version>")
-        key = (cls.strip(), version.strip())
-        if key in renames:
-            raise FylrmigError(f"--rename-versions: {key[0]}.{key[1]} is given twice")
-        renames[key] = new.strip()
+        if not colon or not dot:
+            raise FylrmigError(f"{term!r} is not <class>.<version>:<new version>")
+        rows.append((cls.strip(), version.strip(), new.strip()))
+    return rename_version_rows(rows)
+
+
+def rename_version_rows(rows):
+    """[(class, version, new version)] -> {(class, version): new}: the one check of a rename list, whether
+    it came as text or as the rows of the page's table."""
+    renames = {}
+    for cls, version, new in rows:
+        if not RENAME_CLASS.match(cls):
+            raise FylrmigError(f"file class {cls!r}: letters, digits, '_' and '-' only")
+        if not version:
+            raise FylrmigError(f"{cls}: the version to rename is missing")
+        for part in (version, new):
+            if re.search(r"[:,\s]", part):
+                raise FylrmigError(f"version name {part!r} may not contain ':', ',' or spaces")
+        if (cls, version) in renames:
+            raise FylrmigError(f"{cls}.{version} is renamed twice")
+        renames[(cls, version)] = new
     return renames
+
+
+def format_rename_versions(renames):
+    return ",".join(f"{cls}.{version}:{new}" for (cls, version), new in renames.items())
 
 
 def restore_phase(meta):
@@ -3495,7 +3521,10 @@ class RestoreJob(JobBase):
             raise FylrmigError(f"--chunk-size {a.chunk_size} is above the maximum of 1000")
         if a.file_api.startswith("rput_bulk") and a.upload_ignore_files_with_errors:
             raise FylrmigError("--upload-ignore-files-with-errors is not available with --file-api " + a.file_api)
-        self.renames = parse_rename_versions(a.rename_versions)
+        try:
+            self.renames = parse_rename_versions(a.rename_versions)
+        except FylrmigError as exc:
+            raise FylrmigError(f"--rename-versions: {exc}") from None
         self.manifest = self.folder.load_manifest()
         complete, state = backup_completeness(self.manifest)
         if not complete and not a.allow_incomplete:
@@ -6075,12 +6104,11 @@ def shown_values(fields, forms):
 
 
 def web_bool(text):
-    value = (text or "").strip().lower()
-    if value in ("on", "true", "1", "yes"):
-        return True
-    if value in ("", "off", "false", "0", "no"):
-        return False
-    raise FylrmigError(f"expected on or off, got {text!r}")
+    """A checkbox or yes/no value, read by the command line's one boolean parser."""
+    try:
+        return parse_bool(text or "")
+    except argparse.ArgumentTypeError:
+        raise FylrmigError(f"expected on or off, got {text!r}") from None
 
 
 def web_choice(field, text):
@@ -6232,33 +6260,19 @@ def restorable_backup(runner, name):
 # -- rename-versions table (parameters.md 8.1)
 
 def rename_rows_text(classes, sources, targets):
-    """Table rows -> 'cls.version:new,...'; rows without class or source version are ignored."""
-    terms, seen = [], set()
-    for cls, src, dst in zip(classes, sources, targets):
-        cls, src, dst = cls.strip(), src.strip(), dst.strip()
-        if not cls or not src:
-            continue
-        if not re.match(r"^[A-Za-z0-9_-]+$", cls):
-            raise FylrmigError(f"file class {cls!r}: letters, digits, '_' and '-' only")
-        for part in (src, dst):
-            if re.search(r"[:,\s]", part):
-                raise FylrmigError(f"version name {part!r} may not contain ':', ',' or spaces")
-        if (cls, src) in seen:
-            raise FylrmigError(f"{cls}.{src} is renamed twice")
-        seen.add((cls, src))
-        terms.append(f"{cls}.{src}:{dst}")
-    return ",".join(terms)
+    """The page's table rows -> the rename text; rows without class or source version are ignored."""
+    rows = [(c.strip(), v.strip(), n.strip()) for c, v, n in zip(classes, sources, targets) if c.strip() and v.strip()]
+    return format_rename_versions(rename_version_rows(rows))
 
 
 def rename_rows(text):
-    """'cls.version:new,...' -> [(cls, version, new), ...] plus the empty row the table always ends with."""
-    rows = []
-    for term in (text or "").split(","):
-        left, colon, new = term.strip().partition(":")
-        cls, dot, version = left.partition(".")
-        if colon and dot:
-            rows.append((cls, version, new))
-    return rows + [("", "", "")]
+    """The rename text -> the table's rows, plus the empty row the table always ends with; a text that does
+    not parse (an old ledger row) prefills nothing."""
+    try:
+        renames = parse_rename_versions(text)
+    except FylrmigError:
+        renames = {}
+    return [(cls, version, new) for (cls, version), new in renames.items()] + [("", "", "")]
 
 
 def posted_rename_rows(forms):
@@ -6286,8 +6300,8 @@ def renames_reason(runner, name, renames):
 
 
 def restore_choices(runner, items):
-    """(name, label, renames prefill, complete?) of every backup with a manifest, newest first; the label
-    says whether the backup is whole."""
+    """(name, label, rename rows to prefill (JSON), complete?, why those renames) of every backup with a
+    manifest, newest first; the label says whether the backup is whole."""
     out = []
     for item in sorted(items, key=lambda i: i["Created"] or "", reverse=True):
         if item["HasManifest"]:
@@ -6296,7 +6310,8 @@ def restore_choices(runner, items):
             label = f"{item['Name']} ({item['Flavour'] or '?'}, {short_time(item['Created'])}" + \
                 (")" if complete else f"; {state.replace('this backup is ', '')})")
             renames = previous_renames(runner, item["Name"], manifest)
-            out.append((item["Name"], label, renames, complete, renames_reason(runner, item["Name"], renames)))
+            rows = json.dumps([list(row) for row in rename_rows(renames)[:-1]])
+            out.append((item["Name"], label, rows, complete, renames_reason(runner, item["Name"], renames)))
     return out
 
 
@@ -6354,7 +6369,21 @@ def render(template_name, **kw):
     kw.setdefault("short_time", short_time)
     kw.setdefault("human_size", human_size)
     kw.setdefault("quote", urllib.parse.quote)
+    kw.setdefault("active_states", WEB_ACTIVE_STATES)
+    kw.setdefault("json_text", json.dumps)
+    kw.setdefault("fixed_text", {kind: fixed_parameters_text(kind) for kind in WEB_FIXED})
     return page_template(template_name).render(**kw)
+
+
+def fixed_parameters_text(kind):
+    """What the page sets in the background for a job of `kind`, said from WEB_FIXED itself."""
+    words = {"compression": lambda v: f"compression {v}", "max_count": lambda v: "no record limit" if not v else
+             f"at most {v} records per objecttype", "skip_constraints": lambda v: "skip constraints" if v else "",
+             "max_parallel_upload_files": lambda v: f"{v} parallel file uploads",
+             "upload_ignore_files_with_errors": lambda v: "files with errors are left out" if v else "",
+             "timeout_min": lambda v: f"{v} min timeout"}
+    parts = [words[k](v) for k, v in WEB_FIXED[kind].items()]
+    return ", ".join(p for p in parts if p) + f", log in backups/<name>/{kind}.log"
 
 
 _TEMPLATES = {}
@@ -6507,8 +6536,8 @@ class MigrationPages:
             chosen = bottle.request.query.get("restore") or default_restore_choice(choices)
             values = {f.name: f.default for f in RESTORE_FORM}
             values["backup"] = chosen
-            prefill = next((c[2] for c in choices if c[0] == chosen), "")
-            restore = {"values": values, "errors": {}, "renames": rename_rows(prefill)}
+            prefill = json.loads(next((c[2] for c in choices if c[0] == chosen), "[]"))
+            restore = {"values": values, "errors": {}, "renames": [tuple(r) for r in prefill] + [("", "", "")]}
         return render("overview", backups=items, backup_form=BACKUP_FORM, restore_form=RESTORE_FORM,
                       backup=backup, restore=restore, restore_choices=choices, disk=disk_facts(self.runner),
                       note=WEB_NOTES.get(bottle.request.query.get("note", ""), ""))

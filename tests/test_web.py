@@ -192,7 +192,7 @@ def test_live_json_carries_facts_jobs_logs_and_payloads(web):
     with open(folder.join("backup.log"), "w") as fh:
         fh.write("hello\n")
     live = web.app.get(PAGE + "b/live").json
-    assert set(live) == {"Item", "Jobs", "Logs", "Payloads", "Active"}
+    assert set(live) == {"Item", "Jobs", "Logs", "Payloads", "Check", "Active"}
     assert (live["Item"]["Records"], live["Logs"]["backup"], live["Active"]) == (3, "hello\n", False)
     assert live["Payloads"] == [{"Name": "0001__tags__batch_0001.json", "Type": "tags", "Count": 2, "Size": 99}]
     assert live["Jobs"] == {"backup": None, "restore": None}
@@ -379,7 +379,7 @@ def test_restore_form_offers_backups_with_a_manifest_and_prefills_renames(web):
     res = web.overview()
     options = res.html.select("#restore-form select[name=backup] option")
     assert [o["value"] for o in options] == ["e5", "fy"]
-    assert [o["data-renames"] for o in options] == ["video.1920p:1080p", ""]
+    assert [json.loads(o["data-renames"]) for o in options] == [[["video", "1920p", "1080p"]], []]
     assert [i["value"] for i in res.html.select("#restore-form input[name=rv_class]")] == ["video", ""]
     assert [i["value"] for i in res.html.select("#restore-form input[name=rv_target]")] == ["1080p", ""]
     fy = web.app.get(PAGE + "?restore=fy")

@@ -52,7 +52,7 @@
 % for f in backup_form:
 %   include('_field', field=f, values=backup['values'], errors=backup['errors'], form_id='backup', choices=None, renames=[], renames_why='')
 % end
-  <p class="muted">Set in the background: compression 9, no record limit, log in backups/&lt;name&gt;/backup.log.</p>
+  <p class="muted">Set in the background: {{fixed_text['backup']}}.</p>
   <div class="actions"><button type="submit">Backup</button></div>
 </form>
 </section>
@@ -72,7 +72,7 @@
   <label class="confirm"><input type="checkbox" name="confirm_incomplete" value="yes"> Restore this incomplete backup anyway: what it lacks will be missing on the target.</label>
 % end
   <noscript><label class="confirm"><input type="checkbox" name="confirm_purge" value="yes"> I understand: Purge destroys all data and the datamodel on the target.</label></noscript>
-  <p class="muted">Set in the background: skip constraints, 4 parallel file uploads, files with errors are left out, 15 min timeout, log in backups/&lt;name&gt;/restore.log.</p>
+  <p class="muted">Set in the background: {{fixed_text['restore']}}.</p>
   <div class="actions"><button type="submit">Restore</button></div>
 </form>
 % end
@@ -130,27 +130,22 @@ function keepEmptyRowAtEnd() {
   var filled = Array.prototype.some.call(last.querySelectorAll("input"), function (i) { return i.value.trim() !== ""; });
   if (filled) { addRenameRow("", "", ""); }
 }
-function prefillRenames(text) {
+function prefillRenames(rows) {
   while (renames.rows.length > 1) { renames.deleteRow(renames.rows.length - 1); }
-  var first = true;
-  text.split(",").forEach(function (term) {
-    var colon = term.indexOf(":"), dot = term.indexOf(".");
-    if (colon < 0 || dot < 0 || dot > colon) { return; }
-    var row = [term.slice(0, dot), term.slice(dot + 1, colon), term.slice(colon + 1)];
-    if (first) {
+  renames.rows[0].querySelectorAll("input").forEach(function (i) { i.value = ""; });
+  rows.forEach(function (row, index) {   // [class, version, new version], parsed by the server
+    if (index === 0) {
       var inputs = renames.rows[0].querySelectorAll("input");
       inputs[0].value = row[0]; inputs[1].value = row[1]; inputs[2].value = row[2];
-      first = false;
     } else { addRenameRow(row[0], row[1], row[2]); }
   });
-  if (first) { renames.rows[0].querySelectorAll("input").forEach(function (i) { i.value = ""; }); }
   keepEmptyRowAtEnd();
 }
 if (renames) {
   renames.addEventListener("input", keepEmptyRowAtEnd);
   var backupSelect = document.querySelector("#restore-form select[name=backup]");
   backupSelect.addEventListener("change", function () {
-    prefillRenames(backupSelect.selectedOptions[0].dataset.renames || "");
+    prefillRenames(JSON.parse(backupSelect.selectedOptions[0].dataset.renames || "[]"));
     document.getElementById("renames-why").textContent = backupSelect.selectedOptions[0].dataset.renamesWhy || "";
   });
 }

@@ -60,7 +60,7 @@ date. It reconnects by itself.</p>
   </table>
   </div>
   <div class="actions">
-    <form method="post" action="{{root}}{{name}}/cancel" class="cancel"{{'' if state in ('starting', 'queued', 'running') else ' hidden'}}>
+    <form method="post" action="{{root}}{{name}}/cancel" class="cancel"{{'' if state in active_states else ' hidden'}}>
       <input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="kind" value="{{kind}}">
       <button type="submit" class="danger">Cancel</button>
     </form>
@@ -122,10 +122,10 @@ date. It reconnects by itself.</p>
 </section>
 % end
 
-<div id="live" data-url="{{root}}{{name}}/live" hidden></div>
+<div id="live" data-url="{{root}}{{name}}/live" data-active="{{json_text(list(active_states))}}" hidden></div>
 <script>
 "use strict";
-var ACTIVE = ["starting", "queued", "running"];
+var ACTIVE = JSON.parse(document.getElementById("live").dataset.active);
 var LIVE_URL = document.getElementById("live").dataset.url;
 function humanSize(n) {
   var units = ["B", "KB", "MB", "GB", "TB"], i = 0;
