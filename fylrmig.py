@@ -640,7 +640,7 @@ class Ledger:
                 (job_id, key, process_owner(), now()))
             return row["state"] if row else None
 
-    def finish_chunk(self, job_id, key, items=0, sha256=None, size=0, output=None, ids=()):
+    def finish_chunk(self, job_id, key, items=0, *, sha256=None, size=0, output=None, ids=()):
         """Mark a chunk done; `ids` ((kind, source_id, target), ...) are recorded in the same transaction."""
         with self.write() as db:
             db.execute("UPDATE chunks SET state = 'done', items = ?, sha256 = ?, bytes = ?, output = ?, error = NULL, "
@@ -743,10 +743,10 @@ def error_text(body):
 class Api:
     """HTTP client of one instance: knows its flavour, keeps the session alive, retries what may be retried."""
 
-    def __init__(self, server, login, password, client_id="", client_secret="", client_token_url="",
+    def __init__(self, server, login, password, *, client_id="", client_secret="", client_token_url="",
                  insecure=False, retry_max_count=10, retry_sleep_between=30, timeout=600, log_network=False,
                  cancelled=lambda: False, logger=None, role="server"):
-        import requests   # imported here so `fylrmig --help` works before dependencies are installed
+        import requests   # on first use: the bundle's loader and `fylrmig --help` need not have it yet
         self._requests = requests
         self.url = split_server_url(server)
         self.login, self._password = login, password
@@ -1614,7 +1614,8 @@ class JobBase:
             self.ledger.fail_chunk(self.job_id, key, exc)
             raise
         crash_point(f"step-{name}")
-        self.ledger.finish_chunk(self.job_id, key, 1, facts.get("sha256"), facts.get("bytes", 0), facts or None)
+        self.ledger.finish_chunk(self.job_id, key, 1, sha256=facts.get("sha256"), size=facts.get("bytes", 0),
+                                 output=facts or None)
         self.progress.add(name, 1)
         self.log.info("step %s done", name)
 
@@ -1808,7 +1809,8 @@ class BackupJob(JobBase):
             self.ledger.start_chunk(self.job_id, emit_key)
             payloads, info, items = self._emit(source)
         crash_point("emitted")
-        self.ledger.finish_chunk(self.job_id, emit_key, items, output={"payloads": payloads, "info": info},
+        out = {"payloads": payloads, "info": info, "has_passwords": self.transforms.has_passwords}
+        self.ledger.finish_chunk(self.job_id, emit_key, items, output=out,
                                  ids=[(kind, s, t) for kind, m in self.transforms.new_refs.items() for s, t in m.items()])
         self.transforms.keep_new_refs()
         self.progress.add(source.name, 0)
@@ -2021,7 +2023,7 @@ class PageSpool(JobPart):
         out = {"items": len(page), "objects": raw_count,
                "full": bool(source.page_size) and raw_count >= source.page_size}
         crash_point("page-spooled")
-        self.ledger.finish_chunk(self.job_id, key, len(page), sha256_bytes(data), len(data), out)
+        self.ledger.finish_chunk(self.job_id, key, len(page), sha256=sha256_bytes(data), size=len(data), output=out)
         crash_point("page-done")
         self.job.progress.add(source.name, raw_count)
         return out
@@ -2085,6 +2087,10 @@ class PageSpool(JobPart):
 class ManifestWriter(JobPart):
     """manifest.json from the ledger: exactly the payloads of done emit steps, in order, with their facts."""
 
+    def __init__(self, job):
+        super().__init__(job)
+        self.has_passwords = False   # whether a done emit step wrote a password hash
+
     def write_manifest(self, status):
         """The manifest lists exactly the payloads of done emit steps, in order (the ledger is the truth)."""
         payloads, info, old = [], {}, {}
@@ -2095,6 +2101,7 @@ class ManifestWriter(JobPart):
                 out = json.loads(chunk["output"])
                 payloads += out["payloads"]
                 info.update(out["info"])
+                self.has_passwords = self.has_passwords or bool(out.get("has_passwords"))
         manifest = self._manifest(payloads, info, status, old)
         self.job.folder.save_manifest(manifest)
         crash_point("manifest-written")
@@ -2128,7 +2135,7 @@ class ManifestWriter(JobPart):
                                 "version": api.version, "name": api.instance_name,
                                 "host": urllib.parse.urlsplit(api.url).hostname, "settings": api.settings},
             "datamodel": "datamodel.json", "base_config": "base_config.json",
-            "has_passwords": self.job.transforms.has_passwords or self._ledger_has_passwords(),
+            "has_passwords": self.has_passwords or self.job.transforms.has_passwords,
             "compression": a.compression, "pretty": a.pretty, "include_files": a.include_files,
             "all_versions": a.all_versions, "include_deleted": a.include_deleted,
             "include_events": a.include_events, "parameters": public_params(a, "backup"),
@@ -2139,8 +2146,6 @@ class ManifestWriter(JobPart):
             or old.get("source_counts", {}),
         }
 
-    def _ledger_has_passwords(self):
-        return bool(self.ledger.ids(self.job_id, "has_passwords"))
 
 
 class SourceCatalog(JobPart):
@@ -2393,8 +2398,7 @@ class BackupTransforms(JobPart):
                      entry["_password_insecure_hash"]]
             new["_password_hash"] = ":".join(p for p in parts if p)
         if new.get("_password_hash"):
-            self._remember("has_passwords", 1, "1")
-            self.has_passwords = True
+            self.has_passwords = True   # kept with the emit step's ledger row (a continued run knows it)
 
     def _known_group(self, link):
         gid = (link.get("group") or {}).get("_id")
@@ -2936,10 +2940,10 @@ def read_lines_bytes_at(path, offsets):
 
 def make_api(args, cancel_event=None, logger=None, role="server"):
     cancel_event = cancel_event or threading.Event()
-    return Api(args.server, args.login, args.password, args.client_id, args.client_secret, args.client_token_url,
-               args.insecure, args.retry_max_count, args.retry_sleep_between,
-               timeout=60 * getattr(args, "timeout_min", 10), log_network=args.log_network,
-               cancelled=cancel_event.is_set, logger=logger, role=role)
+    return Api(args.server, args.login, args.password, client_id=args.client_id, client_secret=args.client_secret,
+               client_token_url=args.client_token_url, insecure=args.insecure, retry_max_count=args.retry_max_count,
+               retry_sleep_between=args.retry_sleep_between, timeout=60 * getattr(args, "timeout_min", 10),
+               log_network=args.log_network, cancelled=cancel_event.is_set, logger=logger, role=role)
 
 
 def objects_in_page(page):
@@ -3789,7 +3793,7 @@ class ChunkSender(JobPart):
             self.ledger.fail_chunk(self.job_id, key, exc)
             raise
         crash_point("chunk-sent")
-        self.ledger.finish_chunk(self.job_id, key, items, digest, ids=ids)
+        self.ledger.finish_chunk(self.job_id, key, items, sha256=digest, ids=ids)
         crash_point("chunk-done")
         if phase:
             self.job.progress.add(phase, items)
@@ -4933,8 +4937,9 @@ def check_api(args, side, logger=None):
     """The Api of one side, logged in; every failure names the side ("target: login as 'root' ... failed")."""
     try:
         api = Api(getattr(args, side), getattr(args, f"{side}_login"), getattr(args, f"{side}_password"),
-                  getattr(args, f"{side}_client_id"), getattr(args, f"{side}_client_secret"), "", args.insecure,
-                  args.retry_max_count, args.retry_sleep_between, log_network=args.log_network, logger=logger,
+                  client_id=getattr(args, f"{side}_client_id"), client_secret=getattr(args, f"{side}_client_secret"),
+                  insecure=args.insecure, retry_max_count=args.retry_max_count,
+                  retry_sleep_between=args.retry_sleep_between, log_network=args.log_network, logger=logger,
                   role=f"the {side}")
         api.connect()
     except FylrmigError as exc:
