@@ -939,7 +939,7 @@ class Api:
         try:
             return self._raw(method, path, **request)
         except ApiError as exc:
-            if not self._is_session_error(exc):
+            if not (self._is_session_error(exc) or self._anonymous_refusal(exc, path)):
                 raise
             self.renew_session(token)
             return self._raw(method, path, **request)
@@ -948,6 +948,11 @@ class Api:
         if self.flavour == "easydb5":
             return exc.status in (400, 401, 403) and exc.code in E5_SESSION_CODES
         return exc.status == 401 or exc.code in FYLR_SESSION_CODES
+
+    def _anonymous_refusal(self, exc, path):
+        """fylr's /eas routes answer a dead token as an anonymous caller, 403 and never 401 (OAS /eas): a
+        403 there is a session error only if the session check says so (then it was renewed)."""
+        return self.flavour == "fylr" and exc.status == 403 and path.startswith("/eas") and self.confirm_session()
 
     def download(self, url, dest_path):
         """Stream a file to dest_path (atomically); returns (bytes, sha256). An expired x-fylr-signature

@@ -7,6 +7,7 @@ fault-free run, with a retry logged for each kind of request around the chunks: 
 purge, commit, reindex, a download, an upload. A server that keeps answering 502 is named for what it did,
 not judged; 423 DatabaseLockError is retried; fylr's 503 while it purges is waited out, not retried."""
 import dataclasses
+import json
 import re
 import threading
 import time
@@ -214,3 +215,16 @@ def test_a_record_chunk_whose_answer_was_cut_after_it_was_stored_is_not_stored_t
                      "--include-deleted-linked", "--chunk-size", "5"), tmp_path / "r.log")
     assert cut.drops == 1
     assert_same(expected(source.sim, "fylr", "put", target=target.sim), actual(target.sim))
+
+
+def test_a_dead_token_that_eas_answers_with_403_is_renewed_and_the_read_repeated(make_sim):
+    """fylr's /eas routes treat a dead token as an anonymous caller (403, never 401): fylrmig asks the
+    session check, logs in again and repeats the read instead of failing the restore."""
+    from tests.simulator.auth import expire_all_tokens
+    server = make_sim("fylr")
+    file_id = min(server.sim.files)
+    api = fylrmig.Api(server.url, "root", "admin", retry_sleep_between=0)
+    api.connect()
+    expire_all_tokens(server.sim, include_refresh=True)
+    answer = api.get("/eas", ids=json.dumps([file_id]), format="standard")
+    assert str(file_id) in answer

@@ -6,6 +6,7 @@ import time
 
 import requests
 
+from tests.simulator import datagen
 from tests.simulator.app import sign
 from tests.simulator.dump import canonical_dump
 from tests import test_simulator_write as shared
@@ -182,7 +183,7 @@ def test_plugin_zip_must_be_a_done_local_file(make_sim):
                         skip_head_request="1")[0]
     error(client.call("PUT", "/plugin/manage", {"name": "p", "type": "zip", "zip_file": {"_id": pending["_id"]}}),
           400, "ServerGeneric")
-    done = _put(client, "p.zip", b"PK\x03\x04")
+    done = _put(client, "p.zip", datagen._zip([("p/manifest.yml", b"name: p\n")]))   # a real plugin zip
     assert client.ok("PUT", "/plugin/manage", {"name": "p", "type": "zip", "zip_file": {"_id": done["_id"]}})
 
 
