@@ -1,0 +1,123 @@
+"""The engines' collaborators on their own, without HTTP (issue 11): the backup's transforms, the rename
+list's one parser, per-key locks, the one boolean reader. Each is the real class of fylrmig.py, given a
+real job that has not connected to anything."""
+import threading
+
+import pytest
+
+import fylrmig
+
+
+@pytest.fixture
+def transforms(tmp_path):
+    """BackupTransforms of a backup job that has not connected (no api): what it does needs none."""
+    args = fylrmig.args_for("backup", {"server": "http://source.invalid", "login": "root", "password": "x",
+                                       "dir": str(tmp_path / "b"), "data": str(tmp_path / "data")})
+    job = fylrmig.BackupJob(args, fylrmig.Ledger(str(tmp_path / "jobs.sqlite")))
+    return job.transforms
+
+
+def test_users_get_the_fallback_reference_their_groups_by_reference_and_easydb5_mail_and_hashes(transforms):
+    transforms.transform_group([{"_basetype": "group", "group": {"_id": 5, "reference": "editors"}},
+                                {"_basetype": "group", "group": {"_id": 6, "type": "system"}}])
+    users = transforms.transform_user([{
+        "_basetype": "user", "user": {"_id": 7, "login": "jdoe", "type": "easydb"},
+        "_groups": [{"_basetype": "group", "group": {"_id": 5}}, {"_basetype": "group", "group": {"_id": 6}}],
+        "_emails": [{"email": "old@example.com"}, {"email": "j@example.com", "is_primary": True}],
+        "_password_insecure_hash": "abc", "_password_insecure_hash_method": "md5"}])
+    user = users[0]
+    assert user["user"]["reference"] == "user:7" and "_id" not in user["user"]       # parameters.md 7.1
+    assert user["user"]["email"] == "j@example.com" and "_emails" not in user
+    assert user["_password_hash"] == "md5:abc" and transforms.has_passwords
+    # a system group is referenced on every instance, never created, and no membership points at it
+    assert user["_groups"] == [{"_basetype": "group", "group": {"lookup:_id": {"reference": "editors"}}}]
+    assert transforms.new_refs["user"] == {"7": "user:7"}
+
+
+def test_a_system_group_is_left_out_and_a_group_keeps_its_own_reference(transforms):
+    out = transforms.transform_group([{"_basetype": "group", "group": {"_id": 5, "reference": "editors"}},
+                                      {"_basetype": "group", "group": {"_id": 6, "type": "system"}}])
+    assert [g["group"]["reference"] for g in out] == ["editors"] and out[0]["group"]["_version"] == 1
+
+
+def test_pools_name_their_parents_by_reference_and_home_collections_their_users(transforms):
+    transforms.refs = {"user": {"7": "jdoe"}}
+    pools = transforms.transform_pool([
+        {"_basetype": "pool", "pool": {"_id": 1, "reference": "system:root", "is_system_pool": True}},
+        {"_basetype": "pool", "pool": {"_id": 9, "_id_parent": 1, "name": {"en-US": "Photos"}}}])
+    assert [p["pool"]["reference"] for p in pools] == ["pool:9"] and pools[0]["__parent"] == 1
+    home = {"_basetype": "collection", "_owner": {"_basetype": "user", "user": {"_id": 7}},
+            "collection": {"_id": 3, "type": "user", "reference": "user:login:jdoe"}}
+    assert transforms.transform_collection([home]) == []       # made by the target with its user
+    assert transforms.ref("collection", 3) == "user:ref:jdoe"   # lookups.en.md: named after the restored user
+
+
+def test_right_presets_and_transitions_name_pools_by_reference_and_objecttypes_by_name(transforms):
+    transforms.refs = {"pool": {"9": "photos"}, "user": {"7": "jdoe"}, "group": {"5": "editors"}}
+    transforms.objecttype_name_of = {3: "bilder"}
+    presets = transforms.transform_right_preset([{"_basetype": "right_preset", "right_preset": {
+        "_id": 4, "_version": 3, "displayname": {"en-US": "Read"},
+        "preset": {"rights": {"read": {"pool_ids": [9], "objecttype_ids": [3, 8]}}}}}])
+    preset = presets[0]["right_preset"]
+    assert "_id" not in preset and preset["_version"] == 1
+    assert preset["preset"]["rights"]["read"] == {"lookup:pool_ids": ["photos"],
+                                                  "lookup:objecttype_ids": ["bilder", "objecttype:8"]}
+    transitions = transforms.transform_transition([{"_id": 2, "type": "process", "objecttype_ids": [3],
+                                                    "who": [{"_basetype": "user", "user": {"_id": 7}},
+                                                            {"_basetype": "group", "group": {"_id": 5}}]}])
+    assert transitions == [{"type": "process", "lookup:objecttype_ids": ["bilder"],
+                            "who": [{"_basetype": "user", "user": {"lookup:_id": {"reference": "jdoe"}}},
+                                    {"_basetype": "group", "group": {"lookup:_id": {"reference": "editors"}}}]}]
+
+
+def test_xml_mappings_keep_their_source_id_and_name_their_objecttype(transforms):
+    transforms.objecttype_name_of = {3: "bilder"}
+    out = transforms.transform_mapping([{"id": 11, "idTable": 3, "profile": "exiftool.yml",
+                                         "displayname": {"en-US": "IPTC"}}])
+    assert out == [{"profile": "exiftool.yml", "displayname": {"en-US": "IPTC"}, "_fylrmig_source_id": 11,
+                    "_fylrmig_objecttype": "bilder"}]
+
+
+@pytest.mark.parametrize("text, renames", [
+    ("", {}),
+    ("image.preview:640px, video.full:", {("image", "preview"): "640px", ("video", "full"): ""}),
+])
+def test_the_rename_list_has_one_parser_and_one_formatter(text, renames):
+    assert fylrmig.parse_rename_versions(text) == renames
+    assert fylrmig.parse_rename_versions(fylrmig.format_rename_versions(renames)) == renames
+    assert fylrmig.rename_rows(text)[:-1] == [(c, v, n) for (c, v), n in renames.items()]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("image-preview", "is not <class>.<version>:<new version>"),
+    ("image.preview:a,image.preview:b", "renamed twice"),
+    ("im age.preview:a", "file class"),
+    ("image.pre view:a", "may not contain"),
+])
+def test_a_bad_rename_list_is_refused_by_the_same_rules_everywhere(text, message):
+    with pytest.raises(fylrmig.FylrmigError, match=message):
+        fylrmig.parse_rename_versions(text)
+    rows = [tuple(term.replace(".", ":", 1).split(":")) for term in text.split(",") if "." in term and ":" in term]
+    if rows:   # the page's table goes through the same check
+        with pytest.raises(fylrmig.FylrmigError, match=message):
+            fylrmig.rename_rows_text(*zip(*rows))
+
+
+def test_keyed_locks_give_one_lock_per_key():
+    locks = fylrmig.KeyedLocks()
+    assert locks("a") is locks("a") and locks("a") is not locks("b")
+    seen = []
+
+    def take():
+        seen.append(locks(("file", 1)))
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(lock) for lock in seen}) == 1
+
+
+@pytest.mark.parametrize("text, value", [("yes", True), ("on", True), ("1", True), ("", False), ("off", False)])
+def test_one_boolean_reader_for_the_command_line_and_the_page(text, value):
+    assert fylrmig.parse_bool(text) is value and fylrmig.web_bool(text) is value
