@@ -333,20 +333,19 @@ SERVE_PARAMS = (
           secret=True),
 )
 
+def instance_params(side, what):
+    """URL, login, password and OAuth2 client of one instance a command logs in to (`check`: two of them)."""
+    env = f"FYLRMIG_{side.upper()}_PASSWORD"
+    return (Param(f"--{side}", "str", "", f"API URL of {what}", required=True),
+            Param(f"--{side}-login", "str", "", f"login on the {side} (root)", required=True),
+            Param(f"--{side}-password", "str", "", f"password on the {side} (or {env})", secret=True, required=True),
+            Param(f"--{side}-client-id", "str", "", f"OAuth2 client id of a fylr {side}; default fylr-web-frontend"),
+            Param(f"--{side}-client-secret", "str", "", f"OAuth2 client secret of a fylr {side}", secret=True))
+
+
 # `fylrmig check`: two instances, each with its own login; nothing is written anywhere.
-CHECK_PARAMS = (
-    Param("--source", "str", "", "API URL of the source instance (easydb 5 or fylr)", required=True),
-    Param("--source-login", "str", "", "login on the source (root)", required=True),
-    Param("--source-password", "str", "", "password on the source (or FYLRMIG_SOURCE_PASSWORD)", secret=True,
-          required=True),
-    Param("--source-client-id", "str", "", "OAuth2 client id of a fylr source; default fylr-web-frontend"),
-    Param("--source-client-secret", "str", "", "OAuth2 client secret of a fylr source", secret=True),
-    Param("--target", "str", "", "API URL of the fylr target", required=True),
-    Param("--target-login", "str", "", "login on the target (root)", required=True),
-    Param("--target-password", "str", "", "password on the target (or FYLRMIG_TARGET_PASSWORD)", secret=True,
-          required=True),
-    Param("--target-client-id", "str", "", "OAuth2 client id of the target; default fylr-web-frontend"),
-    Param("--target-client-secret", "str", "", "OAuth2 client secret of the target", secret=True),
+CHECK_PARAMS = instance_params("source", "the source instance (easydb 5 or fylr)") + instance_params(
+    "target", "the fylr target") + (
     Param("--manifest", "str", "", "the backup's manifest.json: what it left out on purpose is not missing"),
     Param("--deep", "bool", False, "also compare the sizes and checksums of the original files"),
     Param("--json", "bool", False, "print the report as JSON instead of the table"),
@@ -4166,29 +4165,11 @@ class RecordWriter(JobPart):
         ot = envelope["objecttype"]
         out = []
         for entry in entries:   # read from disk for this chunk alone: changed in place
-            entry = {k: v for k, v in entry.items() if k in RECORD_WRITE_KEYS or k == ot}
-            body = entry[ot]
-            if body.get("_version", 1) > 1:
-                sysid = entry.pop("_system_object_id")
-                entry.pop("_uuid", None)
-                body["lookup:_id"] = {"_system_object_id": sysid}
-            for key, value in list(body.items()):
-                body[key] = self._record_value(value)
-            out.append(entry)
+            out.append(record_for_target(entry, ot, self.args.include_deleted_linked))
         if self.args.file_api or any(iter_payload_files(e) for e in out):
             self.job.files.files_of(out)
         return out
 
-    def _record_value(self, value):
-        """Links to soft-deleted or purged records are dropped unless --include-deleted-linked."""
-        if isinstance(value, dict) and "_objecttype" in value:
-            if not self.args.include_deleted_linked and (value.get("_latest_version_deleted_at")
-                                                          or value.get("_purged_or_deferred")):
-                return None
-            return {k: v for k, v in value.items() if k not in ("_latest_version_deleted_at", "_purged_or_deferred")}
-        if isinstance(value, list) and value and isinstance(value[0], dict) and "eas:url" not in value[0]:
-            return [{k: self._record_value(v) for k, v in row.items()} for row in value]
-        return value
 
 
 class InstanceExtras(JobPart):
@@ -4900,6 +4881,30 @@ def duplicate_file_id(exc):
             return int(params[key])
     match = re.search(r"with file id (\d+)", json.dumps(exc.body))
     return int(match.group(1)) if match else None
+
+
+def record_for_target(entry, ot, include_deleted_linked=False):
+    """A payload record as POST /db takes it: documented keys only (api.md 6.6), a later version addressing
+    its record by system object id, links to soft-deleted or purged records dropped unless asked for."""
+    entry = {k: v for k, v in entry.items() if k in RECORD_WRITE_KEYS or k == ot}
+    body = entry[ot]
+    if body.get("_version", 1) > 1:
+        sysid = entry.pop("_system_object_id")
+        entry.pop("_uuid", None)
+        body["lookup:_id"] = {"_system_object_id": sysid}
+    for key, value in list(body.items()):
+        body[key] = record_value_for_target(value, include_deleted_linked)
+    return entry
+
+
+def record_value_for_target(value, include_deleted_linked=False):
+    if isinstance(value, dict) and "_objecttype" in value:
+        if not include_deleted_linked and (value.get("_latest_version_deleted_at") or value.get("_purged_or_deferred")):
+            return None
+        return {k: v for k, v in value.items() if k not in ("_latest_version_deleted_at", "_purged_or_deferred")}
+    if isinstance(value, list) and value and isinstance(value[0], dict) and "eas:url" not in value[0]:
+        return [{k: record_value_for_target(v, include_deleted_linked) for k, v in row.items()} for row in value]
+    return value
 
 
 def iter_payload_file_holders(records):

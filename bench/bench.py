@@ -58,8 +58,6 @@ CHUNK = 100
 LATENCY = 0.01
 SIZES = {"medium_half": 10000, "medium": 20000, "large": 100000}
 LIST_PARAMS = {"format": "full", "all_versions": "true"}
-RECORD_WRITE_KEYS = frozenset({"_objecttype", "_mask", "_system_object_id", "_uuid", "_owner", "_tags", "_comment",
-                               "_create_user"})
 POST_DB_PARAMS = {"skip_events": "true", "skip_reverse_nested": "true", "format": "short"}
 
 # fylrmig in a child; VmHWM, not ru_maxrss (which survives exec and would be the parent's)
@@ -316,28 +314,10 @@ def is_system(body):
                 or (body.get("reference") or "").startswith("system:"))
 
 
-def record_value(value):
-    """RestoreJob._record_value: links to deleted or purged records dropped, markers stripped, nested rows."""
-    if isinstance(value, dict) and "_objecttype" in value:
-        if value.get("_latest_version_deleted_at") or value.get("_purged_or_deferred"):
-            return None
-        return {k: v for k, v in value.items() if k not in ("_latest_version_deleted_at", "_purged_or_deferred")}
-    if isinstance(value, list) and value and isinstance(value[0], dict) and "eas:url" not in value[0]:
-        return [{k: record_value(v) for k, v in row.items()} for row in value]
-    return value
-
-
 def post_entry(entry, ot):
-    """RestoreJob._prepare_db for one payload entry: write keys only, later versions address their record."""
-    entry = {k: v for k, v in entry.items() if k in RECORD_WRITE_KEYS or k == ot}
-    body = entry[ot]
-    if body.get("_version", 1) > 1:
-        sysid = entry.pop("_system_object_id")
-        entry.pop("_uuid", None)
-        body["lookup:_id"] = {"_system_object_id": sysid}
-    for key, value in list(body.items()):
-        body[key] = record_value(value)
-    return entry
+    """A payload entry as fylrmig's restore sends it (the same function: the loop measures the sending)."""
+    import fylrmig
+    return fylrmig.record_for_target(entry, ot)
 
 
 def file_holders(records):

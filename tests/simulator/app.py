@@ -1074,15 +1074,21 @@ def _eas_reader(sim):
         raise api_error(sim, 403, "InsufficientRights", resource="File")
 
 
-def eas_files(sim):
-    """GET /eas?ids=[1,2]: an object keyed by file id (unknown ids are left out, SILENT)."""
-    _eas_reader(sim)
+def _eas_ids(sim):
+    """The `ids` query of GET /eas: a JSON array of integers, anything else refused as an invalid value."""
     try:
         ids = json.loads(_param("ids") or "")
         if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
             raise ValueError(ids)
     except ValueError:
         raise _invalid_value(sim, "ids", _param("ids"))
+    return ids
+
+
+def eas_files(sim):
+    """GET /eas?ids=[1,2]: an object keyed by file id (unknown ids are left out, SILENT)."""
+    _eas_reader(sim)
+    ids = _eas_ids(sim)
     ctx, fmt = _RenderContext(sim, "full"), _eas_format()
     with sim.lock:
         return json_response({str(i): render_file(ctx, sim.files[i], fmt) for i in ids if i in sim.files})
@@ -1108,12 +1114,7 @@ def e5_eas_files(sim):
     fmt = _param("format", "long")
     if fmt not in _E5_EAS_FORMATS:
         raise _invalid_value(sim, "format", fmt)       # stricter: an unknown format is refused, not guessed
-    try:
-        ids = json.loads(_param("ids") or "")
-        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-            raise ValueError(ids)
-    except ValueError:
-        raise _invalid_value(sim, "ids", _param("ids"))
+    ids = _eas_ids(sim)
     ctx = _RenderContext(sim, "full")
     with sim.lock:
         return json_response({str(i): render_file(ctx, sim.files[i], _E5_EAS_FORMATS[fmt])
