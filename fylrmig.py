@@ -46,6 +46,10 @@ try:
     import bottle
 except ImportError:   # fylrmig.py copied alone: main() says in one line what is missing
     bottle = None
+try:   # optional: decoding and encoding every record is most of a backup's own CPU; orjson does it several
+    import orjson   # times faster. The single-file bundle (pure Python) and any install without it use json.
+except ImportError:
+    orjson = None
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SINGLE_FILE_HINT = ("copy fylrmig.py together with its views/ folder and jobs.sqlite.sql, or build the single file "
@@ -197,8 +201,23 @@ def write_atomic(path, data, sync=True):
         raise
 
 
+def is_json_file(path):
+    try:
+        with open(path, "rb") as fh:
+            json_loads(fh.read())
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def fsync_paths(paths):
-    """Make files (and folders: their entries) durable, once, before the ledger row naming them commits."""
+    """Make files (and folders: their entries) durable, once, before the ledger row naming them commits.
+    Many files at once (an emit step's payloads) take one sync of the file system instead of an fsync
+    each: on some disks every fsync costs a millisecond or more."""
+    paths = list(paths)
+    if len(paths) > 16 and hasattr(os, "sync"):
+        os.sync()
+        return
     for path in paths:
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -211,10 +230,23 @@ def write_json_atomic(path, value, pretty=True):
     write_atomic(path, json_bytes(value, pretty))
 
 
+# One encoder each, made once: json.dumps with options builds a new encoder at every call (measurable at
+# one call per record version).
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+_PRETTY_JSON = json.JSONEncoder(ensure_ascii=False, indent=2)
+
+
 def json_bytes(value, pretty=False):
-    text = json.dumps(value, ensure_ascii=False, indent=2 if pretty else None,
-                      separators=None if pretty else (",", ":"))
-    return text.encode("utf-8")
+    """Compact (or indented) UTF-8 JSON; compact output is the same with orjson and without."""
+    if orjson is not None and not pretty:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    return (_PRETTY_JSON if pretty else _COMPACT_JSON).encode(value).encode("utf-8")
+
+
+def json_loads(data):
+    """A JSON document (bytes or text) -> value. A response body is decoded from its bytes here, never by
+    requests' .json(), which guesses the text encoding first."""
+    return orjson.loads(data) if orjson is not None else json.loads(data)
 
 
 def read_json(path):
@@ -640,11 +672,15 @@ class Ledger:
             return row["state"] if row else None
 
     def finish_chunk(self, job_id, key, items=0, *, sha256=None, size=0, output=None, ids=()):
-        """Mark a chunk done; `ids` ((kind, source_id, target), ...) are recorded in the same transaction."""
+        """Mark a chunk done (creating it if it was never started); `ids` ((kind, source_id, target), ...) are
+        recorded in the same transaction."""
         with self.write() as db:
-            db.execute("UPDATE chunks SET state = 'done', items = ?, sha256 = ?, bytes = ?, output = ?, error = NULL, "
-                       "updated_at = ? WHERE job_id = ? AND key = ?",
-                       (items, sha256, size, None if output is None else json.dumps(output), now(), job_id, key))
+            db.execute("INSERT INTO chunks (job_id, key, state, attempts, items, sha256, bytes, output, owner, "
+                       "updated_at) VALUES (?, ?, 'done', 1, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, key) DO UPDATE "
+                       "SET state = 'done', items = excluded.items, sha256 = excluded.sha256, bytes = excluded.bytes, "
+                       "output = excluded.output, error = NULL, updated_at = excluded.updated_at",
+                       (job_id, key, items, sha256, size, None if output is None else json.dumps(output),
+                        process_owner(), now()))
             db.executemany("INSERT OR REPLACE INTO ids (job_id, kind, source_id, target) VALUES (?, ?, ?, ?)",
                            [(job_id, kind, str(src), str(tgt)) for kind, src, tgt in ids])
 
@@ -1001,7 +1037,7 @@ class Api:
             response = self._send(method, url, params=params, json_body=json_body, data=data, files=files,
                                   auth=auth)
             try:
-                body = response.json() if response.content else None
+                body = json_loads(response.content) if response.content else None
             except ValueError:
                 raise ApiError(method, path, response.status_code, "InvalidJSON",
                                "the answer is not JSON") from None
@@ -1031,7 +1067,7 @@ class Api:
 
     def _raise_for(self, method, url, response):
         try:
-            body = response.json()
+            body = json_loads(response.content)
         except ValueError:
             body = None
         code = error_code(body) or response.reason or str(response.status_code)
@@ -1454,20 +1490,7 @@ def format_seconds(seconds):
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-############################################################################## Backup engine
-
-FILE_KEYS_KEPT = ("preferred", "name", "frontend_prefs", "original_filename", "extension", "class",
-                  "technical_metadata", "original_filename_basename", "produce_versions")
-
-
-class Source:
-    """One thing a backup reads in pages and writes as payloads (a basetype, one objecttype, events)."""
-
-    def __init__(self, name, import_type, fetch_page, page_size, objecttype=None, total=None, context=None):
-        self.name, self.import_type, self.objecttype = name, import_type, objecttype
-        self.fetch_page, self.page_size, self.total = fetch_page, page_size, total
-        self.context = context   # right presets: `object` or `collection`, in the envelope and the name
-
+############################################################################## Jobs: what backup and restore share
 
 class JobBase:
     """What backup and restore share: the run from claim to end state, single steps as ledger chunks,
@@ -1487,6 +1510,7 @@ class JobBase:
         self.folder = BackupFolder(self.folder_path(args))
         self.api = self.job_id = self.progress = None
         self.locks = KeyedLocks()
+        self._cancel_read_at = 0.0
 
     @staticmethod
     def folder_path(args):
@@ -1590,9 +1614,12 @@ class JobBase:
         return self.cancel_event.is_set()
 
     def _check_cancel(self):
-        """Between chunks: the page's Cancel sets the event, or the ledger flag for a job run elsewhere."""
-        if not self.cancel_event.is_set() and self.job_id and self.ledger.job(self.job_id)["cancel_requested"]:
-            self.cancel_event.set()
+        """Between chunks: the page's Cancel sets the event, or the ledger flag for a job run elsewhere (read
+        at most every half second: a ledger read per chunk costs more than the chunk's own bookkeeping)."""
+        if not self.cancel_event.is_set() and self.job_id and now() - self._cancel_read_at > 0.5:
+            self._cancel_read_at = now()
+            if self.ledger.job(self.job_id)["cancel_requested"]:
+                self.cancel_event.set()
         if self.cancelled():
             raise Cancelled("cancelled")
 
@@ -1668,6 +1695,72 @@ class KeyedLocks:
     def __call__(self, key):
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
+
+
+def make_api(args, cancel_event=None, logger=None, role="server"):
+    cancel_event = cancel_event or threading.Event()
+    return Api(args.server, args.login, args.password, client_id=args.client_id, client_secret=args.client_secret,
+               client_token_url=args.client_token_url, insecure=args.insecure, retry_max_count=args.retry_max_count,
+               retry_sleep_between=args.retry_sleep_between, timeout=60 * getattr(args, "timeout_min", 10),
+               log_network=args.log_network, cancelled=cancel_event.is_set, logger=logger, role=role)
+
+
+def batched(entries, size):
+    batch = []
+    for entry in entries:
+        batch.append(entry)
+        if size and len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def unpaged(offset, fetch):
+    """An endpoint without paging is one page at offset 0."""
+    return fetch() if offset == 0 else []
+
+
+def continuable_setup(job):
+    """The setup a --continue must match; a job that never started has none and cannot be continued."""
+    setup = json.loads(job["setup"] or "{}")
+    if not setup:
+        raise FylrmigError(f"nothing to continue: the last {job['kind']} of {job['dir']} failed before it "
+                           f"started ({job['last_error'] or 'no reason recorded'}); start it anew")
+    return setup
+
+
+def setup_differences(old, new):
+    return [f"{key} was {old.get(key)!r}, now {new.get(key)!r}" for key in sorted(set(old) | set(new))
+            if old.get(key) != new.get(key)]
+
+
+def parse_event_filter(text):
+    """'' = all types (empty set), '-' = none (None), 'A,B' = only these."""
+    text = (text or "").strip()
+    if text == "-":
+        return None
+    return frozenset(t.strip() for t in text.split(",") if t.strip())
+
+
+def sysid_of_global_id(gid):
+    head = str(gid or "").split("@", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+############################################################################## Backup engine
+
+FILE_KEYS_KEPT = ("preferred", "name", "frontend_prefs", "original_filename", "extension", "class",
+                  "technical_metadata", "original_filename_basename", "produce_versions")
+
+
+class Source:
+    """One thing a backup reads in pages and writes as payloads (a basetype, one objecttype, events)."""
+
+    def __init__(self, name, import_type, fetch_page, page_size, objecttype=None, total=None, context=None):
+        self.name, self.import_type, self.objecttype = name, import_type, objecttype
+        self.fetch_page, self.page_size, self.total = fetch_page, page_size, total
+        self.context = context   # right presets: `object` or `collection`, in the envelope and the name
 
 
 class BackupJob(JobBase):
@@ -1839,8 +1932,7 @@ class BackupJob(JobBase):
             for offset, page, objects in self.spool.pages(source, start):
                 self._check_cancel()
                 key = self.spool.page_key(source, offset)
-                self.ledger.start_chunk(self.job_id, key)
-                stream.add(page)
+                stream.add(page)   # no 'running' row first: resume() goes by the done pages alone
                 out = {"items": len(page), "objects": objects, "full": objects >= source.page_size,
                        "stream": copy.deepcopy(stream.state)}
                 crash_point("page-spooled")
@@ -2009,7 +2101,7 @@ class PageSpool(JobPart):
     def _fetch_page(self, source, offset):
         key = self.page_key(source, offset)
         chunk = self.ledger.chunk(self.job_id, key)
-        if chunk and chunk["state"] == "done" and os.path.exists(self._spool_path(source, offset)):
+        if chunk and chunk["state"] == "done" and is_json_file(self._spool_path(source, offset)):
             out = json.loads(chunk["output"])
             self.job.progress.add(source.name, out.get("objects", out["items"]))
             return out
@@ -2020,7 +2112,9 @@ class PageSpool(JobPart):
             if self.args.include_files and source.import_type == "db":
                 self._pack_files(page)
             data = json_bytes(page)
-            write_atomic(self._spool_path(source, offset), data)
+            # no fsync per page (one costs more than the page): a page a power loss damaged is not JSON
+            # and is fetched again by a continued run (is_json_file above)
+            write_atomic(self._spool_path(source, offset), data, sync=False)
         except Exception as exc:
             self.ledger.fail_chunk(self.job_id, key, exc)
             raise
@@ -2149,7 +2243,6 @@ class ManifestWriter(JobPart):
             "source_counts": {ot: min(n, a.max_count) if a.max_count else n for ot, n in self.job._source_counts.items()}
             or old.get("source_counts", {}),
         }
-
 
 
 class SourceCatalog(JobPart):
@@ -2313,6 +2406,7 @@ class BackupTransforms(JobPart):
         self.has_passwords = False
         self.own_instances = self.objecttype_name_of = None
         self.loose_files = LooseFileFinder(job)
+        self.who_cache = {}   # (kind, source id) -> its lookup wrapper; references never change in a run
 
     def keep_new_refs(self):
         """The references an emit step found are kept once its ledger row holds them."""
@@ -2416,13 +2510,20 @@ class BackupTransforms(JobPart):
         return {**out, "_basetype": "group", "group": {"lookup:_id": {"reference": self.ref("group", gid)}}}
 
     def _who(self, who):
-        """A user/group wrapper with a source _id -> the same wrapper with a reference lookup."""
+        """A user/group wrapper with a source _id -> the same wrapper with a reference lookup (one object per
+        user or group: records name the same few owners thousands of times)."""
         if not isinstance(who, dict):
             return who
         for kind in ("user", "group"):
             inner = who.get(kind)
             if isinstance(inner, dict) and "_id" in inner:
-                return {"_basetype": kind, kind: {"lookup:_id": {"reference": self.ref(kind, inner["_id"])}}}
+                key = (kind, inner["_id"])
+                if key in self.who_cache:
+                    return self.who_cache[key]
+                wrapper = {"_basetype": kind, kind: {"lookup:_id": {"reference": self.ref(kind, inner["_id"])}}}
+                if str(inner["_id"]) in self.refs.get(kind, {}):   # kept only once its reference is final
+                    self.who_cache[key] = wrapper
+                return wrapper
         return who
 
     def _acl(self, acl):
@@ -2652,9 +2753,10 @@ class BackupTransforms(JobPart):
             parent_sysid, level = parents.parent_and_level(obj.get("_id"), version)
             if parent_sysid:
                 body["lookup:_id_parent"] = {"_system_object_id": parent_sysid, "_allow_defer": True}
-        for key, value in obj.items():
-            if is_field_key(key):
-                body[key] = self._value(value)
+        value_of = self._value
+        for key, value in obj.items():   # is_field_key and _value's first test, inlined: ~10 per record
+            if key[:1] != "_" or key.startswith(FIELD_KEY_PREFIXES):
+                body[key] = value if value.__class__ not in (dict, list) else value_of(value)
         new[ot] = body
         new["__version"], new["__level"] = (version if self.args.all_versions else 1), level
         return new
@@ -2662,6 +2764,8 @@ class BackupTransforms(JobPart):
     def _value(self, value):
         """Field values: links become deferred system-id lookups, files get the portable file form,
         nested rows are converted field by field."""
+        if not isinstance(value, (dict, list)):   # most values: text, numbers, dates
+            return value
         if isinstance(value, dict) and "_objecttype" in value:
             return self._link(value)
         if is_file_list(value):
@@ -2750,8 +2854,9 @@ class RecordStream:
         self.job, self.source, self.args = job, source, job.args
         self.ordered_later, self.replay = ordered_later, replay
         self.dir = os.path.join(job.folder.spool, "emit-" + source.name.replace("/", "__"))
-        self.state = {"batches": {}, "sizes": {}}   # group -> batches written; open file -> its size
-        self._files, self._counts = {}, {}           # open files; lines in each open line file
+        # group -> batches written; file -> its size; group -> where its lines not yet in a batch begin
+        self.state = {"batches": {}, "sizes": {}, "starts": {}}
+        self._files, self._pending = {}, {}   # open files; group -> its lines not yet in a batch
 
     # -- resume
 
@@ -2766,28 +2871,23 @@ class RecordStream:
             last, expected = out, expected + self.source.page_size
         if last is None:
             return self._start_over()
-        self.state = last["stream"]
+        self.state = dict({"starts": {}}, **last["stream"])
         for name, size in self.state["sizes"].items():
             path = os.path.join(self.dir, name)
-            group = name[len("lines-"):]
-            unfinished = os.path.join(self.dir, f"done-{name}-{self.state['batches'].get(group, 0) + 1:06d}")
-            if os.path.exists(unfinished):
-                # its batch was written after the last page we know: the batch's lines begin with the
-                # ones that state holds, while a line file begun after it holds only later lines
-                os.replace(unfinished, path)
             if not os.path.exists(path) or os.path.getsize(path) < size:
                 return self._start_over()   # never fill a gap with zeros: fetch the source again
             with open(path, "r+b") as fh:
-                fh.truncate(size)
-            if name.startswith("lines-"):
-                self._counts[name] = len(read_bytes_lines(path))
+                fh.truncate(size)   # a line file only grows: batches take their lines from `starts` on
+            if name.startswith("lines-") and not self.ordered_later:
+                group = name[len("lines-"):]
+                self._pending[group] = read_bytes_lines_from(path, self.state["starts"].get(group, 0))
         for name in os.listdir(self.dir):
             if name not in self.state["sizes"] and not self._is_written_batch(name):
                 os.unlink(os.path.join(self.dir, name))
         return expected
 
     def _start_over(self):
-        self.state, self._counts = {"batches": {}, "sizes": {}}, {}
+        self.state, self._pending = {"batches": {}, "sizes": {}, "starts": {}}, {}
         shutil.rmtree(self.dir, ignore_errors=True)
         os.makedirs(self.dir)
         return 0
@@ -2803,13 +2903,17 @@ class RecordStream:
         for record, entry in zip(page, self.job.transforms.transform_db(page, None)):
             version, _ = entry.pop("__version"), entry.pop("__level")
             group = "all" if self.ordered_later else f"v{version:06d}"
-            offset = self._append(f"lines-{group}", json_bytes(entry) + b"\n")
+            line = json_bytes(entry) + b"\n"
+            offset = self._append(f"lines-{group}", line)
             if self.ordered_later:
                 obj = record.get(record["_objecttype"]) or {}
                 index = [obj.get("_id"), version, obj.get("_id_parent"), record.get("_system_object_id_parent"),
                          entry["_system_object_id"], offset, version_time(entry)]
                 self._append("index", json_bytes(index) + b"\n")
-            elif self._counts[f"lines-{group}"] >= self.args.chunk_size:
+                continue
+            pending = self._pending.setdefault(group, [])
+            pending.append(line)
+            if len(pending) >= self.args.chunk_size:
                 self._finish_batch(group)
         for fh in self._files.values():
             fh.flush()
@@ -2818,29 +2922,28 @@ class RecordStream:
         fh = self._files.get(name)
         if fh is None:
             fh = self._files[name] = open(os.path.join(self.dir, name), "ab")
-        offset = fh.tell()
+        offset = self.state["sizes"].get(name, 0)   # the file's size: what resume cut it to, plus our writes
         fh.write(data)
         self.state["sizes"][name] = offset + len(data)
-        self._counts[name] = self._counts.get(name, 0) + 1
         return offset
 
     def _finish_batch(self, group):
-        """A full batch of a group in final order becomes its payload file (named when the source ends)."""
-        name = f"lines-{group}"
-        if name in self._files:
-            self._files.pop(name).close()
+        """A full batch of a group in final order becomes its payload file (named when the source ends).
+        Its lines stay in the line file, which only grows (a new file per batch costs a file creation,
+        slow on some disks); `starts` says where the next batch's lines begin."""
+        lines = self._pending.pop(group, [])
         number = self.state["batches"].get(group, 0) + 1
-        self._write_batch(group, number, read_bytes_lines(os.path.join(self.dir, name)))
-        os.replace(os.path.join(self.dir, name), os.path.join(self.dir, f"done-{name}-{number:06d}"))
+        self._write_batch(group, number, lines)
         self.state["batches"][group] = number
-        self.state["sizes"].pop(name, None)
-        self._counts.pop(name, None)
+        self.state["starts"][group] = self.state["sizes"].get(f"lines-{group}", 0)
 
     def _write_batch(self, group, number, lines):
+        """No temporary file: a batch the state does not count yet is removed by resume() anyway."""
         envelope = payload_envelope("db", self.source.objecttype, lines, self.args.pretty)
         data = gzip.compress(envelope, compresslevel=self.args.compression, mtime=0) if self.args.compression \
             else envelope
-        write_atomic(os.path.join(self.dir, f"batch-{group}-{number:06d}-n{len(lines)}.json"), data, sync=False)
+        with open(os.path.join(self.dir, f"batch-{group}-{number:06d}-n{len(lines)}.json"), "wb") as fh:
+            fh.write(data)
 
     def close(self):
         for fh in self._files.values():
@@ -2854,9 +2957,9 @@ class RecordStream:
         self.close()
         if self.ordered_later:
             return self._ordered_batches()
-        for name in sorted(self._counts):
-            if self._counts[name]:
-                self._finish_batch(name[len("lines-"):])
+        for group in sorted(self._pending):
+            if self._pending[group]:
+                self._finish_batch(group)
         out = {}
         for name in os.listdir(self.dir):
             match = re.match(r"^batch-v(\d{6})-(\d{6})-n(\d+)\.json$", name)
@@ -2931,7 +3034,12 @@ def payload_envelope(import_type, objecttype, lines, pretty=False):
 
 
 def read_bytes_lines(path):
+    return read_bytes_lines_from(path, 0)
+
+
+def read_bytes_lines_from(path, offset):
     with open(path, "rb") as fh:
+        fh.seek(offset)
         return [line for line in fh if line.strip()]
 
 
@@ -2940,14 +3048,6 @@ def read_lines_bytes_at(path, offsets):
         for offset in offsets:
             fh.seek(offset)
             yield fh.readline()
-
-
-def make_api(args, cancel_event=None, logger=None, role="server"):
-    cancel_event = cancel_event or threading.Event()
-    return Api(args.server, args.login, args.password, client_id=args.client_id, client_secret=args.client_secret,
-               client_token_url=args.client_token_url, insecure=args.insecure, retry_max_count=args.retry_max_count,
-               retry_sleep_between=args.retry_sleep_between, timeout=60 * getattr(args, "timeout_min", 10),
-               log_network=args.log_network, cancelled=cancel_event.is_set, logger=logger, role=role)
 
 
 def objects_in_page(page):
@@ -3036,10 +3136,13 @@ def is_system_entry(entry, kind):
     return bool(body.get("is_system_pool") or body.get("is_system_collection") or ref.startswith("system:"))
 
 
+FIELD_KEY_PREFIXES = ("_nested:", "_reverse_nested:")
+
+
 def is_field_key(key):
     """Keys of a record's objecttype block that hold data: the columns and nested tables. `_id`, `_version`,
     `_pool`, `_id_parent` are written by the transform; every other `_x` key is the server's."""
-    return not key.startswith("_") or key.startswith(("_nested:", "_reverse_nested:"))
+    return not key.startswith("_") or key.startswith(FIELD_KEY_PREFIXES)
 
 
 # -- entries beside records: files outside records, id lists, keys of entries without a reference
@@ -3161,27 +3264,6 @@ def is_remote_file(entry, source_url, flavour):
     return bool(url) and not is_source_file_url(url, source_url)
 
 
-def sysid_of_global_id(gid):
-    head = str(gid or "").split("@", 1)[0]
-    return int(head) if head.isdigit() else None
-
-
-def unpaged(offset, fetch):
-    """An endpoint without paging is one page at offset 0."""
-    return fetch() if offset == 0 else []
-
-
-def batched(entries, size):
-    batch = []
-    for entry in entries:
-        batch.append(entry)
-        if size and len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def version_time(record):
     """When a record version was saved (epoch seconds), from the keys both flavours send with history."""
     for key in ("_last_modified", "_created"):
@@ -3202,28 +3284,6 @@ def history_batches(order, size):
         seen.add(sysid)
     if batch:
         yield batch
-
-
-def continuable_setup(job):
-    """The setup a --continue must match; a job that never started has none and cannot be continued."""
-    setup = json.loads(job["setup"] or "{}")
-    if not setup:
-        raise FylrmigError(f"nothing to continue: the last {job['kind']} of {job['dir']} failed before it "
-                           f"started ({job['last_error'] or 'no reason recorded'}); start it anew")
-    return setup
-
-
-def setup_differences(old, new):
-    return [f"{key} was {old.get(key)!r}, now {new.get(key)!r}" for key in sorted(set(old) | set(new))
-            if old.get(key) != new.get(key)]
-
-
-def parse_event_filter(text):
-    """'' = all types (empty set), '-' = none (None), 'A,B' = only these."""
-    text = (text or "").strip()
-    if text == "-":
-        return None
-    return frozenset(t.strip() for t in text.split(",") if t.strip())
 
 
 ############################################################################## Restore engine
@@ -4171,7 +4231,6 @@ class RecordWriter(JobPart):
         return out
 
 
-
 class InstanceExtras(JobPart):
     """XML mappings, right presets, global transitions and publish records (api.md 6.5, 6.10): their ids
     become the target's, and what the target holds already is not created twice (none of them has a
@@ -4212,7 +4271,7 @@ class InstanceExtras(JobPart):
         for entry in entries:
             preset = dict(entry["right_preset"])
             label = f"right preset {loca_label(preset.get('displayname'))} ({envelope['context']})"
-            out.append(dict(entry, right_preset=self._target_id_lists(preset, label)))
+            out.append(dict(entry, right_preset=self.target_id_lists(preset, label)))
         return self.presets_not_held(envelope["context"], out)
 
     def presets_not_held(self, context, presets):
@@ -4225,7 +4284,7 @@ class InstanceExtras(JobPart):
         out = []
         for number, entry in enumerate(entries, 1):
             label = f"transition {number} ({entry.get('type')})"
-            entry = self._target_id_lists(dict(entry), label)
+            entry = self.target_id_lists(dict(entry), label)
             who = [self._target_who(w, label) for w in entry.get("who") or []]
             out.append(dict(entry, who=[w for w in who if w]) if "who" in entry else entry)
         return out
@@ -4241,7 +4300,7 @@ class InstanceExtras(JobPart):
                 return {"_basetype": kind, kind: {"_id": target}}
         return who
 
-    def _target_id_lists(self, value, where):
+    def target_id_lists(self, value, where):
         """`lookup:pool_ids` / `lookup:objecttype_ids` of the backup -> the target's `pool_ids` /
         `objecttype_ids`; an entry the target does not hold is left out, by name."""
         objecttypes = None
@@ -5430,7 +5489,7 @@ def cmd_check(args, argv):
     return 0 if report["ok"] else 1
 
 
-############################################################################## Jobs (daemon threads, cancel, continue)
+############################################################################## Jobs from the page (daemon threads, cancel, continue)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 LOG_TIME = "%Y-%m-%d %H:%M:%S UTC"   # one way of writing times everywhere: the page, the list, the logs

@@ -54,6 +54,7 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)   # the bare loops reuse fylrmig's own functions, from this checkout
 CHUNK = 100
 LATENCY = 0.01
 SIZES = {"medium_half": 10000, "medium": 20000, "large": 100000}

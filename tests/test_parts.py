@@ -121,3 +121,54 @@ def test_keyed_locks_give_one_lock_per_key():
 @pytest.mark.parametrize("text, value", [("yes", True), ("on", True), ("1", True), ("", False), ("off", False)])
 def test_one_boolean_reader_for_the_command_line_and_the_page(text, value):
     assert fylrmig.parse_bool(text) is value and fylrmig.web_bool(text) is value
+
+
+# ----------------------------------------------------------------------------- restore collaborators
+
+@pytest.fixture
+def restore_job(tmp_path):
+    """A RestoreJob connected to a counting simulated fylr, with a job row, but never run."""
+    from tests.conftest import generated_instance
+    from tests.simulator.server import serve
+    server = serve(generated_instance("fylr", 1, "tiny"), count_requests=True)
+    args = fylrmig.args_for("restore", {"server": server.url, "login": "root", "password": "admin",
+                                        "manifest": str(tmp_path / "b" / "manifest.json"),
+                                        "data": str(tmp_path / "data"), "retry_sleep_between": 0})
+    job = fylrmig.RestoreJob(args, fylrmig.Ledger(str(tmp_path / "jobs.sqlite")))
+    job.api = fylrmig.make_api(args)
+    job.api.connect()
+    job.job_id = job.ledger.create_job("b", "restore", str(tmp_path / "b"), {}, {})
+    yield job, server
+    server.shutdown()
+
+
+def requests_of(server, kind):
+    import requests
+    return requests.get(server.url + "/__requests__").json().get(kind, 0)
+
+
+def test_target_ids_ask_the_target_once_per_kind_and_keep_what_they_found(restore_job):
+    job, server = restore_job
+    users = {u["user"].get("reference"): uid for uid, u in server.sim.users.items() if u["user"].get("reference")}
+    reference, uid = sorted(users.items())[0]
+    before = requests_of(server, "GET /api/v1/user")
+    assert job.target_ids.target_id("user", reference) == uid
+    assert job.target_ids.target_id("user", "nobody-has-this") is None    # not read again for a miss
+    assert requests_of(server, "GET /api/v1/user") - before >= 1
+    after = requests_of(server, "GET /api/v1/user")
+    job.target_ids.forget("user")                                         # read again from the ledger only
+    assert job.target_ids.target_id("user", reference) == uid
+    assert requests_of(server, "GET /api/v1/user") == after
+    assert job.ledger.ids(job.job_id, "user")[reference] == str(uid)
+
+
+def test_id_lists_become_the_targets_ids_and_a_missing_entry_is_named(restore_job):
+    job, server = restore_job
+    pools = {p["pool"].get("reference"): pid for pid, p in server.sim.pools.items() if p["pool"].get("reference")}
+    objecttypes = {o["objecttype"]["name"]: o["objecttype"]["_id"] for o in server.sim.objecttypes}
+    ref = sorted(r for r in pools if not r.startswith("system:"))[0]
+    value = {"rights": {"read": {"lookup:pool_ids": [ref, "gone"], "lookup:objecttype_ids": ["bilder"]}}}
+    out = job.extras.target_id_lists(value, "right preset Read (object)")
+    assert out["rights"]["read"] == {"pool_ids": [pools[ref]], "objecttype_ids": [objecttypes["bilder"]]}
+    named = job.ledger.ids(job.job_id, "not_restored")
+    assert named == {"right preset Read (object): pool gone": "the pool is not in the target"}
