@@ -2314,7 +2314,9 @@ class SourceCatalog(JobPart):
                          objecttype=ot, total=total)
 
     def record_count(self, ot):
-        body = self.api.post("/search", {"objecttypes": [ot], "offset": 0, "limit": 0, "format": "short"})
+        # limit 1, not 0: a count must never turn into every record of the objecttype on a server that
+        # reads 0 as "no limit"
+        body = self.api.post("/search", {"objecttypes": [ot], "offset": 0, "limit": 1, "format": "short"})
         return int(body.get("count") or 0)
 
     def _record_page_fetcher(self, ot, total):
@@ -3508,7 +3510,7 @@ class Preflight:
     def _warn_when_not_empty(self):
         """No Purge into a target that holds records: allowed (a target set up by hand may), but said, with
         what it means: records the target holds already are found by their system object id and skipped."""
-        held = int((self.job.api.post("/search", {"offset": 0, "limit": 0, "format": "short"}) or {}).get("count") or 0)
+        held = int((self.job.api.post("/search", {"offset": 0, "limit": 1, "format": "short"}) or {}).get("count") or 0)
         if held:
             self.job.log.warning("the target holds %d records already (No Purge): records of the backup it holds "
                                  "are found by their system object id and not sent again", held)

@@ -293,7 +293,7 @@ def child_bare_backup(api_url, flavour, connections=1):
             offset += len(objects)
             if len(objects) < page_size or (isinstance(body, dict) and offset >= int(body.get("count") or 0)):
                 return
-    counts = {ot: reader.post("/search", {"objecttypes": [ot], "offset": 0, "limit": 0, "format": "short"})["count"]
+    counts = {ot: reader.post("/search", {"objecttypes": [ot], "offset": 0, "limit": 1, "format": "short"})["count"]
               for ot in objecttypes}
     versions = sum(each(lambda item: page(*item), [(ot, offset, count) for ot, count in counts.items()
                                                    for offset in range(0, count, CHUNK)]))

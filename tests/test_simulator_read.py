@@ -468,6 +468,14 @@ def test_search_paging_filter_sort_format(client):
     if client.flavour == "easydb5":
         assert client.post("/search", {"limit": 1001}).status_code == 400
 
+
+def test_a_search_with_limit_0_is_a_count_without_hits(client):
+    """Elasticsearch's size 0 (the index behind both flavours): never every record in one answer."""
+    sim = client.server.sim
+    for sort in ([], [{"field": "_system_object_id", "order": "DESC"}]):
+        answer = client.post("/search", {"objecttypes": ["bilder"], "offset": 0, "limit": 0, "sort": sort}).json()
+        assert answer["count"] == len(_live_records(sim, "bilder")) > 0 and answer["objects"] == []
+
 # ------------------------------------------------------------------------------------------ files
 
 

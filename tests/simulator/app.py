@@ -1293,7 +1293,9 @@ def _search_hits(sim, body, offset, limit):
     predicates = [_search_predicate(sim, s) for s in body.get("search") or []]
     sort = body.get("sort") or []
     presorted = [(t.get("field"), str(t.get("order", "ASC")).upper()) for t in sort] in ([], [("_system_object_id", "ASC")])
-    end = offset + limit if limit else None
+    # stricter (the docs are silent): limit 0 is a count without hits, as in Elasticsearch, the index
+    # behind both flavours - never every hit of the instance in one answer
+    end = offset + limit
     records, count, hits = sim.records, 0, []
     for sysid in sorted(sim.sysids):
         ot, oid = sim.sysids[sysid]
@@ -1308,14 +1310,14 @@ def _search_hits(sim, body, offset, limit):
             continue
         if predicates and not all(p(ot, record) for p in predicates):
             continue
-        if not presorted or (count >= offset and (end is None or count < end)):
+        if not presorted or offset <= count < end:
             hits.append((ot, record))
         count += 1
     if presorted:
         return count, hits
     for term in reversed(sort):
         hits.sort(key=_sort_key(sim, term), reverse=str(term.get("order", "ASC")).upper() == "DESC")
-    return count, _page(hits, offset, limit)
+    return count, hits[offset:end]
 
 
 def _index_pending(record, now):
