@@ -254,7 +254,8 @@ def read_json(path):
 
 
 def parse_json_bytes(data, gzipped=False):
-    return json.loads((gzip.decompress(data) if gzipped else data).decode("utf-8"))
+    """A payload's bytes (UTF-8, gzipped or not) -> value; invalid UTF-8 or JSON raises ValueError."""
+    return json_loads(gzip.decompress(data) if gzipped else data)
 
 
 def read_nofollow(path):
