@@ -55,6 +55,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)   # the bare loops reuse fylrmig's own functions, from this checkout
+import fylrmig  # noqa: E402
 CHUNK = 100
 LATENCY = 0.01
 SIZES = {"medium_half": 10000, "medium": 20000, "large": 100000}
@@ -315,30 +316,6 @@ def is_system(body):
                 or (body.get("reference") or "").startswith("system:"))
 
 
-def post_entry(entry, ot):
-    """A payload entry as fylrmig's restore sends it (the same function: the loop measures the sending)."""
-    import fylrmig
-    return fylrmig.record_for_target(entry, ot)
-
-
-def file_holders(records):
-    """(container, key) of every file list in payload records (top level and nested rows)."""
-    for record in records:
-        stack = [record.get(record.get("_objecttype")) or {}]
-        while stack:
-            obj = stack.pop()
-            for key, value in list(obj.items()):
-                if isinstance(value, list) and value and isinstance(value[0], dict):
-                    if "eas:url" in value[0] or "reference" in value[0] and "versions" in value[0]:
-                        yield obj, key
-                    else:
-                        stack.extend(v for v in value if isinstance(v, dict))
-
-
-def payload_group(name):
-    return re.sub(r"^\d+__|__batch_\d+(\.json(\.gz)?)$", "", name)
-
-
 class Uploader:
     """The file half of a bare restore with --file-api rput --upload-versions: rput originals (not producing)
     and every rendition (version_name, id_parent), then poll GET /eas until done."""
@@ -399,7 +376,7 @@ class Uploader:
                 time.sleep(0.01)
 
     def link(self, session, records):
-        holders = list(file_holders(records))
+        holders = list(fylrmig.iter_payload_file_holders(records))
         unique = {}
         for container, key in holders:
             for entry in container[key]:
@@ -422,13 +399,13 @@ def child_bare_restore(api_url, folder, files=False, upload_parallel=4, connecti
     for name in manifest["payloads"]:
         envelope = json.load(open(os.path.join(folder, name)))
         ot = envelope["objecttype"]
-        entries = [post_entry(e, ot) for e in envelope["objects"]]
+        entries = [fylrmig.record_for_target(e, ot) for e in envelope["objects"]]
         versions += len(entries)
-        if not groups or groups[-1][0] != payload_group(name):
-            groups.append((payload_group(name), []))
+        if not groups or groups[-1][0] != fylrmig.payload_group(name):
+            groups.append((fylrmig.payload_group(name), []))
         for i in range(0, len(entries), CHUNK):
             chunk = entries[i:i + CHUNK]
-            holders = list(file_holders(chunk))
+            holders = list(fylrmig.iter_payload_file_holders(chunk))
             if holders and not files:
                 for container, key in holders:
                     container.pop(key, None)
@@ -897,8 +874,6 @@ def machine_facts():
         pass
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
                             cwd=ROOT).stdout.strip()
-    sys.path.insert(0, ROOT)
-    import fylrmig
     return (f"{os.cpu_count()} CPUs ({model or platform.machine()}), Python {platform.python_version()}, "
             f"{platform.system()} {platform.release()}; fylrmig {fylrmig.__version__} at {commit}")
 
