@@ -3923,7 +3923,7 @@ class ChunkSender(JobPart):
         if kind == "plugin":
             return [self.job.basetypes.install_plugin(plugin) for plugin in body], sha256_bytes(json_bytes(body))
         if kind == "mapping":   # one mapping per PUT (api.md 6.5)
-            return [(sid, self.job.extras.put_mapping(mapping)) for sid, mapping in body], sha256_bytes(json_bytes(body))
+            return self.job.extras.put_mappings(body), sha256_bytes(json_bytes(body))
         method, path, params = self._post_target(kind, envelope)
         data = data or json_bytes(body)
         # events have no key the target could refuse a second copy by: never resent blindly
@@ -4259,15 +4259,19 @@ class InstanceExtras(JobPart):
             out.append((entry.get("_fylrmig_source_id"), body))
         return out
 
-    def put_mapping(self, mapping):
-        """The target's id of the mapping: one it holds already (same profile, objecttype and name: a
-        resent chunk, a target not purged) is not created twice; PUT draws a new id."""
-        held = self._target_mapping_ids()
-        key = mapping_key(mapping)
-        if key in held:
-            return held[key]
-        answer = self.api.call("PUT", "/xmlmapping/mapping", json_body=json_bytes(mapping), idempotent=False) or {}
-        return answer.get("id")
+    def put_mappings(self, mappings):
+        """[(source id, the target's id)] of a chunk of (source id, mapping): one the target holds already
+        (same profile, objecttype and name: a resent chunk, a target not purged) is not created twice; PUT
+        draws a new id. What the target holds is read once per chunk."""
+        held, out = self._target_mapping_ids(), []
+        for source_id, mapping in mappings:
+            key = mapping_key(mapping)
+            if key not in held:
+                answer = self.api.call("PUT", "/xmlmapping/mapping", json_body=json_bytes(mapping),
+                                       idempotent=False) or {}
+                held[key] = answer.get("id")
+            out.append((source_id, held[key]))
+        return out
 
     def _target_mapping_ids(self):
         ids = [m.get("id") for p in self.api.get("/xmlmapping/list") or [] for m in p.get("mappings") or []]
