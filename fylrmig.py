@@ -776,6 +776,24 @@ def error_text(body):
     return ""
 
 
+class JsonAnswer:
+    """An answer's bytes, decoded by whoever needs its value (Api.call(lazy=True)): the thread that fetched
+    it can ask for the next page at once instead of decoding this one first."""
+
+    def __init__(self, method, path, content):
+        self.method, self.path, self.content = method, path, content
+
+    def value(self):
+        try:
+            return json_loads(self.content) if self.content else None
+        except ValueError:
+            raise ApiError(self.method, self.path, 200, "InvalidJSON", "the answer is not JSON") from None
+
+
+def answer_value(answer):
+    return answer.value() if isinstance(answer, JsonAnswer) else answer
+
+
 class Api:
     """HTTP client of one instance: knows its flavour, keeps the session alive, retries what may be retried."""
 
@@ -964,14 +982,14 @@ class Api:
         return self.call("PUT", path, params=params, json_body=body)
 
     def call(self, method, path, params=None, json_body=None, data=None, files=None, absolute=False,
-             idempotent=True):
+             idempotent=True, lazy=False):
         """One API call with session renewal (once) and retries; returns the decoded JSON body. A write
         that must not be repeated blindly (idempotent=False) raises EffectUnknown where a retry would
         risk doing it twice."""
         self._ensure_fresh_token()
         token = self._token
         request = dict(params=params, json_body=json_body, data=data, files=files, absolute=absolute,
-                       idempotent=idempotent)
+                       idempotent=idempotent, lazy=lazy)
         try:
             return self._raw(method, path, **request)
         except ApiError as exc:
@@ -1029,7 +1047,7 @@ class Api:
         return self._with_retries("GET", url, fetch)
 
     def _raw(self, method, path, params=None, json_body=None, data=None, files=None, auth=True, absolute=False,
-             idempotent=True):
+             idempotent=True, lazy=False):
         url = path if absolute else self.api_url(path)
 
         def once():
@@ -1037,6 +1055,8 @@ class Api:
                 part[1].seek(0)
             response = self._send(method, url, params=params, json_body=json_body, data=data, files=files,
                                   auth=auth)
+            if lazy and response.status_code != 202:
+                return JsonAnswer(method, path, response.content)
             try:
                 body = json_loads(response.content) if response.content else None
             except ValueError:
@@ -2058,7 +2078,7 @@ class PageSpool(JobPart):
         inflight, state = collections.deque(), {"next": start, "limit": source.total or None}
 
         def top_up():
-            while len(inflight) < workers and (state["limit"] is None or state["next"] < state["limit"]):
+            while len(inflight) < 2 * workers and (state["limit"] is None or state["next"] < state["limit"]):
                 offset = state["next"]
                 inflight.append((offset, pool.submit(self._page_with_files, source, offset)))
                 state["next"] += source.page_size
@@ -2067,6 +2087,8 @@ class PageSpool(JobPart):
             while inflight:
                 offset, future = inflight.popleft()
                 page, objects = future.result()
+                if objects is None:   # decoded here: the worker is already asking for the next page
+                    page, objects = self._decoded_page(source, page, offset)
                 if objects < source.page_size:
                     yield offset, page, objects
                     return
@@ -2079,9 +2101,11 @@ class PageSpool(JobPart):
 
 
     def _page_with_files(self, source, offset):
-        page, objects = self._get_page(source, offset)
-        if self.args.include_files:
-            self._pack_files(page)
+        answer = source.fetch_page(offset, source.page_size)
+        if not self.args.include_files:
+            return answer, None
+        page, objects = self._decoded_page(source, answer, offset)   # packing needs the entries: on the worker
+        self._pack_files(page)
         return page, objects
 
 
@@ -2133,11 +2157,14 @@ class PageSpool(JobPart):
 
 
     def _get_page(self, source, offset):
+        return self._decoded_page(source, source.fetch_page(offset, source.page_size), offset)
+
+    def _decoded_page(self, source, answer, offset):
         """(entries, objects the server returned for this page): paging advances by objects, and with
         all_versions a page holds several versions of each object (api.md 4.5)."""
-        page = source.fetch_page(offset, source.page_size)
+        page = answer_value(answer)
         if not objects_in_page(page) and self.api.confirm_session():
-            page = source.fetch_page(offset, source.page_size)   # the empty page came from a dead session
+            page = answer_value(source.fetch_page(offset, source.page_size))   # the empty page came from a dead session
         return list(page), objects_in_page(page)
 
 
@@ -2335,7 +2362,8 @@ class SourceCatalog(JobPart):
             if total and offset >= total:
                 return []
             limit = min(limit, total - offset) if total else limit
-            return self.api.get(f"/db/{ot}/_all_fields/list", limit=limit, offset=offset, **params)
+            return self.api.call("GET", f"/db/{ot}/_all_fields/list", params=dict(params, limit=limit, offset=offset),
+                                 lazy=True)
         return fetch
 
     def _deleted_page_fetcher(self, ot):
