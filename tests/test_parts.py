@@ -2,6 +2,7 @@
 list's one parser, per-key locks, the one boolean reader. Each is the real class of fylrmig.py, given a
 real job that has not connected to anything."""
 import threading
+import time
 
 import pytest
 
@@ -172,3 +173,38 @@ def test_id_lists_become_the_targets_ids_and_a_missing_entry_is_named(restore_jo
     assert out["rights"]["read"] == {"pool_ids": [pools[ref]], "objecttype_ids": [objecttypes["bilder"]]}
     named = job.ledger.ids(job.job_id, "not_restored")
     assert named == {"right preset Read (object): pool gone": "the pool is not in the target"}
+
+
+def test_a_paced_helper_prepares_only_in_the_turns_it_is_given_and_hands_over_its_error():
+    """prepared_ahead with a Pacer: the generator advances once per turn (a request on its way, or the
+    consumer waiting for it), never more than `depth` ahead; an error it raises reaches the consumer."""
+    advanced = []
+
+    def chunks():
+        for n in range(5):
+            advanced.append(n)
+            yield n
+        raise ValueError("payload 5 is damaged")
+
+    pacer = fylrmig.Pacer(patience=5)
+    ready = fylrmig.prepared_ahead(chunks(), depth=2, pacer=pacer)
+    time.sleep(0.2)
+    assert advanced == []
+    assert next(ready) == 0                   # the consumer waits: that is the helper's turn
+    time.sleep(0.2)
+    assert advanced == [0], "no turn, no work"
+    pacer.turn()                              # a request goes out
+    time.sleep(0.2)
+    assert advanced == [0, 1]
+    taken = [next(ready) for _ in range(4)]   # the rest, each fetched in a turn the consumer's wait gives
+    assert taken == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match="payload 5 is damaged"):
+        next(ready)
+
+
+def test_groups_take_their_items_from_one_shared_helper_in_order():
+    shared = fylrmig.TakeWhile(iter([("v1", 1), ("v1", 2), ("v2", 3), ("v3", 4), ("v3", 5)]))
+    assert [n for _, n in shared.take(lambda item: item[0] == "v1")] == [1, 2]
+    assert [n for _, n in shared.take(lambda item: item[0] == "v2")] == [3]
+    assert [n for _, n in shared.take(lambda item: item[0] == "v3")] == [4, 5]
+    assert list(shared.take(lambda item: True)) == []

@@ -657,6 +657,27 @@ def test_a_bad_restore_input_is_refused_with_one_line_and_the_target_keeps_its_d
     assert not (folder / "progress.json").exists()
 
 
+def test_without_a_purge_a_payload_written_broken_stops_the_restore_where_it_is_reached(restore_setup, make_sim,
+                                                                                       tmp_path):
+    """No Purge: nothing irreversible follows the preflight, which then trusts the sha256 fylrmig recorded
+    instead of parsing every payload. A payload written broken (its checksum rewritten to match) stops the
+    restore where it is reached, with one line naming it; mended, a second run brings every record."""
+    want, _ = restore_setup.reference("rput")
+    folder = restore_setup.copy(tmp_path / "backup")
+    name = payload_names(folder, "__db__")[-1]
+    good_payload, good_manifest = (folder / name).read_bytes(), (folder / "manifest.json").read_bytes()
+    rewrite_payload(folder, name, good_payload[:len(good_payload) // 2])
+    target = make_sim("fylr", size="empty")
+    argv = restore_argv(folder, target, tmp_path, "--file-api", "rput", *RESTORE_EXTRA)
+    assert_one_line_error(run_cli(*argv), f"{name}: damaged (JSONDecodeError)")
+    reached = canonical_dump(target.sim)["records"]
+    assert reached and reached != want["records"], "what came before the broken payload arrived, not the rest"
+    (folder / name).write_bytes(good_payload)
+    (folder / "manifest.json").write_bytes(good_manifest)
+    finished(run_cli(*argv))
+    assert canonical_dump(target.sim)["records"] == want["records"]
+
+
 # ----------------------------------------------------------------------------- bad inputs: backup rows
 
 BAD_BACKUPS = []
