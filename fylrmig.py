@@ -20,7 +20,6 @@ import dataclasses
 import datetime
 import fcntl
 import functools
-import gc
 import getpass
 import gzip
 import hashlib
@@ -1610,7 +1609,6 @@ class JobBase:
         # page; a shorter switch interval lets it send and receive sooner (measured: about 7 % less wall
         # time of a 20,000 record backup with one worker, 1 ms instead of Python's 5 ms).
         sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
-        quiet_garbage_collector()
         self.ledger.claim_job(self.job_id)
         self.progress = Progress(self.ledger, self.job_id, self.interactive, self.log)
         self.api.on_retry = self.progress.step
@@ -1704,15 +1702,6 @@ class JobBase:
                 self.cancel_event.set()   # the other workers stop at their next chunk
                 raise
         return results
-
-
-def quiet_garbage_collector():
-    """Pages, payloads and answers are trees of dicts without cycles, allocated by the hundred thousand: the
-    cyclic GC only rescans them (a 20,000 record backup: 1,251 collections, 0.3 s of 4.4 s; 22 and 3 ms
-    with these thresholds, the same peak memory). What lives long (modules, the web app) is frozen."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20000, 50, 100)
 
 
 class JobPart:
@@ -3551,6 +3540,40 @@ def prepared_ahead(chunks, depth, pacer=None):
         thread.join()
 
 
+class Bookkeeper:
+    """Ledger rows of chunks the target answered, written by a thread of its own in the next turn of the
+    pacer, while the next chunk is on its way: only a chunk's 'running' row must precede its request (a
+    row still 'running' makes a continued run look the chunk up in the target first, DESIGN.md).
+    flush() before anything reads those rows (the next group, the trash step, the end of the job).
+    Measured: 0.8 ms less wait of the target per chunk (20,000 records, one worker)."""
+
+    def __init__(self, pacer):
+        self.pacer = pacer
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fylrmig-ledger")
+        self._pending = collections.deque()
+
+    def later(self, write):
+        while self._pending and self._pending[0].done():
+            self._pending.popleft().result()   # an earlier write's error ends the job here
+        self._pending.append(self._pool.submit(self._in_turn, self.pacer.current(), write))
+
+    def _in_turn(self, seen, write):
+        self.pacer.wait_for_turn(seen)
+        write()
+
+    def flush(self):
+        if self._pending:
+            self.pacer.turn()   # the main thread waits for the writes: their turn
+        while self._pending:
+            self._pending.popleft().result()
+
+    def close(self):
+        try:
+            self.flush()
+        finally:
+            self._pool.shutdown(wait=True)
+
+
 class TakeWhile:
     """Items of a shared iterator while they pass a test; the first that does not stays for the next taker."""
 
@@ -3862,6 +3885,13 @@ class RestoreJob(JobBase):
         names = self.manifest["payloads"]
         self.pacer = Pacer()
         self.api.on_request = self.pacer.turn
+        self.bookkeeper = Bookkeeper(self.pacer)
+        try:
+            self._restore_runs(names)
+        finally:
+            self.bookkeeper.close()
+
+    def _restore_runs(self, names):
         info = self.manifest.get("payload_info", {})
         for name in names:   # a phase per payload type (and objecttype), each with its known size
             self.progress.plan(restore_phase(info.get(name) or {}), 0)
@@ -3907,11 +3937,14 @@ class RestoreJob(JobBase):
     def _restore_group(self, names, chunks):
         """Chunks of one group are independent and go out in parallel, except the steps of a history
         replay, whose order is the point."""
-        if "__history_" in names[0]:
-            for chunk in chunks:
-                self.sender.store_chunk(chunk)
-        else:
-            self._run_parallel(functools.partial(self.sender.store_chunk, chunk) for chunk in chunks)
+        try:
+            if "__history_" in names[0]:
+                for chunk in chunks:
+                    self.sender.store_chunk(chunk)
+            else:
+                self._run_parallel(functools.partial(self.sender.store_chunk, chunk) for chunk in chunks)
+        finally:
+            self.bookkeeper.flush()
 
     def _prepared_chunks(self, names):
         """The chunks of a group of payloads, read one payload at a time, each made ready to send (entries
@@ -3994,12 +4027,13 @@ class ChunkSender(JobPart):
         if chunk.done:
             self.job.progress.add(restore_phase(chunk.envelope), chunk.items, skipped=True)
             return
-        # its row was read when it was prepared, and only this job writes it
+        # its row was read when it was prepared, and only this job writes it; a record chunk's row is
+        # finished while the next chunk is on its way (Bookkeeper)
         self.chunk_of(chunk.key, chunk.items, lambda in_flight: self._send_chunk(chunk, in_flight),
-                      phase=restore_phase(chunk.envelope), known_not_done=True)
+                      phase=restore_phase(chunk.envelope), known_not_done=True, finish_later=chunk.kind == "db")
         self.job.target_ids.forget(chunk.kind)   # read again from the ledger, which now holds its ids
 
-    def chunk_of(self, key, items, send, phase, known_not_done=False):
+    def chunk_of(self, key, items, send, phase, known_not_done=False, finish_later=False):
         """One unit of restore work as a ledger chunk: skipped when done; `send(in_flight)` returns
         (ids, sha256) and learns whether an earlier run may have sent it already."""
         chunk = None if known_not_done else self.ledger.chunk(self.job_id, key)
@@ -4015,10 +4049,16 @@ class ChunkSender(JobPart):
             self.ledger.fail_chunk(self.job_id, key, exc)
             raise
         crash_point("chunk-sent")
-        self.ledger.finish_chunk(self.job_id, key, items, sha256=digest, ids=ids)
-        crash_point("chunk-done")
-        if phase:
-            self.job.progress.add(phase, items)
+
+        def finish():
+            self.ledger.finish_chunk(self.job_id, key, items, sha256=digest, ids=ids)
+            crash_point("chunk-done")
+            if phase:
+                self.job.progress.add(phase, items)
+        if finish_later:
+            self.job.bookkeeper.later(finish)
+        else:
+            finish()
 
     def _send_checking(self, key, send, in_flight):
         """send(in_flight); when a write's effect is unknown, the chunk is treated as in flight and sent
