@@ -795,6 +795,25 @@ def answer_value(answer):
     return answer.value() if isinstance(answer, JsonAnswer) else answer
 
 
+def environment_once_session(requests):
+    """A requests Session that reads proxies and CA bundle from the environment once per host instead of
+    for every request (requests walks every environment variable twice a request: 0.35 ms of CPU, a fifth
+    of the main thread's time between two restore chunks). Our requests pass the same settings every time
+    (no per-request proxies, verify or cert), so the answer per host and stream flag is the same too."""
+    class Session(requests.Session):
+        def merge_environment_settings(self, url, proxies, stream, verify, cert):
+            if proxies or verify is not None or cert is not None:
+                return super().merge_environment_settings(url, proxies, stream, verify, cert)
+            key = (urllib.parse.urlsplit(url).netloc, stream, self.trust_env, self.verify)
+            if key not in self._environment:
+                self._environment[key] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            settings = self._environment[key]
+            return dict(settings, proxies=dict(settings["proxies"]))
+    session = Session()
+    session._environment = {}
+    return session
+
+
 class Api:
     """HTTP client of one instance: knows its flavour, keeps the session alive, retries what may be retried."""
 
@@ -832,7 +851,7 @@ class Api:
     def _session(self):
         session = getattr(self._local, "session", None)
         if session is None:
-            session = self._local.session = self._requests.Session()
+            session = self._local.session = environment_once_session(self._requests)
             session.verify = self.verify_tls
             with self._sessions_lock:
                 self._close_sessions(lambda thread: not thread.is_alive())
@@ -3616,33 +3635,60 @@ class Bookkeeper:
     pacer, while the next chunk is on its way: only a chunk's 'running' row must precede its request (a
     row still 'running' makes a continued run look the chunk up in the target first, DESIGN.md).
     flush() before anything reads those rows (the next group, the trash step, the end of the job).
+    later() only queues: waking the thread there took the GIL from the main thread between two chunks.
     Measured: the target's wait between two chunks 2.09 -> 1.85 ms (median, 20,000 records, one worker)."""
 
     def __init__(self, pacer):
         self.pacer = pacer
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fylrmig-ledger")
-        self._pending = collections.deque()
+        self._queued, self._running, self._error, self._closed = collections.deque(), 0, None, False
+        self._idle = threading.Condition()
+        self._thread = threading.Thread(target=self._write_in_turns, daemon=True, name="fylrmig-ledger")
+        self._thread.start()
 
     def later(self, write):
-        while self._pending and self._pending[0].done():
-            self._pending.popleft().result()   # an earlier write's error ends the job here
-        self._pending.append(self._pool.submit(self._in_turn, self.pacer.current(), write))
+        if self._error is not None:
+            raise self._error   # an earlier write's error ends the job here
+        self._queued.append(write)
 
-    def _in_turn(self, seen, write):
-        self.pacer.wait_for_turn(seen)
-        write()
+    def release(self, value):
+        """Let go of a sent chunk's entries in this thread's turn: freeing 100 records' dicts cost the main
+        thread 0.6 ms between two requests."""
+        self._queued.append(functools.partial(len, [value]))
+
+    def _write_in_turns(self):
+        turn = self.pacer.current()
+        while not self._closed:
+            turn = self.pacer.wait_for_turn(turn)
+            with self._idle:   # later() appends meanwhile (deque: atomic); flush() checks under this lock
+                writes = [self._queued.popleft() for _ in range(len(self._queued))]
+                self._running = len(writes)
+            try:
+                for write in writes:
+                    write()
+            except BaseException as exc:   # handed over to the main thread at its next later() or flush()
+                self._error = exc
+            with self._idle:
+                self._running = 0
+                self._idle.notify_all()
 
     def flush(self):
-        if self._pending:
+        if self._queued:
             self.pacer.turn()   # the main thread waits for the writes: their turn
-        while self._pending:
-            self._pending.popleft().result()
+        with self._idle:
+            while (self._queued or self._running) and self._error is None:
+                if self._queued:
+                    self.pacer.turn()
+                self._idle.wait(0.05)
+        if self._error is not None:
+            raise self._error
 
     def close(self):
         try:
             self.flush()
         finally:
-            self._pool.shutdown(wait=True)
+            self._closed = True
+            self.pacer.turn()
+            self._thread.join()
 
 
 class TakeWhile:
@@ -4113,6 +4159,9 @@ class ChunkSender(JobPart):
         self.chunk_of(chunk.key, chunk.items, lambda in_flight: self._send_chunk(chunk, in_flight),
                       phase=restore_phase(chunk.envelope), known_not_done=True, finish_later=chunk.kind == "db")
         self.job.target_ids.forget(chunk.kind)   # read again from the ledger, which now holds its ids
+        if chunk.kind == "db":
+            self.job.bookkeeper.release(chunk.prepared)
+            chunk.prepared = chunk.data = None
 
     def chunk_of(self, key, items, send, phase, known_not_done=False, finish_later=False):
         """One unit of restore work as a ledger chunk: skipped when done; `send(in_flight)` returns
