@@ -208,3 +208,55 @@ def test_groups_take_their_items_from_one_shared_helper_in_order():
     assert [n for _, n in shared.take(lambda item: item[0] == "v2")] == [3]
     assert [n for _, n in shared.take(lambda item: item[0] == "v3")] == [4, 5]
     assert list(shared.take(lambda item: True)) == []
+
+
+def test_the_bookkeeper_writes_only_in_a_turn_flush_waits_for_every_write_and_an_error_reaches_the_job():
+    """Bookkeeper: later() only queues (the main thread is not interrupted between two requests); the
+    writes run in the pacer's next turn, in order; flush() returns once every queued write is done; a
+    failed write is raised at the main thread's next later() or flush()."""
+    written = []
+    pacer = fylrmig.Pacer(patience=5)
+    keeper = fylrmig.Bookkeeper(pacer)
+    try:
+        keeper.later(lambda: written.append("row 1"))
+        keeper.later(lambda: written.append("row 2"))
+        keeper.release([{"record": n} for n in range(100)])
+        time.sleep(0.2)
+        assert written == [], "no turn, no write"
+        pacer.turn()                               # the next request goes out
+        time.sleep(0.2)
+        assert written == ["row 1", "row 2"]
+        keeper.later(lambda: written.append("row 3"))
+        keeper.flush()                             # the next group reads the rows: flush gives the turn
+        assert written == ["row 1", "row 2", "row 3"]
+
+        def broken():
+            raise OSError("disk full")
+        keeper.later(broken)
+        keeper.later(lambda: written.append("row 5"))
+        with pytest.raises(OSError, match="disk full"):
+            keeper.flush()
+        with pytest.raises(OSError, match="disk full"):
+            keeper.later(lambda: written.append("row 6"))
+        assert "row 6" not in written
+    finally:
+        with pytest.raises(OSError):
+            keeper.close()
+    assert not keeper._thread.is_alive()
+
+
+def test_a_session_reads_proxies_from_the_environment_once_per_host(monkeypatch):
+    """requests would walk the environment for every request; fylrmig's session asks once per host, with
+    the same answer requests gives (proxies, no_proxy)."""
+    import requests
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "inside.example")
+    session = fylrmig.environment_once_session(requests)
+    outside = session.merge_environment_settings("https://fylr.example/api/v1/db", {}, True, None, None)
+    inside = session.merge_environment_settings("https://inside.example/api/v1/db", {}, True, None, None)
+    plain = requests.Session().merge_environment_settings("https://fylr.example/api/v1/db", {}, True, None, None)
+    assert outside["proxies"] == plain["proxies"] and outside["proxies"]["https"] == "http://proxy.example:3128"
+    assert "https" not in inside["proxies"]
+    monkeypatch.setenv("HTTPS_PROXY", "http://other.example:8080")   # read once: a run keeps its proxy
+    again = session.merge_environment_settings("https://fylr.example/api/v1/eas", {}, True, None, None)
+    assert again["proxies"]["https"] == "http://proxy.example:3128"
