@@ -2050,19 +2050,19 @@ class BackupJob(JobBase):
 
     def _emit_stream(self, source, stream):
         """The stream's batches become the source's payloads: named in order, linked into the folder (the
-        spool keeps its copy until the emit chunk commits), made durable with one fsync each."""
+        spool keeps its copy until the emit chunk commits), made durable with one fsync each. Their sha256
+        was taken while they were written (it is in the batch's name): no payload is read back."""
         start = sum(len(json.loads(c["output"])["payloads"]) for c in self.ledger.chunks(self.job_id, "emit/")
                     if c["state"] == "done")
         names, total, info = [], 0, {}
         for group_key, files in stream.batches():
-            for batch_no, (path, count) in enumerate(files, 1):
+            for batch_no, (path, count, digest) in enumerate(files, 1):
                 name = self._payload_name(source, start + len(names) + 1, group_key, batch_no)
                 final = self.folder.join(name)
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(final)
                 os.link(path, final)
-                data = read_nofollow(final)
-                info[name] = {"import_type": "db", "count": count, "sha256": sha256_bytes(data), "bytes": len(data),
+                info[name] = {"import_type": "db", "count": count, "sha256": digest, "bytes": os.path.getsize(path),
                               "source": source.name, "objecttype": source.objecttype}
                 names.append(name)
                 total += count
@@ -2969,20 +2969,20 @@ class LooseFileFinder:
 
 class RecordStream:
     """The records of one source on their way from pages to payloads, each response decoded once and each
-    entry encoded once. Entries are appended to per-group line files as pages arrive; a group whose
-    order is final (history version by version, no hierarchy) turns every full batch into its payload
-    right away, so compression and writing overlap with fetching. Hierarchies (levels need every parent)
-    and history replays (time order needs every version) keep an index beside their lines and are
-    ordered when the last page is in. Every done page records the stream's state, so a continued run
-    cuts the files back to the last page it knows and goes on from there."""
+    entry encoded and written once. A group whose order is final (history version by version, no
+    hierarchy) streams its entries straight into its open batch, which becomes its payload file when
+    full (renamed, its sha256 known from the writing), so writing overlaps with fetching. Hierarchies
+    (levels need every parent) and history replays (time order needs every version) append to a line
+    file with an index beside it and are ordered when the last page is in. Every done page records the
+    stream's state, so a continued run cuts the files back to the last page it knows and goes on."""
 
     def __init__(self, job, source, ordered_later, replay):
         self.job, self.source, self.args = job, source, job.args
         self.ordered_later, self.replay = ordered_later, replay
         self.dir = os.path.join(job.folder.spool, "emit-" + source.name.replace("/", "__"))
-        # group -> batches written; file -> its size; group -> where its lines not yet in a batch begin
-        self.state = {"batches": {}, "sizes": {}, "starts": {}}
-        self._files, self._pending = {}, {}   # open files; group -> its lines not yet in a batch
+        # group -> batches finished; file -> its size; group -> entries in its open batch
+        self.state = {"batches": {}, "sizes": {}, "counts": {}}
+        self._files, self._digests = {}, {}   # open files; group -> sha256 of its open batch so far
 
     # -- resume
 
@@ -2995,54 +2995,77 @@ class RecordStream:
             if row["state"] != "done" or "stream" not in out or int(row["key"].rsplit("@", 1)[1]) != expected:
                 break
             last, expected = out, expected + self.source.page_size
-        if last is None:
+        if last is None or "counts" not in last["stream"]:   # nothing yet, or a spool of an older fylrmig
             return self._start_over()
-        self.state = dict({"starts": {}}, **last["stream"])
+        self.state = last["stream"]
         for name, size in self.state["sizes"].items():
             path = os.path.join(self.dir, name)
+            if name.startswith("open-") and not os.path.exists(path):
+                self._reopen_finished(name, path)
             if not os.path.exists(path) or os.path.getsize(path) < size:
                 return self._start_over()   # never fill a gap with zeros: fetch the source again
             with open(path, "r+b") as fh:
-                fh.truncate(size)   # a line file only grows: batches take their lines from `starts` on
-            if name.startswith("lines-") and not self.ordered_later:
-                group = name[len("lines-"):]
-                self._pending[group] = read_bytes_lines_from(path, self.state["starts"].get(group, 0))
+                fh.truncate(size)   # a file only grows until its batch is finished
         for name in os.listdir(self.dir):
             if name not in self.state["sizes"] and not self._is_written_batch(name):
                 os.unlink(os.path.join(self.dir, name))
+        for group in self.state["counts"]:
+            with open(os.path.join(self.dir, self._open_name(group)), "rb") as fh:
+                self._digests[group] = hashlib.sha256(fh.read())
         return expected
 
+    def _reopen_finished(self, open_name, path):
+        """A batch finished after the last recorded page (the run stopped before that page's row): its
+        file is the open batch plus the lines and end that came later, which the truncation cuts off."""
+        finished = "batch-" + open_name[len("open-"):] + "-"
+        for name in os.listdir(self.dir):
+            if name.startswith(finished) and not (self.args.pretty or self.args.compression):
+                os.rename(os.path.join(self.dir, name), path)
+
     def _start_over(self):
-        self.state, self._pending = {"batches": {}, "sizes": {}, "starts": {}}, {}
+        self.state, self._digests = {"batches": {}, "sizes": {}, "counts": {}}, {}
         shutil.rmtree(self.dir, ignore_errors=True)
         os.makedirs(self.dir)
         return 0
 
     def _is_written_batch(self, name):
-        match = re.match(r"^batch-(.+)-(\d{6})-n\d+\.json$", name)
+        match = BATCH_FILE.match(name)
         return bool(match) and int(match.group(2)) <= self.state["batches"].get(match.group(1), 0)
 
     # -- pages
 
     def add(self, page):
-        """Transform one page's records and append them; the state to record is self.state after it."""
+        """Transform one page's records and write them; the state to record is self.state after it."""
         for record, entry in zip(page, self.job.transforms.transform_db(page, None)):
             version, _ = entry.pop("__version"), entry.pop("__level")
-            group = "all" if self.ordered_later else f"v{version:06d}"
-            line = json_bytes(entry) + b"\n"
-            offset = self._append(f"lines-{group}", line)
-            if self.ordered_later:
-                obj = record.get(record["_objecttype"]) or {}
-                index = [obj.get("_id"), version, obj.get("_id_parent"), record.get("_system_object_id_parent"),
-                         entry["_system_object_id"], offset, version_time(entry)]
-                self._append("index", json_bytes(index) + b"\n")
+            if not self.ordered_later:
+                self._add_to_batch(f"v{version:06d}", json_bytes(entry))
                 continue
-            pending = self._pending.setdefault(group, [])
-            pending.append(line)
-            if len(pending) >= self.args.chunk_size:
-                self._finish_batch(group)
+            offset = self._append("lines-all", json_bytes(entry) + b"\n")
+            obj = record.get(record["_objecttype"]) or {}
+            index = [obj.get("_id"), version, obj.get("_id_parent"), record.get("_system_object_id_parent"),
+                     entry["_system_object_id"], offset, version_time(entry)]
+            self._append("index", json_bytes(index) + b"\n")
         for fh in self._files.values():
             fh.flush()
+
+    def _add_to_batch(self, group, encoded):
+        count = self.state["counts"].get(group, 0)
+        if count:
+            data = b"," + encoded
+        else:
+            data = payload_head("db", self.source.objecttype) + encoded
+            self._digests[group] = hashlib.sha256()
+        self._append(self._open_name(group), data)
+        self._digests[group].update(data)
+        self.state["counts"][group] = count + 1
+        if count + 1 >= self.args.chunk_size:
+            self._finish_batch(group)
+
+    def _open_name(self, group):
+        """The file of a group's open batch, numbered: the next batch must not reuse the name of one that
+        a continued run may have to reopen."""
+        return f"open-{group}-{self.state['batches'].get(group, 0) + 1:06d}"
 
     def _append(self, name, data):
         fh = self._files.get(name)
@@ -3055,22 +3078,35 @@ class RecordStream:
         return offset
 
     def _finish_batch(self, group):
-        """A full batch of a group in final order becomes its payload file (named when the source ends).
-        Its lines stay in the line file, which only grows (a new file per batch costs a file creation,
-        slow on some disks); `starts` says where the next batch's lines begin."""
-        lines = self._pending.pop(group, [])
+        """The open batch of a group in final order becomes a payload file (named when the source ends):
+        closed and renamed, or rewritten once for --pretty or --compression. A batch the state does not
+        count yet is removed (or reopened) by resume()."""
+        name = self._open_name(group)
+        self._append(name, PAYLOAD_END)
+        self._files.pop(name).close()
+        path, count = os.path.join(self.dir, name), self.state["counts"].pop(group)
+        digest = self._digests.pop(group)
+        digest.update(PAYLOAD_END)
         number = self.state["batches"].get(group, 0) + 1
-        self._write_batch(group, number, lines)
+        if self.args.pretty or self.args.compression:
+            with open(path, "rb") as fh:
+                self._write_batch(group, number, count, fh.read())
+            os.unlink(path)
+        else:
+            os.rename(path, os.path.join(self.dir, batch_file_name(group, number, count, digest.hexdigest())))
+        del self.state["sizes"][name]
         self.state["batches"][group] = number
-        self.state["starts"][group] = self.state["sizes"].get(f"lines-{group}", 0)
 
-    def _write_batch(self, group, number, lines):
+    def _write_batch(self, group, number, count, envelope):
         """No temporary file: a batch the state does not count yet is removed by resume() anyway."""
-        envelope = payload_envelope("db", self.source.objecttype, lines, self.args.pretty)
+        if self.args.pretty:
+            envelope = json_bytes(json_loads(envelope), pretty=True)
         data = gzip.compress(envelope, compresslevel=self.args.compression, mtime=0) if self.args.compression \
             else envelope
-        with open(os.path.join(self.dir, f"batch-{group}-{number:06d}-n{len(lines)}.json"), "wb") as fh:
+        path = os.path.join(self.dir, batch_file_name(group, number, count, sha256_bytes(data)))
+        with open(path, "wb") as fh:
             fh.write(data)
+        return path
 
     def close(self):
         for fh in self._files.values():
@@ -3080,20 +3116,20 @@ class RecordStream:
     # -- the end of the source
 
     def batches(self):
-        """[(group key, [(path, count), ...])] in payload order, the last batches written first."""
+        """[(group key, [(path, count, sha256), ...])] in payload order, the last batches finished first."""
         self.close()
         if self.ordered_later:
             return self._ordered_batches()
-        for group in sorted(self._pending):
-            if self._pending[group]:
-                self._finish_batch(group)
+        for group in sorted(self.state["counts"]):
+            self._finish_batch(group)
         out = {}
         for name in os.listdir(self.dir):
-            match = re.match(r"^batch-v(\d{6})-(\d{6})-n(\d+)\.json$", name)
+            match = BATCH_FILE.match(name)
             if match:
-                out.setdefault(int(match.group(1)), []).append(
-                    (int(match.group(2)), os.path.join(self.dir, name), int(match.group(3))))
-        return [((version, None), [(path, n) for _, path, n in sorted(items)]) for version, items in sorted(out.items())]
+                out.setdefault(int(match.group(1)[1:]), []).append(
+                    (int(match.group(2)), os.path.join(self.dir, name), int(match.group(3)), match.group(4)))
+        return [((version, None), [(path, n, digest) for _, path, n, digest in sorted(items)])
+                for version, items in sorted(out.items())]
 
     def _ordered_batches(self):
         """Hierarchies level by level per version (parents found in the index), or a replay in time order;
@@ -3111,9 +3147,9 @@ class RecordStream:
             for batch_no, batch in enumerate(batched(offsets, self.args.chunk_size), 1):
                 lines = [self._with_parent(line, of_line[offset], parents, hierarchical) for offset, line in
                          zip(batch, read_lines_bytes_at(os.path.join(self.dir, "lines-all"), batch))]
-                self._write_batch(f"o{number:06d}", batch_no, lines)
-                files.append((os.path.join(self.dir, f"batch-o{number:06d}-{batch_no:06d}-n{len(lines)}.json"),
-                              len(lines)))
+                envelope = payload_envelope("db", self.source.objecttype, lines)
+                path = self._write_batch(f"o{number:06d}", batch_no, len(lines), envelope)
+                files.append((path, len(lines), BATCH_FILE.match(os.path.basename(path)).group(4)))
             out.append((key, files))
         return out
 
@@ -3148,25 +3184,29 @@ class RecordStream:
         return json_bytes(entry) + b"\n"
 
 
-def payload_envelope(import_type, objecttype, lines, pretty=False):
-    """A payload's bytes from entries encoded once, without decoding them again (unless --pretty)."""
+PAYLOAD_END = b"]}"
+BATCH_FILE = re.compile(r"^batch-([a-z]\d{6})-(\d{6})-n(\d+)-([0-9a-f]{64})\.json$")   # group, number, count, sha256
+
+
+def batch_file_name(group, number, count, digest):
+    return f"batch-{group}-{number:06d}-n{count}-{digest}.json"
+
+
+def payload_head(import_type, objecttype):
+    """A payload's bytes up to its first entry: entries follow, joined by commas, then PAYLOAD_END."""
     head = {"import_type": import_type}
     if objecttype:
         head["objecttype"] = objecttype
-    if pretty:
-        head[IMPORT_TYPE_ARRAYS[import_type]] = [json.loads(line) for line in lines]
-        return json_bytes(head, pretty=True)
-    return json_bytes(head)[:-1] + f',"{IMPORT_TYPE_ARRAYS[import_type]}":['.encode() + \
-        b",".join(line.rstrip(b"\n") for line in lines) + b"]}"
+    return json_bytes(head)[:-1] + f',"{IMPORT_TYPE_ARRAYS[import_type]}":['.encode()
+
+
+def payload_envelope(import_type, objecttype, lines):
+    """A payload's bytes from entries encoded once, without decoding them again."""
+    return payload_head(import_type, objecttype) + b",".join(line.rstrip(b"\n") for line in lines) + PAYLOAD_END
 
 
 def read_bytes_lines(path):
-    return read_bytes_lines_from(path, 0)
-
-
-def read_bytes_lines_from(path, offset):
     with open(path, "rb") as fh:
-        fh.seek(offset)
         return [line for line in fh if line.strip()]
 
 

@@ -1,6 +1,8 @@
 """The engines' collaborators on their own, without HTTP (issue 11): the backup's transforms, the rename
 list's one parser, per-key locks, the one boolean reader. Each is the real class of fylrmig.py, given a
 real job that has not connected to anything."""
+import copy
+import json
 import threading
 import time
 
@@ -260,3 +262,58 @@ def test_a_session_reads_proxies_from_the_environment_once_per_host(monkeypatch)
     monkeypatch.setenv("HTTPS_PROXY", "http://other.example:8080")   # read once: a run keeps its proxy
     again = session.merge_environment_settings("https://fylr.example/api/v1/eas", {}, True, None, None)
     assert again["proxies"]["https"] == "http://proxy.example:3128"
+
+
+def _record_stream(tmp_path, compression=0):
+    args = fylrmig.args_for("backup", {"server": "http://source.invalid", "login": "root", "password": "x",
+                                       "dir": str(tmp_path / "b"), "data": str(tmp_path / "data"),
+                                       "chunk_size": 3, "compression": compression})
+    job = fylrmig.BackupJob(args, fylrmig.Ledger(str(tmp_path / "jobs.sqlite")))
+    source = fylrmig.Source("db/bilder", "db", None, 2, objecttype="bilder")
+    return lambda: fylrmig.RecordStream(job, source, ordered_later=False, replay=False)
+
+
+def _page(*sysids):
+    return [{"_objecttype": "bilder", "_system_object_id": n, "_uuid": f"u{n}",
+             "bilder": {"_id": n, "_version": 1, "titel": f"Bild {n}"}} for n in sysids]
+
+
+def _payloads(stream):
+    out = []
+    for _, files in stream.batches():
+        for path, count, digest in files:
+            data = open(path, "rb").read()
+            assert fylrmig.sha256_bytes(data) == digest
+            out.append(fylrmig.parse_json_bytes(data, data[:2] == b"\x1f\x8b"))
+            assert len(out[-1]["objects"]) == count
+    return out
+
+
+@pytest.mark.parametrize("compression", [0, 6])
+def test_a_record_stream_stopped_after_a_batch_was_finished_resumes_to_the_same_payloads(tmp_path, compression):
+    """Entries stream straight into their open batch, which is renamed when full. A run that stops after
+    that rename but before the page's row is written resumes from the page before: the finished batch is
+    reopened and cut back (with --compression it was rewritten, so the stream starts over); the payloads
+    end up exactly those of an uninterrupted run, with the sha256 their names carry."""
+    pages = [_page(1, 2), _page(3, 4), _page(5, 6), _page(7)]
+    whole = _record_stream(tmp_path / "whole", compression)()
+    whole.resume([])
+    for page in pages:
+        whole.add(page)
+    expected = _payloads(whole)
+    assert [len(p["objects"]) for p in expected] == [3, 3, 1]
+
+    new_stream = _record_stream(tmp_path / "stopped", compression)
+    first = new_stream()
+    first.resume([])
+    first.add(pages[0])
+    rows = [{"key": "fetch/db/bilder@0000000000", "state": "done",
+             "output": json.dumps({"stream": copy.deepcopy(first.state)})}]
+    first.add(pages[1])                                  # batch 1 is full: renamed; then the run is killed
+    first.close()
+    again = new_stream()
+    start = again.resume(rows)
+    assert start == (0 if compression else 2)
+    for page in pages[start // 2:]:
+        again.add(page)
+    assert _payloads(again) == expected
