@@ -1474,6 +1474,9 @@ class Progress:
             self._entry(phase)["total"] = total
 
     def set_phase(self, phase, total=None):
+        """Saved at once when the phase changes (a restore sets the same phase again for each version of
+        an objecttype: that costs no ledger write)."""
+        changed = phase != self.phase or total is not None
         with self._lock:
             if self.phase and self.phase != phase:
                 self._entry(self.phase)["ended"] = now()
@@ -1484,7 +1487,7 @@ class Progress:
             entry["started"], entry["ended"] = entry["started"] or now(), None
             if total is not None:
                 entry["total"] = total
-        self.save(force=True)
+        self.save(force=changed)
 
     def add(self, phase, n, total=None, skipped=False):
         with self._lock:
