@@ -229,7 +229,7 @@ def test_the_bookkeeper_writes_only_in_a_turn_flush_waits_for_every_write_and_an
         time.sleep(0.2)
         assert written == ["row 1", "row 2"]
         keeper.later(lambda: written.append("row 3"))
-        keeper.flush()                             # the next group reads the rows: flush gives the turn
+        keeper.flush()                             # the next group reads the rows: flush writes what is left
         assert written == ["row 1", "row 2", "row 3"]
 
         def broken():
