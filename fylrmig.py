@@ -2194,17 +2194,31 @@ class PageSpool(JobPart):
 
 
     def fetch_all_pages(self, source):
-        """Planned pages run on --max-parallel workers; then pages continue one by one until a short page."""
+        """Planned pages run on --max-parallel workers; then pages continue until a short page. A source
+        without a count (users, messages, events) is read --max-parallel pages at a time instead of one
+        round trip after the other; what lies past the first short page is not kept."""
         if source.page_size and source.total:
             offsets = list(range(0, source.total, source.page_size))
         else:
             offsets = [0]
         results = self.job._run_parallel([lambda o=o: self._fetch_page(source, o) for o in offsets])
         offset, last = offsets[-1], results[-1]
+        width = 1 if source.total else self.job.workers()
         while last["full"] and source.page_size and not (source.total and offset + source.page_size >= source.total
                                                          and self.args.max_count):
-            offset += source.page_size
-            last = self._fetch_page(source, offset)
+            wave = [offset + source.page_size * n for n in range(1, width + 1)]
+            outs = self.job._run_parallel([lambda o=o: self._fetch_page(source, o) for o in wave])
+            for offset, last in zip(wave, outs):
+                if not last["full"]:
+                    self._drop_spooled(source, [o for o in wave if o > offset])
+                    break
+
+    def _drop_spooled(self, source, offsets):
+        """Pages asked for past the end: empty, unless the source grew meanwhile (then paging one by one
+        would not have read them either)."""
+        for offset in offsets:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._spool_path(source, offset))
 
 
     def _fetch_page(self, source, offset):

@@ -171,6 +171,24 @@ def test_kill_9_then_continue_equals_uninterrupted(capsys, make_sim, tmp_path):
     assert not [n for n in os.listdir(folder) if n.startswith(".tmp-")]
 
 
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_sources_without_a_count_are_read_several_pages_at_a_time_and_nothing_past_the_end_is_kept(
+        capsys, make_sim, tmp_path, flavour):
+    """Users, messages and events have no count: with --max-parallel 4 their pages are asked for four at a
+    time. The backup holds exactly what one page after the other gives, nothing twice; the pages asked for
+    past the end leave a ledger row but no spooled page."""
+    server = make_sim(flavour, size="small")
+    one = backup(capsys, server, tmp_path, "--chunk-size", "7", "--max-parallel", "1", name="one")
+    four = backup(capsys, server, tmp_path, "--chunk-size", "7", "--max-parallel", "4", name="four")
+    assert normalized_payloads(four) == normalized_payloads(one)
+    events = entries(four, "event")
+    assert len(events) > 3 * 7 and len({json.dumps(e, sort_keys=True) for e in events}) == len(events)
+    asked = [int(key.rsplit("@", 1)[1]) for (key,) in ledger_rows(
+        tmp_path / "data", "SELECT key FROM chunks WHERE key LIKE 'fetch/event@%' AND job_id = "
+                           "(SELECT id FROM jobs WHERE dir = ?)", str(four))]
+    assert max(asked) > len(events) // 7 * 7, "the pages past the end were asked for side by side"
+
+
 def test_continue_refuses_changed_parameters(capsys, make_sim, tmp_path):
     server = make_sim("easydb5")
     backup(capsys, server, tmp_path)
