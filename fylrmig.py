@@ -799,7 +799,14 @@ def environment_once_session(requests):
     """A requests Session that reads proxies and CA bundle from the environment once per host instead of
     for every request (requests walks every environment variable twice a request: 0.35 ms of CPU, a fifth
     of the main thread's time between two restore chunks). Our requests pass the same settings every time
-    (no per-request proxies, verify or cert), so the answer per host and stream flag is the same too."""
+    (no per-request proxies, verify or cert), so the answer per host and stream flag is the same too.
+    A plain request (a body of bytes or none, no files, no auth object) is prepared and sent without the
+    steps fylrmig never needs on the way out (netrc lookup, merging of cookie jars and hooks): 0.24 ms of
+    the 0.69 ms of CPU a request costs; cookies and redirects of the answer are handled as requests does."""
+    from requests.cookies import extract_cookies_to_jar
+    from requests.hooks import default_hooks
+    from requests.structures import CaseInsensitiveDict
+
     class Session(requests.Session):
         def merge_environment_settings(self, url, proxies, stream, verify, cert):
             if proxies or verify is not None or cert is not None:
@@ -809,6 +816,32 @@ def environment_once_session(requests):
                 self._environment[key] = super().merge_environment_settings(url, proxies, stream, verify, cert)
             settings = self._environment[key]
             return dict(settings, proxies=dict(settings["proxies"]))
+
+        def request(self, method, url, params=None, data=None, headers=None, json=None, files=None,
+                    timeout=None, stream=None, **others):
+            if files or json is not None or others or self.auth or not isinstance(data, (bytes, type(None))):
+                return super().request(method, url, params=params, data=data, headers=headers, json=json,
+                                       files=files, timeout=timeout, stream=stream, **others)
+            prepared = requests.PreparedRequest()
+            prepared.prepare_method(method)
+            prepared.prepare_url(url, params)
+            prepared.headers = CaseInsensitiveDict(self.headers)
+            prepared.headers.update(headers or {})
+            if self.cookies:
+                prepared.prepare_cookies(self.cookies)
+            prepared.prepare_body(data, None)
+            prepared.hooks = default_hooks()
+            settings = self.merge_environment_settings(prepared.url, {}, stream, None, None)
+            response = self.get_adapter(prepared.url).send(prepared, timeout=timeout, **settings)
+            if "set-cookie" in response.headers:
+                extract_cookies_to_jar(self.cookies, prepared, response.raw)
+            if response.is_redirect:   # followed as requests.Session.send follows it
+                history = [response, *self.resolve_redirects(response, prepared, timeout=timeout, **settings)]
+                response = history.pop()
+                response.history = history
+            if not stream:
+                response.content
+            return response
     session = Session()
     session._environment = {}
     return session

@@ -264,6 +264,50 @@ def test_a_session_reads_proxies_from_the_environment_once_per_host(monkeypatch)
     assert again["proxies"]["https"] == "http://proxy.example:3128"
 
 
+def _echo_app(environ, start_response):
+    """Answers what it was sent; /set sets a cookie (a load balancer's sticky session), /moved redirects."""
+    path = environ["PATH_INFO"]
+    if path == "/moved":
+        start_response("302 Found", [("Location", "/echo?after=redirect")])
+        return [b""]
+    headers = [("Content-Type", "application/json")]
+    if path == "/set":
+        headers.append(("Set-Cookie", "sticky=node-2; Path=/"))
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = {"method": environ["REQUEST_METHOD"], "path": path, "query": environ.get("QUERY_STRING", ""),
+            "cookie": environ.get("HTTP_COOKIE"), "type": environ.get("CONTENT_TYPE"),
+            "auth": environ.get("HTTP_AUTHORIZATION"), "body": environ["wsgi.input"].read(length).decode()}
+    start_response("200 OK", headers)
+    return [json.dumps(body).encode()]
+
+
+def test_a_plain_request_reaches_the_server_as_requests_would_send_it():
+    """fylrmig's session prepares plain requests (bytes or no body) without requests' netrc lookup and
+    cookie/hook merging; the server must see the same request, and cookies and redirects of the answers
+    must work as with requests itself."""
+    import requests
+    from webtest.http import StopableWSGIServer
+    server = StopableWSGIServer.create(_echo_app, host="127.0.0.1")
+    try:
+        url = server.application_url.rstrip("/")
+        seen = []
+        for session in (fylrmig.environment_once_session(requests), requests.Session()):
+            session.headers["Authorization"] = "Bearer t0ken"
+            first = session.request("GET", url + "/set", params={"a": ["1", "2"], "ü": "ä ö"}, stream=True,
+                                    timeout=10)
+            posted = session.request("POST", url + "/echo", params={"format": "short"}, data=b'[{"x": 1}]',
+                                     headers={"Content-Type": "application/json"}, timeout=10)
+            moved = session.request("GET", url + "/moved", timeout=10)
+            seen.append((first.json(), posted.json(), moved.json(), [r.status_code for r in moved.history]))
+        mine, theirs = seen
+        assert mine == theirs
+        assert mine[1] == {"method": "POST", "path": "/echo", "query": "format=short", "cookie": "sticky=node-2",
+                           "type": "application/json", "auth": "Bearer t0ken", "body": '[{"x": 1}]'}
+        assert mine[2]["query"] == "after=redirect" and mine[3] == [302]
+    finally:
+        server.shutdown()
+
+
 def _record_stream(tmp_path, compression=0):
     args = fylrmig.args_for("backup", {"server": "http://source.invalid", "login": "root", "password": "x",
                                        "dir": str(tmp_path / "b"), "data": str(tmp_path / "data"),
