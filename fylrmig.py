@@ -3644,6 +3644,7 @@ class ReadyChunk:
     prepared: list = None
     data: bytes = None
     done: bool = False
+    in_flight: bool = None   # a record chunk's row is marked running when it is prepared: its earlier state
 
 
 class Pacer:
@@ -4194,7 +4195,11 @@ class RestoreJob(JobBase):
                     continue
                 self._check_cancel()
                 prepared = self._prepare(kind, chunk, envelope)
-                yield ReadyChunk(key, kind, envelope, len(chunk), prepared, self._encoded(kind, prepared))
+                ready = ReadyChunk(key, kind, envelope, len(chunk), prepared, self._encoded(kind, prepared))
+                if kind == "db":   # its 'running' row written here, in the helper's turn: one commit less
+                    ready.in_flight = self.ledger.start_chunk(self.job_id, key) in ("running", "failed")
+                    crash_point("chunk-prepared")
+                yield ready
 
     def _prepare(self, kind, entries, envelope):
         """Entries as the target takes them (tags, groups, pools, messages and collections go as the backup
@@ -4261,22 +4266,26 @@ class ChunkSender(JobPart):
         # its row was read when it was prepared, and only this job writes it; a record chunk's row is
         # finished while the next chunk is on its way (Bookkeeper)
         self.chunk_of(chunk.key, chunk.items, lambda in_flight: self._send_chunk(chunk, in_flight),
-                      phase=restore_phase(chunk.envelope), known_not_done=True, finish_later=chunk.kind == "db")
+                      phase=restore_phase(chunk.envelope), known_not_done=True, finish_later=chunk.kind == "db",
+                      in_flight=chunk.in_flight)
         self.job.target_ids.forget(chunk.kind)   # read again from the ledger, which now holds its ids
         if chunk.kind == "db":
             self.job.bookkeeper.release(chunk.prepared)
             chunk.prepared = chunk.data = None
 
-    def chunk_of(self, key, items, send, phase, known_not_done=False, finish_later=False):
+    def chunk_of(self, key, items, send, phase, known_not_done=False, finish_later=False, in_flight=None):
         """One unit of restore work as a ledger chunk: skipped when done; `send(in_flight)` returns
-        (ids, sha256) and learns whether an earlier run may have sent it already."""
+        (ids, sha256) and learns whether an earlier run may have sent it already (`in_flight` given: its
+        row is marked running already; a prepared record chunk a run never sent only costs a continued
+        run one lookup)."""
         chunk = None if known_not_done else self.ledger.chunk(self.job_id, key)
         if chunk and chunk["state"] == "done":
             if phase:
                 self.job.progress.add(phase, chunk["items"], skipped=True)
             return
         self.job._check_cancel()
-        in_flight = self.ledger.start_chunk(self.job_id, key) in ("running", "failed")
+        if in_flight is None:
+            in_flight = self.ledger.start_chunk(self.job_id, key) in ("running", "failed")
         try:
             ids, digest = self._send_checking(key, send, in_flight)
         except Exception as exc:

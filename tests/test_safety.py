@@ -11,6 +11,7 @@ import copy
 import gzip
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -217,7 +218,9 @@ def test_a_restore_killed_at_an_exact_point_continues_to_the_uninterrupted_targe
 
 def chunk_sent_pass(setup, file_api, wanted):
     """The pass of crash_point("chunk-sent") at which the reference restore sent the first chunk whose ledger
-    key `wanted` accepts (chunks go out one at a time with --max-parallel 1, in ledger row order)."""
+    key `wanted` accepts (chunks go out one at a time with --max-parallel 1, in ledger row order; a record
+    chunk's row is made when it is prepared, up to two ahead, which reorders rows only around the
+    delete/ chunks that trash soft-deleted records)."""
     _, counts = setup.reference(file_api)
     data = setup.base / "data"
     ((job_id,),) = ledger_rows(data, "SELECT id FROM jobs WHERE dir = ? AND kind = 'restore' ORDER BY id DESC "
@@ -245,6 +248,26 @@ def test_a_record_chunk_that_reached_the_target_just_before_the_kill_keeps_its_r
     deleted = lambda dump: sorted(k for k, r in dump["records"].items() if r["deleted"])
     assert deleted(got) == deleted(want)
     assert_same(want, got)
+
+
+def test_a_record_chunk_prepared_but_never_sent_is_looked_up_and_sent_by_the_continued_run(restore_setup, make_sim,
+                                                                                          tmp_path):
+    """A record chunk's 'running' row is written when the chunk is prepared (up to two ahead of the one on
+    its way), not between two requests. Killed right after that row, before the chunk was sent: the
+    continued run looks the chunk up, finds none of it stored, sends it whole, and the target ends as
+    after an uninterrupted run."""
+    want, counts = restore_setup.reference("put")
+    assert counts["chunk-prepared"] > 2
+    folder = restore_setup.copy(tmp_path / "backup")
+    target = make_sim("fylr", size="empty")
+    argv = restore_argv(folder, target, tmp_path, "--file-api", "put", *RESTORE_EXTRA)
+    killed(run_cli_env({CRASH: "chunk-prepared:2"}, *argv, "--purge"))
+    running = [k for (k,) in ledger_rows(tmp_path / "data", "SELECT key FROM chunks WHERE state = 'running'")]
+    assert running and all("__db__" in k for k in running), running   # the kill came before its request
+    resumed = run_cli_env({CRASH: None}, *argv, "--continue")
+    finished(resumed)
+    assert re.search(r"0 of \d+ records of this chunk were stored already", resumed.stdout), resumed.stdout[-2000:]
+    assert_same(want, by_reference(canonical_dump(target.sim), target.sim))
 
 
 # ----------------------------------------------------------------------------- crash matrix: the page
