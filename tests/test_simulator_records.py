@@ -136,6 +136,27 @@ def test_create_user_only_by_root(make_sim):
     error(client.call("POST", "/db/orte", [body]), 403, "SystemRightRequired")
     assert Client(server).ok("POST", "/db/orte", [body])
 
+def test_basetype_lookups_of_a_batch_find_exact_matches_only_and_one_miss_fails_the_batch(modelled):
+    """A batch looks up the same pools and users in many records (the simulator keeps an index of them for
+    the request): each lookup is still an exact match, by login or by reference, and one that finds
+    nothing - in the last record, after the same table was looked up for the others - refuses the whole
+    batch and stores nothing."""
+    server, client = modelled
+    root = {"_basetype": "user", "user": {"lookup:_id": {"login": "root"}}}
+    by_reference = {"_basetype": "user", "user": {"lookup:_id": {"reference": "system:root"}}}
+    batch = [person(40), person(41), person(42)]
+    batch[0]["_owner"], batch[1]["_owner"], batch[2]["_create_user"] = root, by_reference, root
+    answer = client.ok("POST", "/db/personen", batch)
+    assert len(answer) == 3
+    assert stored(server, 40)["versions"][0]["_owner"] == stored(server, 41)["versions"][0]["_owner"]
+    before = (copy.deepcopy(server.sim.records), dict(server.sim.sysids))
+    for wrong in ({"reference": "System:Standard"}, {"reference": "system:standard "}, {"reference": ["x"]}):
+        batch = [person(50), person(51)]
+        batch[1]["personen"]["_pool"] = {"pool": {"lookup:_id": wrong}}
+        error(client.call("POST", "/db/personen", batch), 400, "LookupNotFound")
+        assert (server.sim.records, server.sim.sysids) == before
+
+
 # ------------------------------------------------------------------------------------ create / update
 
 

@@ -286,6 +286,7 @@ class RecordBatch:
         self.caller_id = user_id(caller)
         self.is_root = holds_root_right(sim, caller)
         self.uuids = UuidIndex(sim)
+        self.found = {}                             # basetype lookups of this batch (it changes no basetype)
         self.deferred = set()
         self.tables = tables(sim)
         self.table = self.tables.get(objecttype)
@@ -439,7 +440,7 @@ class RecordBatch:
         if "_create_user" in item:
             if not self.is_root:
                 fail(sim, 403, "SystemRightRequired", "_create_user needs system.root.", rights=["system.root"])
-            create_user = wrapped_ref_id(sim, "user", item["_create_user"])
+            create_user = wrapped_ref_id(sim, "user", item["_create_user"], self.found)
         else:
             create_user = self.caller_id
         now = now_iso()            # the server's time; a sent _created is ignored (SILENT)
@@ -463,14 +464,14 @@ class RecordBatch:
 
     def owner(self, item, previous, merge):
         if "_owner" in item:
-            return wrapped_ref_id(self.sim, "user", item["_owner"])
+            return wrapped_ref_id(self.sim, "user", item["_owner"], self.found)
         # SILENT: no _owner sent -> none (merge keeps the previous one).
         return previous["_owner"] if merge else None
 
     def pool(self, block, previous, merge):
         pool = previous["_pool"] if merge else None
         if block.get("_pool") is not None:
-            pool = wrapped_ref_id(self.sim, "pool", block["_pool"])
+            pool = wrapped_ref_id(self.sim, "pool", block["_pool"], self.found)
         if self.table.pool and pool is None and not self.params["skip_constraints"]:
             # OAS skip_constraints "permits objects without a pool"; the code is SILENT
             _schema_error(self.sim, "%s objects need a pool." % self.ot)
@@ -483,7 +484,7 @@ class RecordBatch:
         for entry in item["_tags"] or []:
             inner = entry.get("tag", entry) if isinstance(entry, dict) else {}
             if "lookup:_id" in inner:
-                result.append(lookup_basetype(self.sim, "tag", inner["lookup:_id"]))
+                result.append(lookup_basetype(self.sim, "tag", inner["lookup:_id"], self.found))
             elif inner.get("_id") is not None and self.sim.tag_by_id(inner["_id"]):
                 result.append(inner["_id"])
             else:
