@@ -212,39 +212,43 @@ def test_groups_take_their_items_from_one_shared_helper_in_order():
     assert list(shared.take(lambda item: True)) == []
 
 
-def test_the_bookkeeper_writes_only_in_a_turn_flush_waits_for_every_write_and_an_error_reaches_the_job():
+def test_the_bookkeeper_writes_only_in_the_helpers_turn_flush_waits_for_every_write_and_an_error_reaches_the_job():
     """Bookkeeper: later() only queues (the main thread is not interrupted between two requests); the
-    writes run in the pacer's next turn, in order; flush() returns once every queued write is done; a
-    failed write is raised at the main thread's next later() or flush()."""
+    writes run in order in the next turn of the helper that prepares the chunks, before it prepares;
+    flush() returns once every queued write is done; a failed write is raised at the main thread's next
+    later() or flush()."""
     written = []
     pacer = fylrmig.Pacer(patience=5)
-    keeper = fylrmig.Bookkeeper(pacer)
-    try:
-        keeper.later(lambda: written.append("row 1"))
-        keeper.later(lambda: written.append("row 2"))
-        keeper.release([{"record": n} for n in range(100)])
-        time.sleep(0.2)
-        assert written == [], "no turn, no write"
-        pacer.turn()                               # the next request goes out
-        time.sleep(0.2)
-        assert written == ["row 1", "row 2"]
-        keeper.later(lambda: written.append("row 3"))
-        keeper.flush()                             # the next group reads the rows: flush writes what is left
-        assert written == ["row 1", "row 2", "row 3"]
+    keeper = fylrmig.Bookkeeper()
 
-        def broken():
-            raise OSError("disk full")
-        keeper.later(broken)
-        keeper.later(lambda: written.append("row 5"))
-        with pytest.raises(OSError, match="disk full"):
-            keeper.flush()
-        with pytest.raises(OSError, match="disk full"):
-            keeper.later(lambda: written.append("row 6"))
-        assert "row 6" not in written
-    finally:
-        with pytest.raises(OSError):
-            keeper.close()
-    assert not keeper._thread.is_alive()
+    def chunks():
+        for n in range(3):
+            written.append(f"prepared {n}")
+            yield n
+    helper = fylrmig.prepared_ahead(chunks(), 1, pacer, keeper.write_queued)
+    assert next(helper) == 0                       # waiting for the helper is a turn
+    keeper.later(lambda: written.append("row 1"))
+    keeper.later(lambda: written.append("row 2"))
+    keeper.release([{"record": n} for n in range(100)])
+    time.sleep(0.2)
+    assert "row 1" not in written, "no turn, no write"
+    pacer.turn()                                   # the next request goes out
+    time.sleep(0.2)
+    assert written == ["prepared 0", "row 1", "row 2", "prepared 1"]
+    keeper.later(lambda: written.append("row 3"))
+    keeper.flush()                                 # the next group reads the rows: flush writes what is left
+    assert written[-1] == "row 3"
+    helper.close()
+
+    def broken():
+        raise OSError("disk full")
+    keeper.later(broken)
+    keeper.later(lambda: written.append("row 5"))
+    with pytest.raises(OSError, match="disk full"):
+        keeper.flush()
+    with pytest.raises(OSError, match="disk full"):
+        keeper.later(lambda: written.append("row 6"))
+    assert "row 5" not in written and "row 6" not in written
 
 
 def test_a_session_reads_proxies_from_the_environment_once_per_host(monkeypatch):
