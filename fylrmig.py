@@ -240,7 +240,10 @@ _PRETTY_JSON = json.JSONEncoder(ensure_ascii=False, indent=2)
 def json_bytes(value, pretty=False):
     """Compact (or indented) UTF-8 JSON; compact output is the same with orjson and without."""
     if orjson is not None and not pretty:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+        try:   # keys not all strings (ids as keys) are rare; allowing them costs a fifth of the encoding
+            return orjson.dumps(value)
+        except TypeError:
+            return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     return (_PRETTY_JSON if pretty else _COMPACT_JSON).encode(value).encode("utf-8")
 
 

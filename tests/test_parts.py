@@ -365,3 +365,10 @@ def test_a_record_stream_stopped_after_a_batch_was_finished_resumes_to_the_same_
     for page in pages[start // 2:]:
         again.add(page)
     assert _payloads(again) == expected
+
+
+@pytest.mark.parametrize("value", [{"b": [1.5, None, "ü"], "a": {"k": True}}, {1: "a", "x": {2: [3]}}, [], {}])
+def test_compact_json_is_the_standard_librarys_whatever_the_keys(value):
+    """json_bytes (orjson where installed) writes what json.dumps writes compactly, also for dicts with
+    number keys, which orjson takes only with an option that slows every other call."""
+    assert fylrmig.json_bytes(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
