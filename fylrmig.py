@@ -569,8 +569,7 @@ class Ledger:
             raise FylrmigError(f"cannot open ledger {self.path}: {exc}") from None
 
     def _connect(self):
-        db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False,
-                             cached_statements=0)
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA busy_timeout = 30000")
         db.execute("PRAGMA synchronous = NORMAL")
