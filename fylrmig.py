@@ -6057,6 +6057,8 @@ class JobRunner:
             thread = threading.Thread(target=self._run, args=(kind, args, cancel), daemon=True,
                                       name=f"fylrmig-{kind}-{name}")
             self._threads[key] = (thread, cancel)
+        with contextlib.suppress(OSError):   # the status page the form redirects to exists at once (the
+            os.makedirs(os.path.dirname(args.log), exist_ok=True)   # job's log opens there; it reports errors)
         if inline:
             self._run(kind, args, cancel)
             return None
