@@ -48,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 class LazyModule:
     """A module imported where it is first used: a command-line job never touches the web framework,
-    whose import was a sixth of a job's start (bottle 30 ms of 0.18 s)."""
+    whose import was a third of `import fylrmig` (138 -> 90 ms with the interpreter's start)."""
 
     def __init__(self, name):
         self._name = name
