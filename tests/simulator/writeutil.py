@@ -23,15 +23,16 @@ API = "/api/v1"
 # ------------------------------------------------------------------------------------------- request
 
 
-_NOW = [None, ""]   # (whole second, its text): a batch stamps every version, formatting once a second will do
+_NOW = [(None, "")]   # [(whole second, its text)]: a batch stamps every version, formatting once a second will do
 
 
 def now_iso():
     second = int(time.time())
-    if _NOW[0] != second:
-        _NOW[1] = datetime.datetime.fromtimestamp(second, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        _NOW[0] = second
-    return _NOW[1]
+    cached = _NOW[0]   # one tuple, replaced whole: two threads in different seconds never mix second and text
+    if cached[0] != second:
+        cached = _NOW[0] = (second, datetime.datetime.fromtimestamp(second, datetime.timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"))
+    return cached[1]
 
 
 def fail(sim, status, code, message="", **parameters):
