@@ -31,6 +31,7 @@ import io
 import json
 import logging
 import os
+import queue
 import re
 import secrets
 import shutil
@@ -43,7 +44,7 @@ import threading
 import time
 import urllib.parse
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 
 class LazyModule:
@@ -892,6 +893,7 @@ class Api:
         # cycles, so without this its sockets stayed open until the cyclic GC came round
         self._sessions, self._sessions_lock = {}, threading.Lock()
         self.retries = 0
+        self._slots = contextlib.nullcontext()   # see limit_parallel
         if insecure:
             import urllib3
             urllib3.disable_warnings()
@@ -1059,6 +1061,11 @@ class Api:
 
     # -- requests
 
+    def limit_parallel(self, n):
+        """At most n requests in flight from all threads together: a backup reads ahead on more threads
+        than --max-parallel (ReadAhead), the source still gets no more than that at once."""
+        self._slots = threading.BoundedSemaphore(n)
+
     def get(self, path, **params):
         return self.call("GET", path, params=params)
 
@@ -1111,6 +1118,10 @@ class Api:
 
     def _download(self, url, dest_path):
         def fetch():
+            with self._slots:   # the whole download is one request in flight
+                return receive()
+
+        def receive():
             response = self._send("GET", url, stream=True)
             digest, size = hashlib.sha256(), 0
             folder = os.path.dirname(dest_path)
@@ -1164,10 +1175,11 @@ class Api:
             self._auth(headers, params)
         started = now()
         self.on_request()
-        response = self._session().request(method, url, params=params or None, json=json_body, data=data,
-                                           files=files, headers=headers, timeout=self.timeout, stream=True)
-        if not stream:
-            self._read_whole_body(response)
+        with contextlib.nullcontext() if stream else self._slots:   # a stream's reader holds its slot
+            response = self._session().request(method, url, params=params or None, json=json_body, data=data,
+                                               files=files, headers=headers, timeout=self.timeout, stream=True)
+            if not stream:
+                self._read_whole_body(response)
         if self.log_network:
             self.log.info("%s %s -> %s (%.0f ms, %s bytes)", method, mask_url_credentials(response.url),
                       response.status_code, 1000 * (now() - started),
@@ -1801,10 +1813,11 @@ class JobBase:
         """--max-parallel, 0 meaning one per CPU."""
         return self.args.max_parallel or os.cpu_count() or 1
 
-    def _run_parallel(self, tasks):
-        """Run tasks (any iterable, consumed lazily) on --max-parallel workers with at most twice that many
-        in flight, so memory stays bounded however many chunks there are; results in task order."""
-        workers = self.workers()
+    def _run_parallel(self, tasks, workers=None):
+        """Run tasks (any iterable, consumed lazily) on --max-parallel (or `workers`) workers with at most
+        twice that many in flight, so memory stays bounded however many chunks there are; results in task
+        order."""
+        workers = workers or self.workers()
         if workers <= 1:
             return [task() for task in tasks]
         results, pending = [], collections.deque()
@@ -2005,17 +2018,30 @@ class BackupJob(JobBase):
         self.manifests.write_manifest(status="running")
         self._step("datamodel", self._backup_datamodel)
         self._step("base_config", self._backup_base_config)
-        self._source_counts = {ot: self.sources.record_count(ot) for ot in self.sources.objecttypes()}   # "N of M" of an unfinished one
-        for source in self.sources.basetype_sources():
-            self._backup_source(source)
-        for source in self.sources.record_sources():
-            self._backup_source(source)
-        for source in self.sources.collection_sources():
-            self._backup_source(source)
-        self._backup_source(self.sources.publish_source())
-        if self.include_events is not None:
-            self._backup_source(self.sources.event_source())
+        objecttypes = self.sources.objecttypes()   # counted for "N of M" of an unfinished one
+        self._source_counts = dict(zip(objecttypes, self._run_parallel(
+            functools.partial(self.sources.record_count, ot) for ot in objecttypes)))
+        with ReadAhead(self) as ahead:
+            basetypes = list(self.sources.basetype_sources())
+            ahead.fetch_together(basetypes)
+            for source in basetypes:
+                self._backup_source(source, fetched=ahead.enabled)
+            # read while the records are: collections (their object lists name records), publish records, events
+            ahead.start(self.sources.collection_sources(), self._publish_and_events())
+            for source in self.sources.record_sources():
+                self._backup_source(source)
+            for source, fetched in ahead.in_order():
+                self._backup_source(source, fetched)
         return self.manifests.write_manifest(status="done")
+
+    def _publish_and_events(self):
+        yield self.sources.publish_source()
+        if self.include_events is not None:
+            yield self.sources.event_source()
+
+    def emitted_sources(self):
+        """Names of the sources whose payloads a run before this one wrote."""
+        return {c["key"].split("/", 2)[2] for c in self.ledger.chunks(self.job_id, "emit/") if c["state"] == "done"}
 
     def _backup_datamodel(self):
         a = self.api
@@ -2035,7 +2061,8 @@ class BackupJob(JobBase):
         write_atomic(self.folder.join(name), data)
         return {"file": name, "bytes": len(data), "sha256": sha256_bytes(data)}
 
-    def _backup_source(self, source):
+    def _backup_source(self, source, fetched=False):
+        """One source's pages (`fetched`: spooled already by ReadAhead) into its payloads."""
         self._check_cancel()
         self._step_seq += 1
         emit_key = f"emit/{self._step_seq:04d}/{source.name}"
@@ -2052,7 +2079,8 @@ class BackupJob(JobBase):
             self.ledger.start_chunk(self.job_id, emit_key)
             payloads, info, items = self._emit_stream(source, stream)
         else:
-            self.spool.fetch_all_pages(source)
+            if not fetched:
+                self.spool.fetch_all_pages(source)
             self._check_cancel()
             self.ledger.start_chunk(self.job_id, emit_key)
             payloads, info, items = self._emit(source)
@@ -2243,21 +2271,22 @@ class PageSpool(JobPart):
         return f"fetch/{source.name}@{offset:010d}"
 
 
-    def fetch_all_pages(self, source):
-        """Planned pages run on --max-parallel workers; then pages continue until a short page. A source
-        without a count (users, messages, events) is read --max-parallel pages at a time instead of one
-        round trip after the other; what lies past the first short page is not kept."""
+    def fetch_all_pages(self, source, workers=None):
+        """Planned pages run on --max-parallel (or `workers`) workers; then pages continue until a short
+        page. A source without a count (users, messages, events) is read that many pages at a time instead
+        of one round trip after the other; what lies past the first short page is not kept."""
+        workers = workers or self.job.workers()
         if source.page_size and source.total:
             offsets = list(range(0, source.total, source.page_size))
         else:
             offsets = [0]
-        results = self.job._run_parallel([lambda o=o: self._fetch_page(source, o) for o in offsets])
+        results = self.job._run_parallel([lambda o=o: self._fetch_page(source, o) for o in offsets], workers)
         offset, last = offsets[-1], results[-1]
-        width = 1 if source.total else self.job.workers()
+        width = 1 if source.total else workers
         while last["full"] and source.page_size and not (source.total and offset + source.page_size >= source.total
                                                          and self.args.max_count):
             wave = [offset + source.page_size * n for n in range(1, width + 1)]
-            outs = self.job._run_parallel([lambda o=o: self._fetch_page(source, o) for o in wave])
+            outs = self.job._run_parallel([lambda o=o: self._fetch_page(source, o) for o in wave], workers)
             for offset, last in zip(wave, outs):
                 if not last["full"]:
                     self._drop_spooled(source, [o for o in wave if o > offset])
@@ -2356,6 +2385,89 @@ class PageSpool(JobPart):
                 size, digest = self.api.download(info["url"], self.job.folder.join(relpath))
                 crash_point("file-packed")
                 self.ledger.set_file(self.job_id, file_id, version, "done", path=relpath, bytes=size, sha256=digest)
+
+
+class ReadAhead(JobPart):
+    """At --max-parallel > 1 the sources spooled whole are read while other work goes on: the basetypes all
+    at once, the collections, publish records and events while the records are read and transformed (the
+    main thread's CPU, which the source would otherwise wait for, then the other way round). Only reading
+    moves: every page is still a `fetch/` ledger chunk, and the main thread emits every source in payload
+    order. The requests share --max-parallel slots with the record pages (Api.limit_parallel); each
+    background chain reads at most half as many pages at once, so record pages still get their turn."""
+
+    def __init__(self, job):
+        super().__init__(job)
+        self.enabled = job.workers() > 1
+        self._chains, self._threads = [], []
+        self._failure = None   # the first error of a background read: it also cancels the main thread
+
+    def __enter__(self):
+        if self.enabled:
+            self.api.limit_parallel(self.job.workers())
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is not None and self._threads:
+            self.job.cancel_event.set()   # the background reads stop at their next page
+        for thread in self._threads:
+            thread.join()
+        if isinstance(exc, Cancelled) and self._failure is not None:
+            raise self._failure from None   # the reason, not the cancel it caused
+        return False
+
+    def fetch_together(self, sources):
+        """Every page of these sources, the sources side by side (each one's pages as fetch_all_pages reads
+        them); sources a run before this one emitted are left alone."""
+        if self.enabled:
+            emitted = self.job.emitted_sources()
+            self.job._run_parallel([functools.partial(self.job.spool.fetch_all_pages, s)
+                                    for s in sources if s.name not in emitted])
+
+    def start(self, *chains):
+        """Read each chain of sources (a generator: a later source may be made from what an earlier one
+        spooled) one source after the other, the chains side by side in background threads; without
+        read-ahead, in_order() hands the sources over unread."""
+        if not self.enabled:
+            self._chains = [((source, False) for source in chain) for chain in chains]
+            return
+        width = max(1, self.job.workers() // 2)
+        emitted = self.job.emitted_sources()
+        for chain in chains:
+            ready = queue.SimpleQueue()   # (source, Future of its reading) in payload order, then None
+            thread = threading.Thread(target=self._read_chain, args=(chain, ready, width, emitted),
+                                      name="fylrmig-read-ahead", daemon=True)
+            self._chains.append(self._handed_over(ready))
+            self._threads.append(thread)
+            thread.start()
+
+    def in_order(self):
+        """(source, fetched) in payload order, each once its pages are spooled; a reading error is raised
+        here, in the main thread."""
+        for chain in self._chains:
+            yield from chain
+
+    @staticmethod
+    def _handed_over(ready):
+        for source, reading in iter(ready.get, None):
+            reading.result()
+            yield source, True
+
+    def _read_chain(self, chain, ready, width, emitted):
+        reading = Future()
+        try:
+            for source in chain:
+                ready.put((source, reading))
+                if source.name not in emitted:
+                    self.job.spool.fetch_all_pages(source, width)
+                reading.set_result(True)
+                reading = Future()
+        except BaseException as exc:   # reading a page, or making the next source (from spooled collections)
+            if not isinstance(exc, Cancelled) and self._failure is None:
+                self._failure = exc
+            reading.set_exception(exc)
+            ready.put((None, reading))
+        finally:
+            ready.put(None)
 
 
 class ManifestWriter(JobPart):

@@ -189,6 +189,47 @@ def test_sources_without_a_count_are_read_several_pages_at_a_time_and_nothing_pa
     assert max(asked) > len(events) // 7 * 7, "the pages past the end were asked for side by side"
 
 
+def done_at(data_dir, folder, prefix):
+    """updated_at of the done ledger chunks whose key starts with prefix."""
+    return [t for (t,) in ledger_rows(data_dir, "SELECT updated_at FROM chunks WHERE state = 'done' AND key LIKE ? "
+                                                "AND job_id = (SELECT id FROM jobs WHERE dir = ?)", prefix + "%",
+                                      str(folder))]
+
+
+def test_read_ahead_keeps_to_max_parallel_and_changes_nothing(capsys, make_sim, tmp_path):
+    """At --max-parallel 3 the basetypes are read side by side and the collections, publish records and
+    events while the records are: the source sees 3 requests at once and never more, the events were in
+    before the last record page, and the backup holds what one request after the other gives."""
+    server = make_sim("fylr", size="small", faults=FaultPlan(latency=0.01))
+    one = backup(capsys, server, tmp_path, "--all-versions", "--chunk-size", "20", "--max-parallel", "1",
+                 name="one")
+    server.in_flight.most = 0
+    three = backup(capsys, server, tmp_path, "--all-versions", "--chunk-size", "20", "--max-parallel", "3",
+                   name="three")
+    assert server.in_flight.most == 3
+    assert normalized_payloads(three) == normalized_payloads(one)
+    data = tmp_path / "data"
+    assert min(done_at(data, three, "fetch/event@")) < max(done_at(data, three, "fetch/db/"))
+    assert min(done_at(data, three, "fetch/collection_objects@")) < max(done_at(data, three, "fetch/db/"))
+
+
+def test_a_read_ahead_that_fails_ends_the_backup_in_one_line_and_continue_finishes_it(capsys, make_sim, tmp_path):
+    """The events, read in the background, are refused: the backup stops at once, failed, naming that request
+    (not the cancel the failure sent to the other threads), and --continue reads the rest to the same backup
+    as an unbroken run."""
+    plan = FaultPlan(error_rate=1.0, only_prefixes=("/api/v1/event",))
+    server = make_sim("fylr", size="small", faults=plan)
+    argv = backup_argv(server, tmp_path / "b", tmp_path / "data", "--all-versions", "--max-parallel", "4",
+                       "--retry-max-count", "0")
+    assert_one_line_error(run_cli(*argv), "/api/v1/event/list")
+    assert manifest(tmp_path / "b")["state"]["status"] == "failed"
+    plan.error_rate = 0.0
+    result = run_cli(*argv, "--continue")
+    assert result.returncode == 0, result.stderr[-2000:]
+    reference_folder = backup(capsys, server, tmp_path, "--all-versions", name="reference")
+    assert normalized_payloads(tmp_path / "b") == normalized_payloads(reference_folder)
+
+
 def test_continue_refuses_changed_parameters(capsys, make_sim, tmp_path):
     server = make_sim("easydb5")
     backup(capsys, server, tmp_path)

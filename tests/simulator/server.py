@@ -20,11 +20,33 @@ _READING_POSTS = ("/api/v1/search", "/api/v1/session/authenticate", "/api/v1/ses
                   "/api/oauth2/token")
 
 
-class SimServer:
-    """A running simulator: .url (no /api/v1), .api_url, .sim, .faults (FaultPlan or None), .shutdown()."""
+class InFlight:
+    """Requests being handled right now and the most at any one time (a client's --max-parallel, seen from
+    the server; with the plan's latency every request overlaps the ones sent beside it)."""
 
-    def __init__(self, sim, wsgi_server, faults):
-        self.sim, self.faults, self._server = sim, faults, wsgi_server
+    def __init__(self):
+        self.now = self.most = 0
+        self._lock = threading.Lock()
+
+    def wrap(self, app):
+        def gauged(environ, start_response):
+            with self._lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            try:
+                return app(environ, start_response)
+            finally:
+                with self._lock:
+                    self.now -= 1
+        return gauged
+
+
+class SimServer:
+    """A running simulator: .url (no /api/v1), .api_url, .sim, .faults (FaultPlan or None), .in_flight
+    (InFlight), .shutdown()."""
+
+    def __init__(self, sim, wsgi_server, faults, in_flight):
+        self.sim, self.faults, self._server, self.in_flight = sim, faults, wsgi_server, in_flight
         self.url = "http://%s:%s" % (wsgi_server.adj.host, wsgi_server.adj.port)
         self.api_url = self.url + "/api/v1"
 
@@ -62,11 +84,13 @@ def serve(sim, faults=None, host="127.0.0.1", port=None, threads=8, count_reques
         logging.getLogger("waitress").setLevel(logging.CRITICAL)
     if count_requests:
         application = _counting(application)
+    in_flight = InFlight()
+    application = in_flight.wrap(application)
     options = {"host": host, "threads": threads, "expose_tracebacks": False}
     if port:
         options["port"] = port
     wsgi_server = StopableWSGIServer.create(application, **options)
-    server = SimServer(sim, wsgi_server, faults)
+    server = SimServer(sim, wsgi_server, faults, in_flight)
     sim.base_url = server.url
     _wait_until_answering(wsgi_server.adj.host, wsgi_server.adj.port)
     return server
