@@ -207,6 +207,32 @@ def test_update_without_address_or_with_a_wrong_version_is_a_version_mismatch(mo
 # --------------------------------------------------------------------------------------------- lookups
 
 
+def test_uuids_are_known_across_requests_and_free_again_after_a_rollback_or_a_purge(modelled):
+    """The uuid index outlives a request (UuidIndex): a uuid saved earlier is refused again and found by a
+    lookup; the uuid of a record created by a batch that then failed is free, and so is a purged one's."""
+    server, client = modelled
+    client.ok("POST", "/db/orte", [orte(1)])
+    again = orte(2)
+    again["_uuid"] = "uuid-1"
+    assert error(client.call("POST", "/db/orte", [again]), 400,
+                 "DatabaseUniqueKeyViolation")["parameters"]["name"] == "_uuid"
+    broken = orte(4)
+    broken["orte"]["nope"] = 1
+    error(client.call("POST", "/db/orte", [orte(3), broken]), 400, "SchemaInconsistent")
+    assert 3 not in server.sim.sysids
+    child = orte(5)
+    child["orte"]["lookup:_id_parent"] = {"_uuid": "uuid-3"}
+    error(client.call("POST", "/db/orte", [child]), 400, "LookupNotFound")        # rolled back: not there
+    client.ok("POST", "/db/orte", [orte(3)])                                      # its uuid is free
+    client.ok("POST", "/db/orte", [child])
+    assert stored(server, 5)["versions"][0]["_id_parent"] == server.sim.sysids[3][1]
+    oid = server.sim.sysids[1][1]
+    client.ok("DELETE", "/db/orte", [[oid, 1, None]])
+    client.ok("DELETE", "/db/orte", [[oid, 1, None]], delete_policy="purge")
+    client.ok("POST", "/db/orte", [dict(orte(6), _uuid="uuid-1")])                # the purged one's uuid is free
+    assert stored(server, 6)["_uuid"] == "uuid-1"
+
+
 def test_uuid_lookups_with_allow_defer_resolve_when_the_target_is_saved(modelled):
     server, client = modelled
     waiting = orte(2)
