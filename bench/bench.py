@@ -713,7 +713,7 @@ class Bench:
             own, sim_share = b4.cpu / b4.seconds, b4.busy[0]
             serial = b4.report["one_by_one_seconds"]
             what = ("basetypes, counts, collection list, events" if step == "backup" else
-                    "the history replay of orte, step by step")
+                    "history replays of an older fylrmig's backup, batch by batch")
             if max(own, sim_share) >= 0.8:
                 limit = ("its own CPU (one GIL: json.loads of every answer)" if own >= sim_share else
                          f"the {who} simulator (one process, writes under one lock; {sim_share:.0%} of a CPU)")

@@ -1,6 +1,7 @@
 """fylrmig backup against simulated easydb 5 and fylr sources: completeness, resume, faults, bad input."""
 import json
 import os
+import re
 
 import pytest
 
@@ -114,8 +115,8 @@ def test_payloads_are_ordered_parents_first(capsys, make_sim, tmp_path):
     folder = backup(capsys, server, tmp_path, "--all-versions", "--chunk-size", "5")
     order = [e["_system_object_id"] for e in entries(folder, "db")]
     seen = set()
-    level_ordered = [e for name, env in payloads(folder) if env["import_type"] == "db" and "__history_" not in name
-                     for e in env["objects"]]
+    level_ordered = [e for name, env in payloads(folder) if env["import_type"] == "db"
+                     and "__step_" not in name and "__history_" not in name for e in env["objects"]]
     for entry in level_ordered:
         body = entry[entry["_objecttype"]]
         parent = body.get("lookup:_id_parent")
@@ -359,26 +360,109 @@ def test_credentials_in_the_server_url_log_in_and_are_never_stored(capsys, make_
     assert manifest(folder)["source_instance"]["url"] == server.url
 
 
-def test_a_table_with_a_unique_column_replays_its_history_in_time_order(capsys, make_sim, tmp_path):
-    """orte.code is unique: version 1 of every record before any version 2 would hold a code twice, so its
-    history goes out in the order it was saved, each record at most once per payload."""
+def replay_steps_of(folder):
+    """[(step group, entries)] of the history replays in payload order (batches of a step joined)."""
+    steps = {}
+    for name, env in payloads(folder):
+        if "__step_" in name:
+            steps.setdefault(re.sub(r"^\d+__|__batch_\d+\.json$", "", name), []).extend(env["objects"])
+    return list(steps.items())
+
+
+def tree_loops(parent_of):
+    """Records that lie on a loop of the tree parent_of describes."""
+    looped = set()
+    for start in parent_of:
+        seen, node = [], start
+        while node is not None and node not in seen:
+            seen.append(node)
+            node = parent_of.get(node)
+        if node is not None:
+            looped.add(node)
+    return looped
+
+
+def test_a_table_with_a_unique_column_replays_its_history_in_steps(capsys, make_sim, tmp_path):
+    """orte.code is unique: version 1 of every record before any version 2 would hold a code twice. Its history
+    goes out in steps whose versions the target may save in any order (their batches go out side by side):
+    a record at most once per step and its versions in order, no code taken that another record still
+    holds when the step begins or that two versions of the step take, no loop in the tree after a step;
+    and far fewer steps than one batch after the other in time order needed."""
     server = make_sim("fylr", size="small")
-    folder = backup(capsys, server, tmp_path, "--all-versions", "--chunk-size", "50")
-    replay = [(name, env["objects"]) for name, env in payloads(folder) if "__history_" in name]
-    assert replay and all(env_ot == "orte" for env_ot in {n.split("__")[2] for n, _ in replay})
-    versions, current = {}, {}          # sysid -> version posted so far / its code now
-    for name, objects in replay:
-        assert len({e["_system_object_id"] for e in objects}) == len(objects), name
+    folder = backup(capsys, server, tmp_path, "--all-versions", "--chunk-size", "7")
+    steps = replay_steps_of(folder)
+    assert steps and {group.split("__")[1] for group, _ in steps} == {"orte"}
+    versions, code_of, parent_of = {}, {}, {}          # sysid -> version posted so far / its code / parent now
+    for group, objects in steps:
+        assert len({e["_system_object_id"] for e in objects}) == len(objects), group
+        taken = [e["orte"].get("code") for e in objects
+                 if e["orte"].get("code") is not None and e["orte"].get("code") != code_of.get(e["_system_object_id"])]
+        assert len(taken) == len(set(taken)), f"{group}: two versions take one code"
         for entry in objects:
-            sysid = entry["_system_object_id"]
-            assert entry["orte"]["_version"] == versions.get(sysid, 0) + 1, "a record's versions in order"
-            versions[sysid] = entry["orte"]["_version"]
-            current[sysid] = entry["orte"].get("code")
-        held = [c for c in current.values() if c is not None]
-        assert len(held) == len(set(held)), f"after {name} a code is held twice"
+            sysid, body = entry["_system_object_id"], entry["orte"]
+            assert body["_version"] == versions.get(sysid, 0) + 1, "a record's versions in order"
+            code = body.get("code")
+            if code is not None and code != code_of.get(sysid):
+                assert code not in {c for s, c in code_of.items() if s != sysid}, f"{group}: {code} still held"
+        for entry in objects:
+            sysid, body = entry["_system_object_id"], entry["orte"]
+            versions[sysid], code_of[sysid] = body["_version"], body.get("code")
+            parent_of[sysid] = (body.get("lookup:_id_parent") or {}).get("_system_object_id")
+        assert not tree_loops(parent_of), group
     stored = {r["_system_object_id"]: len(r["versions"]) for r in server.sim.records["orte"].values()
               if not r.get("deleted_at")}
     assert versions == stored
+    assert max(stored.values()) <= len(steps) < sum(stored.values()) / 7 / 3
+
+
+def test_a_replay_whose_steps_go_out_side_by_side_restores_every_version(capsys, make_sim, tmp_path):
+    """The steps' batches (and the restore's smaller chunks of them) sent on 4 connections, unique codes
+    enforced by the target: every version arrives, as in the source."""
+    from tests.helpers import restore
+    source, target = make_sim("fylr", size="small"), make_sim("fylr", size="empty")
+    folder = backup(capsys, source, tmp_path, "--all-versions", "--chunk-size", "7")
+    assert any(len(objects) > 7 for _, objects in replay_steps_of(folder)), "no step with several batches"
+    restore(capsys, folder, target, tmp_path, "--purge", "--max-parallel", "4", "--chunk-size", "3")
+    for sysid, (ot, oid) in source.sim.sysids.items():
+        record = source.sim.records[ot][oid]
+        if ot != "orte" or record.get("deleted_at"):
+            continue
+        got = target.sim.records["orte"][target.sim.sysids[sysid][1]]
+        assert [v["fields"].get("code") for v in got["versions"]] == \
+            [v["fields"].get("code") for v in record["versions"]]
+
+
+def test_a_replay_spooled_by_an_older_fylrmig_goes_out_one_batch_after_the_other(capsys, make_sim, tmp_path):
+    """A backup killed after the last page of orte and continued by this fylrmig on a spool whose index has
+    no unique values (an older fylrmig wrote it): the history comes out as before, in time order one batch
+    after the other (history_<n>), and a restore on 4 connections sends those one after the other too."""
+    from tests.helpers import restore
+    source, target = make_sim("fylr", size="small"), make_sim("fylr", size="empty")
+    reference_folder = backup(capsys, source, tmp_path, "--all-versions", "--chunk-size", "7",
+                              "--max-parallel", "1", name="reference")
+    pages = [key for (key,) in ledger_rows(tmp_path / "data", "SELECT key FROM chunks WHERE key LIKE 'fetch/%' "
+                                           "AND job_id = (SELECT id FROM jobs WHERE dir = ?) ORDER BY rowid",
+                                           str(reference_folder))]
+    last_of_orte = max(n for n, key in enumerate(pages, 1) if key.startswith("fetch/db/orte@"))
+    folder, data = tmp_path / "older", tmp_path / "data-older"
+    argv = backup_argv(source, folder, data, "--all-versions", "--chunk-size", "7", "--max-parallel", "1")
+    killed = run_cli_env({"FYLRMIG_CRASH_AT": f"page-done:{last_of_orte}"}, *argv)
+    assert killed.returncode == -9, killed.stderr
+    index = folder / ".spool" / "emit-db__orte" / "index"
+    lines = index.read_bytes().splitlines()
+    assert lines and all(len(json.loads(line)) == 8 for line in lines)
+    # the same lengths (the ledger's stream state knows the file's size): spaces where the values were
+    index.write_bytes(b"".join(json.dumps(json.loads(line)[:7]).encode().ljust(len(line)) + b"\n" for line in lines))
+    result = run_cli(*argv, "--continue")
+    assert result.returncode == 0, result.stderr
+    history = [(name, env["objects"]) for name, env in payloads(folder) if "__db__orte__" in name]
+    assert history and all("__history_" in name and len(objects) <= 7 for name, objects in history)
+    assert not [name for name, _ in payloads(folder) if "__step_" in name]
+    restore(capsys, folder, target, tmp_path, "--purge", "--max-parallel", "4", "--chunk-size", "3")
+    for sysid, (ot, oid) in source.sim.sysids.items():
+        record = source.sim.records[ot][oid]
+        if ot == "orte" and not record.get("deleted_at"):
+            assert len(target.sim.records["orte"][target.sim.sysids[sysid][1]]["versions"]) == len(record["versions"])
 
 
 def test_a_kill_after_a_page_that_finished_a_batch_continues_without_a_gap(capsys, make_sim, tmp_path):

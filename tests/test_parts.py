@@ -372,3 +372,53 @@ def test_compact_json_is_the_standard_librarys_whatever_the_keys(value):
     """json_bytes (orjson where installed) writes what json.dumps writes compactly, also for dicts with
     number keys, which orjson takes only with an option that slows every other call."""
     assert fylrmig.json_bytes(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def test_replay_steps_never_close_a_loop_in_the_tree_however_far_apart_records_are():
+    """C goes under A, B under C; C is edited ten times, then moved to the top; then A goes under B. Version
+    2 of A depends only on B's version 2 by its parent, which is early - but applied before C's move it would
+    close A -> B -> C -> A. It waits for the version every record above it had then (C's move), and no
+    state between two steps holds a loop."""
+    parents, order, t = fylrmig.ParentIndex(), [], 0
+
+    def save(sysid, version, parent=None):
+        nonlocal t
+        t += 1
+        parents.add(version, sysid, sysid, parent, parent)
+        order.append((t, version, sysid, len(order), sysid, []))
+    for sysid in (1, 2, 3):                          # A, B, C at the top
+        save(sysid, 1)
+    save(3, 2, parent=1)                             # C under A
+    save(2, 2, parent=3)                             # B under C
+    for version in range(3, 13):
+        save(3, version, parent=1)                   # C edited, still under A
+    save(3, 13)                                      # C to the top
+    save(1, 2, parent=2)                             # A under B
+    steps = fylrmig.replay_steps(order, parents)
+    step_of = {(order[o][2], order[o][1]): n for n, offsets in enumerate(steps) for o in offsets}
+    assert step_of[(1, 2)] > step_of[(3, 13)]
+    parent_of = {}
+    for offsets in steps:
+        for offset in offsets:
+            _, version, sysid, _, _, _ = order[offset]
+            parent_of[sysid] = parents.parent_and_level(sysid, version)[0]
+        for start in parent_of:
+            seen, node = set(), start
+            while node is not None:
+                assert node not in seen, f"a loop after {steps.index(offsets) + 1} steps"
+                seen.add(node)
+                node = parent_of.get(node)
+    assert len(steps) == 14 and all(len({order[o][2] for o in offsets}) == len(offsets) for offsets in steps)
+
+
+def test_replay_steps_take_a_unique_value_only_after_its_holder_let_go():
+    """One code passes from record 1 to record 2 and back; a record without the code moves freely."""
+    parents, order = fylrmig.ParentIndex(), []
+    for t, (sysid, version, code) in enumerate([(1, 1, "X"), (3, 1, None), (1, 2, "Y"), (2, 1, "X"), (3, 2, None),
+                                                (2, 2, "Z"), (1, 3, "X")]):
+        parents.add(version, sysid, sysid, None, None)
+        order.append((t, version, sysid, t, sysid, [None if code is None else json.dumps([code])]))
+    steps = fylrmig.replay_steps(order, parents)
+    step_of = {order[o][2:0:-1]: n for n, offsets in enumerate(steps, 1) for o in offsets}
+    assert step_of[(2, 1)] > step_of[(1, 2)] and step_of[(1, 3)] > step_of[(2, 2)]
+    assert step_of[(3, 1)] == 1 and step_of[(3, 2)] == 2
