@@ -15,6 +15,7 @@ import time
 from contextlib import contextmanager
 
 import bottle
+import orjson
 
 from .auth import api_error
 
@@ -47,8 +48,8 @@ def json_answer(data, status=200):
 def body(sim, code="ServerGeneric", want=None):
     """Parsed JSON body; `want` (list/dict) checks the top-level type."""
     raw = bottle.request.body.read()
-    try:
-        data = json.loads(raw.decode("utf-8")) if raw else None
+    try:   # orjson: a POST /db of 100 records took the json module an eighth of the simulator's time
+        data = orjson.loads(raw) if raw else None
     except ValueError as exc:
         fail(sim, 400, code, "Unable to parse the JSON body: %s" % exc, msg=str(exc))
     if want is not None and not isinstance(data, want):
@@ -130,17 +131,25 @@ def holds_root_right(sim, user):
 # ------------------------------------------------------------------------------------------ rollback
 
 
+# Tables whose entries are added and removed but never changed in place (a sysid names a tuple, an event
+# is written once): rollback copies them one level, in C, without looking at every value first.
+_ENTRIES_NEVER_CHANGED = frozenset({"sysids", "events"})
+
+
 @contextmanager
 def rollback(sim, *names, deep=()):
     """All-or-nothing: restore the named Instance attributes when the block raises.
 
     Runs under sim.lock.  `names` are copied two levels deep (dict of dicts / dict of lists) - writers must
-    replace nested objects instead of mutating them; `deep` attributes are deep-copied (small tables)."""
+    replace nested objects instead of mutating them - but for _ENTRIES_NEVER_CHANGED, copied one level;
+    `deep` attributes are deep-copied (small tables)."""
     with sim.lock:
         saved = {}
         for name in names:
             value = getattr(sim, name, None)
-            if isinstance(value, dict) and any(issubclass(kind, (dict, list)) for kind in set(map(type, value.values()))):
+            if name in _ENTRIES_NEVER_CHANGED:
+                saved[name] = copy.copy(value)
+            elif isinstance(value, dict) and any(issubclass(kind, (dict, list)) for kind in set(map(type, value.values()))):
                 saved[name] = {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
                                for k, v in value.items()}
             else:   # a flat dict (sysids: 20,000 tuples) is copied in C, not entry by entry
