@@ -3322,48 +3322,51 @@ class RecordStream:
 
     def _ordered_batches(self):
         """Hierarchies level by level per version (parents found in the index), or a replay in time order;
-        the parent lookup is added to each line here, the one place a line is decoded again."""
+        the parent lookup is added to each line here, the one place a line is decoded again. The index is
+        held as one small tuple per version (a row: stamp, version, sysid, offset, _id, unique values), not
+        as its decoded lines: this is the one part of a backup whose memory grows with the records."""
         path = os.path.join(self.dir, "index")
-        index = [json.loads(line) for line in read_bytes_lines(path)] if os.path.exists(path) else []
-        parents = ParentIndex()
-        for oid, version, parent, parent_sysid, sysid, *_ in index:
+        parents, rows, hierarchical = ParentIndex(), [], False
+        for line in read_bytes_lines(path) if os.path.exists(path) else ():
+            oid, version, parent, parent_sysid, sysid, offset, stamp, *unique = json_loads(line)
             parents.add(version, oid, sysid, parent, parent_sysid)
-        hierarchical = any(row[2] is not None or row[3] is not None for row in index)
-        of_line = {row[5]: (row[0], row[1]) for row in index}
+            hierarchical = hierarchical or parent is not None or parent_sysid is not None
+            rows.append((stamp, version, sysid, offset, oid, unique[0] if unique else None))
         out = []
-        for number, (key, offsets) in enumerate(self._order(index, parents, hierarchical), 1):
+        for number, (key, group) in enumerate(self._order(rows, parents, hierarchical), 1):
             files = []
-            for batch_no, batch in enumerate(batched(offsets, self.args.chunk_size), 1):
-                lines = [self._with_parent(line, of_line[offset], parents, hierarchical) for offset, line in
-                         zip(batch, read_lines_bytes_at(os.path.join(self.dir, "lines-all"), batch))]
+            for batch_no, batch in enumerate(batched(group, self.args.chunk_size), 1):
+                offsets = [row[3] for row in batch]
+                lines = [self._with_parent(line, row, parents, hierarchical) for row, line in
+                         zip(batch, read_lines_bytes_at(os.path.join(self.dir, "lines-all"), offsets))]
                 envelope = payload_envelope("db", self.source.objecttype, lines)
                 path, digest = self._write_batch(f"o{number:06d}", batch_no, len(lines), envelope)
                 files.append((path, len(lines), digest))
             out.append((key, files))
         return out
 
-    def _order(self, index, parents, hierarchical):
-        """[(group key, line offsets)]: a replay's steps, or (version, level) buckets parents first."""
+    def _order(self, rows, parents, hierarchical):
+        """[(group key, rows)]: a replay's steps, or (version, level) buckets parents first."""
         if self.replay:
-            last, order = {}, []
-            for oid, version, _, _, sysid, offset, stamp, *unique in index:
+            last = {}
+            for n, (stamp, version, sysid, *rest) in enumerate(rows):   # a record's versions in their order
                 stamp = last[sysid] = max(stamp, last.get(sysid, float("-inf")))
-                order.append((stamp, version, sysid, offset, oid, unique[0] if unique else None))
-            order.sort(key=lambda row: row[:4])
-            if any(row[5] is None for row in order):   # a spool of an older fylrmig: one batch after the other
-                return [(("history", n), offsets) for n, offsets in
-                        enumerate(history_batches(order, self.args.chunk_size), 1)]
-            return [(("step", n), offsets) for n, offsets in enumerate(replay_steps(order, parents), 1)]
+                rows[n] = (stamp, version, sysid, *rest)
+            rows.sort(key=lambda row: row[:4])
+            if any(row[5] is None for row in rows):   # a spool of an older fylrmig: one batch after the other
+                return [(("history", n), batch) for n, batch in
+                        enumerate(history_batches(rows, self.args.chunk_size), 1)]
+            return [(("step", n), step) for n, step in enumerate(replay_steps(rows, parents), 1)]
         buckets = {}
-        for oid, version, _, _, _, offset, *_ in index:
-            level = parents.level(oid, version) if hierarchical else 0
-            buckets.setdefault((version if self.args.all_versions else 1, level), []).append(offset)
-        return sorted(buckets.items())
+        for row in rows:
+            level = parents.level(row[4], row[1]) if hierarchical else 0
+            buckets.setdefault((row[1] if self.args.all_versions else 1, level), []).append(row)
+        return sorted(buckets.items(), key=lambda bucket: bucket[0])
 
-    def _with_parent(self, line, oid_version, parents, hierarchical):
+    def _with_parent(self, line, row, parents, hierarchical):
         if not hierarchical:
             return line
-        parent_sysid, _ = parents.parent_and_level(*oid_version)
+        parent_sysid = parents.parent_sysid(row[4], row[1])
         if not parent_sysid:
             return line
         entry = json.loads(line)
@@ -3442,12 +3445,14 @@ class ParentIndex:
             return None
         return history.get(version) or history[max((v for v in history if v <= version), default=min(history))]
 
-    def parent_and_level(self, oid, version):
-        facts = self._at(oid, version) or (None, None, None)
-        _, parent, parent_sysid = facts
+    def parent_sysid(self, oid, version):
+        _, parent, parent_sysid = self._at(oid, version) or (None, None, None)
         if parent_sysid is None and parent is not None:
             parent_sysid = (self._at(parent, version) or (None,))[0]
-        return parent_sysid, self.level(oid, version)
+        return parent_sysid
+
+    def parent_and_level(self, oid, version):
+        return self.parent_sysid(oid, version), self.level(oid, version)
 
     def level(self, oid, version):
         chain, current = [], oid
@@ -3637,14 +3642,15 @@ def version_time(record):
     return float("-inf")
 
 
-def history_batches(order, size):
-    """Offsets in time order cut into batches of at most `size` that never hold a record twice."""
+def history_batches(rows, size):
+    """Index rows in time order cut into batches of at most `size` that never hold a record twice."""
     batch, seen = [], set()
-    for _, _, sysid, offset, *_ in order:
+    for row in rows:
+        sysid = row[2]
         if len(batch) >= size or sysid in seen:
             yield batch
             batch, seen = [], set()
-        batch.append(offset)
+        batch.append(row)
         seen.add(sysid)
     if batch:
         yield batch
@@ -3667,9 +3673,9 @@ def unique_values(body, keys):
     return out
 
 
-def replay_steps(order, parents):
-    """The versions of a history replay (in time order: stamp, version, sysid, offset, _id, unique values)
-    as steps whose versions may go to the target together and in any order: each version comes a step
+def replay_steps(rows, parents):
+    """The versions of a history replay (index rows in time order: stamp, version, sysid, offset, _id,
+    unique values) as steps whose versions may go to the target together and in any order: each version comes a step
     after the one that must be there first -
       * its record's previous version;
       * for a unique value it takes, the version with which the record holding it before let it go;
@@ -3679,13 +3685,14 @@ def replay_steps(order, parents):
     record came again: 75 steps of one request for the 1,663 versions of orte in the benchmark; steps as
     long as these chains are 10, and the batches of a step go out side by side."""
     step_of, parent_of, held, let_go, steps = {}, {}, {}, {}, []
-    for _, version, sysid, offset, oid, values in order:
+    for row in rows:
+        _, version, sysid, _, oid, values = row
         step = step_of.get(sysid, 0)
         before = held.get(sysid) or [None] * len(values)
         for key, (old, new) in enumerate(zip(before, values)):
             if new is not None and new != old:
                 step = max(step, let_go.get((key, new), 0))
-        parent = parents.parent_and_level(oid, version)[0]
+        parent = parents.parent_sysid(oid, version)
         above, seen = parent, set()
         while above is not None and above not in seen:
             seen.add(above)
@@ -3698,7 +3705,7 @@ def replay_steps(order, parents):
         held[sysid], step_of[sysid], parent_of[sysid] = values, step, parent
         if len(steps) < step:
             steps.append([])
-        steps[step - 1].append(offset)
+        steps[step - 1].append(row)
     return steps
 
 

@@ -395,20 +395,19 @@ def test_replay_steps_never_close_a_loop_in_the_tree_however_far_apart_records_a
     save(3, 13)                                      # C to the top
     save(1, 2, parent=2)                             # A under B
     steps = fylrmig.replay_steps(order, parents)
-    step_of = {(order[o][2], order[o][1]): n for n, offsets in enumerate(steps) for o in offsets}
+    step_of = {(row[2], row[1]): n for n, step in enumerate(steps) for row in step}
     assert step_of[(1, 2)] > step_of[(3, 13)]
     parent_of = {}
-    for offsets in steps:
-        for offset in offsets:
-            _, version, sysid, _, _, _ = order[offset]
-            parent_of[sysid] = parents.parent_and_level(sysid, version)[0]
+    for n, step in enumerate(steps, 1):
+        for _, version, sysid, _, _, _ in step:
+            parent_of[sysid] = parents.parent_sysid(sysid, version)
         for start in parent_of:
             seen, node = set(), start
             while node is not None:
-                assert node not in seen, f"a loop after {steps.index(offsets) + 1} steps"
+                assert node not in seen, f"a loop after {n} steps"
                 seen.add(node)
                 node = parent_of.get(node)
-    assert len(steps) == 14 and all(len({order[o][2] for o in offsets}) == len(offsets) for offsets in steps)
+    assert len(steps) == 14 and all(len({row[2] for row in step}) == len(step) for step in steps)
 
 
 def test_replay_steps_take_a_unique_value_only_after_its_holder_let_go():
@@ -419,6 +418,6 @@ def test_replay_steps_take_a_unique_value_only_after_its_holder_let_go():
         parents.add(version, sysid, sysid, None, None)
         order.append((t, version, sysid, t, sysid, [None if code is None else json.dumps([code])]))
     steps = fylrmig.replay_steps(order, parents)
-    step_of = {order[o][2:0:-1]: n for n, offsets in enumerate(steps, 1) for o in offsets}
+    step_of = {row[2:0:-1]: n for n, step in enumerate(steps, 1) for row in step}
     assert step_of[(2, 1)] > step_of[(1, 2)] and step_of[(1, 3)] > step_of[(2, 2)]
     assert step_of[(3, 1)] == 1 and step_of[(3, 2)] == 2
