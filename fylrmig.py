@@ -1829,10 +1829,22 @@ class JobBase:
                         results.append(pending.popleft().result())
                 while pending:
                     results.append(pending.popleft().result())
-            except BaseException:
+            except BaseException as exc:
                 self.cancel_event.set()   # the other workers stop at their next chunk
+                reason = isinstance(exc, Cancelled) and failure_among(pending)
+                if reason:   # this task stopped because a later one failed: that one's error says why
+                    raise reason from None
                 raise
         return results
+
+
+def failure_among(futures):
+    """The first error of these futures that is not a cancel (once they have ended), or None."""
+    for future in futures:
+        error = future.exception()
+        if error is not None and not isinstance(error, Cancelled):
+            return error
+    return None
 
 
 class JobPart:

@@ -234,6 +234,18 @@ def test_a_read_ahead_that_fails_ends_the_backup_in_one_line_and_continue_finish
     assert normalized_payloads(tmp_path / "b") == normalized_payloads(reference_folder)
 
 
+def test_a_basetype_refused_while_others_are_read_beside_it_is_the_error_reported(capsys, make_sim, tmp_path):
+    """At --max-parallel 4 the basetypes are read side by side: the messages are refused while the users'
+    pages are still coming. The job stops its other reads and names the refused request, not the cancel
+    that stopped the users (which come first in payload order)."""
+    plan = FaultPlan(error_rate=1.0, only_prefixes=("/api/v1/message",))
+    server = make_sim("fylr", size="small", faults=plan)
+    result = run_cli(*backup_argv(server, tmp_path / "b", tmp_path / "data", "--chunk-size", "2",
+                                  "--max-parallel", "4", "--retry-max-count", "0"))
+    assert_one_line_error(result, "/api/v1/message")
+    assert "cancelled" not in result.stderr
+
+
 def test_continue_refuses_changed_parameters(capsys, make_sim, tmp_path):
     server = make_sim("easydb5")
     backup(capsys, server, tmp_path)
