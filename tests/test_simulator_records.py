@@ -233,6 +233,29 @@ def test_uuids_are_known_across_requests_and_free_again_after_a_rollback_or_a_pu
     assert stored(server, 6)["_uuid"] == "uuid-1"
 
 
+def test_a_record_cannot_be_placed_below_itself(modelled):
+    """The docs are silent; the simulator refuses a parent whose parents lead back to the record, and the
+    whole batch with it - directly, through a chain, and when a deferred parent arrives below its child."""
+    server, client = modelled
+    top, below = orte(1), orte(2)
+    below["orte"]["lookup:_id_parent"] = {"_system_object_id": 1}
+    client.ok("POST", "/db/orte", [top, below])
+    for parent in (1, 2):
+        moved = orte(1, version=2)
+        moved["orte"]["lookup:_id_parent"] = {"_system_object_id": parent}
+        error(client.call("POST", "/db/orte", [moved]), 400, "SchemaInconsistent")
+    assert len(stored(server, 1)["versions"]) == 1
+    waiting = orte(3)
+    waiting["orte"]["lookup:_id_parent"] = {"_uuid": "uuid-4", "_allow_defer": True}
+    client.ok("POST", "/db/orte", [waiting])
+    arriving = orte(4)
+    arriving["orte"]["lookup:_id_parent"] = {"_system_object_id": 3}
+    error(client.call("POST", "/db/orte", [arriving]), 400, "SchemaInconsistent")
+    assert 4 not in server.sim.sysids
+    client.ok("POST", "/db/orte", [orte(4)])                       # at the top: 3 goes below it
+    assert stored(server, 3)["versions"][0]["_id_parent"] == server.sim.sysids[4][1]
+
+
 def test_uuid_lookups_with_allow_defer_resolve_when_the_target_is_saved(modelled):
     server, client = modelled
     waiting = orte(2)

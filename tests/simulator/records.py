@@ -19,7 +19,9 @@ only where the table is not implied.  A version-1 create is addressed by the top
 _uuid only: a lookup:_id in a create must find its record (else LookupNotFound) and then the version is
 wrong.  Deferred _uuid targets are stored as {"_objecttype","_uuid"} and resolved when saved (store.py).
 Unique keys (schema unique_keys) hold among the latest versions of all records incl. trashed ones
-(SILENT) -> DatabaseUniqueKeyViolation unless skip_constraints.  Saved and deleted records reach the
+(SILENT) -> DatabaseUniqueKeyViolation unless skip_constraints.  A parent below the record itself (its
+latest versions' parents lead back to it, also when a deferred parent arrives) -> 400 SchemaInconsistent
+(SILENT).  Saved and deleted records reach the
 search index sim.index_lag seconds later (await_index: at once; skip_index: at the next reindex).
 DELETE: [[_id, current version, comment]]; trash = records[ot][_id]["deleted_at"]; live records still
 linking a target -> 202 (delete_policy remove | setnull | create_collection (not simulated) | undelete |
@@ -237,7 +239,22 @@ def resolve_waiting(sim, record, objecttype):
             _resolve_collection_entry(sim, entry[1], record["_uuid"], sysid)
 
 
+def refuse_a_loop(sim, ot, oid, parent):
+    """SILENT (a tree cannot hold a record below itself; the docs do not say how fylr refuses it): a parent
+    whose chain of parents (their latest versions) reaches the record is refused, the whole batch with it."""
+    records, seen, node = sim.records.get(ot) or {}, set(), parent
+    while node is not None and node not in seen:
+        if node == oid:
+            fail(sim, 400, "SchemaInconsistent", "%s %r cannot be placed below itself (parent %r)." % (ot, oid, parent),
+                 key="_id_parent", value=parent)
+        seen.add(node)
+        versions = (records.get(node) or {}).get("versions") or [{}]
+        node = versions[-1].get("_id_parent")
+
+
 def _set_parent(sim, ot, child_id, number, parent_oid):
+    if number == len(sim.records[ot][child_id]["versions"]):   # the child's latest version: the tree now
+        refuse_a_loop(sim, ot, child_id, parent_oid)
     child = dict(sim.records[ot][child_id])
     versions = list(child["versions"])
     versions[number - 1] = dict(versions[number - 1], _id_parent=parent_oid)
@@ -518,6 +535,11 @@ class RecordBatch:
                         chosen, tg["taggroup"].get("reference")))
 
     def parent(self, block, previous, merge, number, oid):
+        parent = self._parent(block, previous, merge, number, oid)
+        refuse_a_loop(self.sim, self.ot, oid, parent)
+        return parent
+
+    def _parent(self, block, previous, merge, number, oid):
         sim, ot = self.sim, self.ot
         if "lookup:_id_parent" in block:
             lookup = block["lookup:_id_parent"]
