@@ -1119,30 +1119,29 @@ class Api:
     def _download(self, url, dest_path):
         def fetch():
             with self._slots:   # the whole download is one request in flight
-                return receive()
-
-        def receive():
-            response = self._send("GET", url, stream=True)
-            digest, size = hashlib.sha256(), 0
-            folder = os.path.dirname(dest_path)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    for block in response.iter_content(1 << 16):
-                        fh.write(block)
-                        digest.update(block)
-                        size += len(block)
-                expected = response.headers.get("Content-Length")
-                if expected is not None and int(expected) != size:
-                    raise self._requests.exceptions.ChunkedEncodingError(
-                        f"short read: {size} of {expected} bytes")
-                os.replace(tmp, dest_path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-            return size, digest.hexdigest()
+                return self._receive(url, dest_path)
         return self._with_retries("GET", url, fetch)
+
+    def _receive(self, url, dest_path):
+        """One streamed GET into dest_path, replaced whole or not at all: (bytes, sha256)."""
+        response = self._send("GET", url, stream=True)
+        digest, size = hashlib.sha256(), 0
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(dest_path))
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                for block in response.iter_content(1 << 16):
+                    fh.write(block)
+                    digest.update(block)
+                    size += len(block)
+            expected = response.headers.get("Content-Length")
+            if expected is not None and int(expected) != size:
+                raise self._requests.exceptions.ChunkedEncodingError(f"short read: {size} of {expected} bytes")
+            os.replace(tmp, dest_path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return size, digest.hexdigest()
 
     def _raw(self, method, path, params=None, json_body=None, data=None, files=None, auth=True, absolute=False,
              idempotent=True, lazy=False):
