@@ -2712,7 +2712,7 @@ class BackupTransforms(JobPart):
         self.has_passwords = False
         self.own_instances = self.objecttype_name_of = None
         self.loose_files = LooseFileFinder(job)
-        self.who_cache = {}   # (kind, source id) -> its lookup wrapper; references never change in a run
+        self.wrappers = {}   # (kind, source id) -> its lookup wrapper, shared: references never change in a run
         self.ref_cache = {}   # (kind, source id) -> a reference kept in refs (final): records ask ~1 per field
 
     def keep_new_refs(self):
@@ -2830,13 +2830,8 @@ class BackupTransforms(JobPart):
         for kind in ("user", "group"):
             inner = who.get(kind)
             if isinstance(inner, dict) and "_id" in inner:
-                key = (kind, inner["_id"])
-                if key in self.who_cache:
-                    return self.who_cache[key]
-                wrapper = {"_basetype": kind, kind: {"lookup:_id": {"reference": self.ref(kind, inner["_id"])}}}
-                if str(inner["_id"]) in self.refs.get(kind, {}):   # kept only once its reference is final
-                    self.who_cache[key] = wrapper
-                return wrapper
+                return self._shared_wrapper(kind, inner["_id"], lambda ref, kind=kind: {
+                    "_basetype": kind, kind: {"lookup:_id": {"reference": ref}}})
         return who
 
     def _acl(self, acl):
@@ -3050,8 +3045,7 @@ class BackupTransforms(JobPart):
             if value is not None:
                 new[key] = value
         if record.get("_tags"):
-            new["_tags"] = [{"lookup:_id": {"reference": self.ref("tag", t.get("_id", t.get("tag", {}).get("_id")))}}
-                            for t in record["_tags"]]
+            new["_tags"] = [self._tag_lookup(t.get("_id", t.get("tag", {}).get("_id"))) for t in record["_tags"]]
         if record.get("_owner"):
             new["_owner"] = self._who(record["_owner"])
         creator = record.get("_create_user")
@@ -3061,7 +3055,7 @@ class BackupTransforms(JobPart):
         body = {"_version": version}
         pool = (obj.get("_pool") or {}).get("pool") or {}
         if pool.get("_id") is not None:
-            body["_pool"] = {"pool": {"lookup:_id": {"reference": self.ref("pool", pool["_id"])}}}
+            body["_pool"] = self._pool_lookup(pool["_id"])
         level = 0
         if parents:
             parent_sysid, level = parents.parent_and_level(obj.get("_id"), version)
@@ -3074,6 +3068,23 @@ class BackupTransforms(JobPart):
         new[ot] = body
         new["__version"], new["__level"] = (version if self.args.all_versions else 1), level
         return new
+
+    def _tag_lookup(self, tag_id):
+        return self._shared_wrapper("tag", tag_id, lambda ref: {"lookup:_id": {"reference": ref}})
+
+    def _pool_lookup(self, pool_id):
+        return self._shared_wrapper("pool", pool_id, lambda ref: {"pool": {"lookup:_id": {"reference": ref}}})
+
+    def _shared_wrapper(self, kind, source_id, make):
+        """One lookup wrapper per user, group, tag or pool once its reference is final (kept in refs):
+        records name the same few thousands of times. Nothing changes a wrapper later."""
+        key = (kind, source_id)
+        wrapper = self.wrappers.get(key)
+        if wrapper is None:
+            wrapper = make(self.ref(kind, source_id))
+            if str(source_id) in self.refs.get(kind, {}):
+                self.wrappers[key] = wrapper
+        return wrapper
 
     def _value(self, value):
         """Field values: links become deferred system-id lookups, files get the portable file form,
@@ -3099,9 +3110,10 @@ class BackupTransforms(JobPart):
             return link
         out = {"_objecttype": ot, "_mask": "_all_fields",
                ot: {"lookup:_id": {"_system_object_id": sysid, "_allow_defer": True}}}
-        for marker in ("_latest_version_deleted_at", "_purged_or_deferred"):
-            if link.get(marker):
-                out[marker] = link[marker]   # the restore drops such links unless --include-deleted-linked
+        if "_latest_version_deleted_at" in link or "_purged_or_deferred" in link:   # rare: one test first
+            for marker in ("_latest_version_deleted_at", "_purged_or_deferred"):
+                if link.get(marker):
+                    out[marker] = link[marker]   # the restore drops such links unless --include-deleted-linked
         return out
 
     def file_entry(self, entry):
@@ -3232,11 +3244,18 @@ class RecordStream:
 
     def add(self, page):
         """Transform one page's records and write them; the state to record is self.state after it."""
-        for record, entry in zip(page, self.job.transforms.transform_db(page, None)):
+        entries = self.job.transforms.transform_db(page, None)
+        if self.ordered_later:
+            self._add_to_order_later(page, entries)
+        else:
+            self._add_in_final_order(entries)
+        for fh in self._files.values():
+            fh.flush()
+
+    def _add_to_order_later(self, page, entries):
+        """Lines in arrival order plus an index row each: batches are cut once the whole source is in."""
+        for record, entry in zip(page, entries):
             version, _ = entry.pop("__version"), entry.pop("__level")
-            if not self.ordered_later:
-                self._add_to_batch(f"v{version:06d}", json_bytes(entry))
-                continue
             offset = self._append("lines-all", json_bytes(entry) + b"\n")
             obj = record.get(record["_objecttype"]) or {}
             index = [obj.get("_id"), version, obj.get("_id_parent"), record.get("_system_object_id_parent"),
@@ -3244,17 +3263,31 @@ class RecordStream:
             if self.replay:
                 index.append(unique_values(entry[record["_objecttype"]], self.unique))
             self._append("index", json_bytes(index) + b"\n")
-        for fh in self._files.values():
-            fh.flush()
 
-    def _add_to_batch(self, group, encoded):
-        count = self.state["counts"].get(group, 0)
-        if not count:
-            self._digests[group] = hashlib.sha256()
-        self._write_open(group, b"," + encoded if count else payload_head("db", self.source.objecttype) + encoded)
-        self.state["counts"][group] = count + 1
-        if count + 1 >= self.args.chunk_size:
-            self._finish_batch(group)
+    def _add_in_final_order(self, entries):
+        """Each version number is a group of batches; a page's entries of one group leave in one write."""
+        by_group = {}
+        for entry in entries:
+            version = entry.pop("__version")
+            del entry["__level"]
+            by_group.setdefault(version, []).append(json_bytes(entry))
+        for version, encoded in by_group.items():
+            self._add_to_batches(f"v{version:06d}", encoded)
+
+    def _add_to_batches(self, group, encoded):
+        """Encoded entries appended to the group's open batch, which is finished at --chunk-size entries."""
+        while encoded:
+            count = self.state["counts"].get(group, 0)
+            taken, encoded = encoded[:self.args.chunk_size - count], encoded[self.args.chunk_size - count:]
+            if count:
+                data = b"," + b",".join(taken)
+            else:
+                self._digests[group] = hashlib.sha256()
+                data = payload_head("db", self.source.objecttype) + b",".join(taken)
+            self._write_open(group, data)
+            self.state["counts"][group] = count + len(taken)
+            if count + len(taken) >= self.args.chunk_size:
+                self._finish_batch(group)
 
     def _write_open(self, group, data):
         self._append(self._open_name(group), data)
