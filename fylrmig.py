@@ -4894,10 +4894,9 @@ class RecordWriter(JobPart):
 
     def prepare_db(self, entries, envelope):
         ot = envelope["objecttype"]
-        out = []
-        for entry in entries:   # read from disk for this chunk alone: changed in place
-            out.append(record_for_target(entry, ot, self.args.include_deleted_linked))
-        if self.args.file_api or any(iter_payload_files(e) for e in out):
+        file_fields = []
+        out = [record_for_target(entry, ot, self.args.include_deleted_linked, file_fields) for entry in entries]
+        if self.args.file_api or file_fields:
             self.job.files.files_of(out)
         return out
 
@@ -5617,28 +5616,44 @@ def duplicate_file_id(exc):
     return int(match.group(1)) if match else None
 
 
-def record_for_target(entry, ot, include_deleted_linked=False):
+def record_for_target(entry, ot, include_deleted_linked=False, file_fields=None):
     """A payload record as POST /db takes it: documented keys only (api.md 6.6), a later version addressing
-    its record by system object id, links to soft-deleted or purged records dropped unless asked for."""
+    its record by system object id, links to soft-deleted or purged records dropped unless asked for.
+    The names of file fields met on the way are added to `file_fields` (a list), when given."""
     entry = {k: v for k, v in entry.items() if k in RECORD_WRITE_KEYS or k == ot}
     body = entry[ot]
     if body.get("_version", 1) > 1:
         sysid = entry.pop("_system_object_id")
         entry.pop("_uuid", None)
         body["lookup:_id"] = {"_system_object_id": sysid}
-    for key, value in list(body.items()):
-        body[key] = record_value_for_target(value, include_deleted_linked)
+    fields_for_target(body, include_deleted_linked, file_fields)
     return entry
 
 
-def record_value_for_target(value, include_deleted_linked=False):
-    if isinstance(value, dict) and "_objecttype" in value:
-        if not include_deleted_linked and (value.get("_latest_version_deleted_at") or value.get("_purged_or_deferred")):
-            return None
-        return {k: v for k, v in value.items() if k not in ("_latest_version_deleted_at", "_purged_or_deferred")}
-    if isinstance(value, list) and value and isinstance(value[0], dict) and "eas:url" not in value[0]:
-        return [{k: record_value_for_target(v, include_deleted_linked) for k, v in row.items()} for row in value]
-    return value
+def fields_for_target(obj, include_deleted_linked, file_fields):
+    """Links and nested rows rewritten in place: a payload's entries are read from disk for one chunk
+    alone, and most values (text, numbers, dates, links without markers) stay as they are."""
+    for key, value in obj.items():   # values replaced, no key added or removed: safe while iterating
+        kind = value.__class__
+        if kind is dict:
+            if "_objecttype" in value:
+                obj[key] = link_for_target(value, include_deleted_linked)
+        elif kind is list and value and value[0].__class__ is dict:
+            first = value[0]
+            if "eas:url" in first or "reference" in first and "versions" in first:
+                if file_fields is not None:
+                    file_fields.append(key)
+            else:
+                for row in value:
+                    fields_for_target(row, include_deleted_linked, file_fields)
+
+
+def link_for_target(link, include_deleted_linked):
+    if "_latest_version_deleted_at" not in link and "_purged_or_deferred" not in link:
+        return link
+    if not include_deleted_linked and (link.get("_latest_version_deleted_at") or link.get("_purged_or_deferred")):
+        return None
+    return {k: v for k, v in link.items() if k not in ("_latest_version_deleted_at", "_purged_or_deferred")}
 
 
 def iter_payload_file_holders(records):
@@ -5653,10 +5668,6 @@ def iter_payload_file_holders(records):
                         yield obj, key
                     else:
                         stack.extend(v for v in value if isinstance(v, dict))
-
-
-def iter_payload_files(record):
-    return list(iter_payload_files_of([record]))
 
 
 def iter_payload_files_of(records):
