@@ -35,7 +35,7 @@ import bottle
 
 from .auth import require_user
 from .files import file_by_lookup
-from .writeutil import (body, confirm_tasks, ensure_state, fail, flag, holds_root_right, json_answer,
+from .writeutil import (Journal, body, confirm_tasks, ensure_state, fail, flag, holds_root_right, json_answer,
                         lookup_basetype, now_iso, options_field, query, resolve_acl, rollback,
                         skip_constraints_param, user_id, wrapped_ref_id)
 
@@ -54,6 +54,7 @@ class Table:
         self.name = table["name"]
         self.columns = {c["name"]: ("link" if c.get("kind") == "link" else c.get("type"))
                         for c in table.get("columns") or []}
+        self.checks = {name: _type_check(ctype) for name, ctype in self.columns.items()}   # _type_ok's test
         self.targets = {c["name"]: c.get("other_table_name_hint") for c in table.get("columns") or []
                         if c.get("kind") == "link"}
         self.pool, self.tags = bool(table.get("pool_link")), bool(table.get("has_tags"))
@@ -84,27 +85,58 @@ def _schema_error(sim, message):
     fail(sim, 400, "SchemaInconsistent", message, msg=message)
 
 
-def _type_ok(ctype, value):
-    """Value of a column type as the record JSON has it (api.md 4.5); unknown (custom) types pass."""
-    if value is None:
-        return True
+def _type_check(ctype):
+    """The test of a non-null value of column type `ctype` as the record JSON has it (api.md 4.5); None:
+    anything passes (unknown, custom types).  Chosen once per table (Table.checks), not once per value."""
     if ctype in ("text", "text_oneline", "string"):
-        return isinstance(value, str)
+        return _is_str
     if ctype == "text_l10n":
-        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        return _is_l10n
     if ctype in ("date", "datetime", "date_range"):
-        return isinstance(value, dict) and isinstance(value.get("value"), str)
+        return _is_date
     if ctype == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
+        return _is_integer
     if ctype == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return _is_number
     if ctype == "boolean":
-        return isinstance(value, bool)
+        return _is_bool
     if ctype == "link":
-        return isinstance(value, dict)
+        return _is_dict
     if ctype == "eas":
-        return isinstance(value, list)
-    return True
+        return _is_list
+    return None
+
+
+def _is_str(value):
+    return isinstance(value, str)
+
+
+def _is_l10n(value):
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+def _is_date(value):
+    return isinstance(value, dict) and isinstance(value.get("value"), str)
+
+
+def _is_integer(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_bool(value):
+    return isinstance(value, bool)
+
+
+def _is_dict(value):
+    return isinstance(value, dict)
+
+
+def _is_list(value):
+    return isinstance(value, list)
 
 # --------------------------------------------------------------------------------------- record lookups
 
@@ -218,11 +250,12 @@ def _replace_deferred(value, target_uuid, sysid):
     return value
 
 
-def resolve_waiting(sim, record, objecttype):
-    """A record was saved: patch what waited for its system id (parents) or its uuid."""
+def resolve_waiting(sim, record, objecttype, journal):
+    """A record was saved: patch what waited for its system id (parents) or its uuid.  The records and
+    collection entries it replaces go through `journal` (the batch's undo log)."""
     sysid, oid = record["_system_object_id"], record["_id"]
     for child_ot, child_id, number in sim.deferred_parents.get(sysid) or []:
-        _set_parent(sim, child_ot, child_id, number, oid)
+        _set_parent(sim, child_ot, child_id, number, oid, journal)
     if sysid in sim.deferred_parents:
         sim.deferred_parents = {k: v for k, v in sim.deferred_parents.items() if k != sysid}
     waiting = sim.deferred_uuids.get(record["_uuid"]) or []
@@ -230,13 +263,13 @@ def resolve_waiting(sim, record, objecttype):
         sim.deferred_uuids = {k: v for k, v in sim.deferred_uuids.items() if k != record["_uuid"]}
     for entry in waiting:
         if entry[0] == "parent":
-            _set_parent(sim, entry[1], entry[2], entry[3], oid)
+            _set_parent(sim, entry[1], entry[2], entry[3], oid, journal)
         elif entry[0] == "link":
             rec = sim.records[entry[1]][entry[2]]
-            sim.records[entry[1]][entry[2]] = dict(rec, versions=[
-                dict(v, fields=_replace_deferred(v["fields"], record["_uuid"], sysid)) for v in rec["versions"]])
+            journal.set(sim.records[entry[1]], entry[2], dict(rec, versions=[
+                dict(v, fields=_replace_deferred(v["fields"], record["_uuid"], sysid)) for v in rec["versions"]]))
         elif entry[0] == "collection":
-            _resolve_collection_entry(sim, entry[1], record["_uuid"], sysid)
+            _resolve_collection_entry(sim, entry[1], record["_uuid"], sysid, journal)
 
 
 def refuse_a_loop(sim, ot, oid, parent):
@@ -252,27 +285,27 @@ def refuse_a_loop(sim, ot, oid, parent):
         node = versions[-1].get("_id_parent")
 
 
-def _set_parent(sim, ot, child_id, number, parent_oid):
+def _set_parent(sim, ot, child_id, number, parent_oid, journal):
     if number == len(sim.records[ot][child_id]["versions"]):   # the child's latest version: the tree now
         refuse_a_loop(sim, ot, child_id, parent_oid)
     child = dict(sim.records[ot][child_id])
     versions = list(child["versions"])
     versions[number - 1] = dict(versions[number - 1], _id_parent=parent_oid)
     child["versions"] = versions
-    sim.records[ot][child_id] = child
+    journal.set(sim.records[ot], child_id, child)
 
 
-def _resolve_collection_entry(sim, cid, target_uuid, sysid):
+def _resolve_collection_entry(sim, cid, target_uuid, sysid, journal):
     entries = sim.collection_objects.get(cid)
     if entries is None:
         return
     placeholder = {"_uuid": target_uuid}
     resolved = [sysid if e == placeholder else e for e in entries]
-    sim.collection_objects[cid] = list(dict.fromkeys(resolved))
+    journal.set(sim.collection_objects, cid, list(dict.fromkeys(resolved)))
     props = dict(sim.collection_props.get(cid) or {})
     if "uuid:" + target_uuid in props:
         props[sysid] = props.pop("uuid:" + target_uuid)
-        sim.collection_props[cid] = props
+        journal.set(sim.collection_props, cid, props)
 
 # ---------------------------------------------------------------------------------------- search index
 
@@ -310,15 +343,23 @@ def reindex(sim):
 class RecordBatch:
     """One POST /db/{objecttype} request."""
 
-    def __init__(self, sim, objecttype, caller, params):
+    def __init__(self, sim, objecttype, caller, params, journal):
         self.sim, self.ot, self.caller, self.params = sim, objecttype, caller, params
+        self.journal = journal                      # every write of the batch goes through it (undo log)
         self.caller_id = user_id(caller)
         self.is_root = holds_root_right(sim, caller)
         self.uuids = UuidIndex(sim)
         self.found = {}                             # basetype lookups of this batch (it changes no basetype)
+        self.refs = {}                              # (kind, lookup key, value) -> _id (basetype_ref)
         self.deferred = set()
+        # the datamodel cannot change during the batch (it runs under sim.lock): read it once, not per record
         self.tables = tables(sim)
         self.table = self.tables.get(objecttype)
+        self.objecttypes = objecttype_names(sim)
+        self.top_keys = self.block_keys = None      # no table: the first record fails on self.table as before
+        if self.table is not None:
+            self.top_keys = TOP_LEVEL_KEYS | {objecttype} | ({"_acl"} if self.table.acl else set())
+            self.block_keys = self._block_keys(self.table)
         self.unique = None                          # key columns -> {values: set(sysid)}, built on first use
         self.current = None                         # (objecttype, _id) of the record being saved
         self.created = set()                        # system object ids created by this batch
@@ -343,15 +384,14 @@ class RecordBatch:
             _schema_error(sim, "_objecttype %r does not match %r." % (item.get("_objecttype"), ot))
         if item.get("_mask") not in self.table.masks:
             _schema_error(sim, "Unknown mask %r for %s." % (item.get("_mask"), ot))
-        allowed = TOP_LEVEL_KEYS | {ot} | ({"_acl"} if self.table.acl else set())
-        unknown = sorted(set(item) - allowed)
+        unknown = sorted(set(item) - self.top_keys)
         if unknown:
             _schema_error(sim, "Unknown or read-only record keys %s." % unknown)
         if item.get("_tags") and not self.table.tags:
             _schema_error(sim, "%s has no tags." % ot)
 
-    def check_block_keys(self, block):
-        table = self.table
+    @staticmethod
+    def _block_keys(table):
         allowed = {"_id", "_version", "_version:auto_increment", "lookup:_id"} | set(table.columns) | table.nested
         if table.pool:
             allowed.add("_pool")
@@ -359,6 +399,10 @@ class RecordBatch:
             allowed |= {"_id_parent", "lookup:_id_parent"}
         if table.polyhierarchical:
             allowed.add("_parents")
+        return allowed
+
+    def check_block_keys(self, block):
+        allowed = self.block_keys
         unknown = sorted(k for k in block if k not in allowed and not k.startswith("_reverse_nested:"))
         if unknown:
             _schema_error(self.sim, "Unknown keys in %s: %s." % (self.ot, unknown))
@@ -440,11 +484,13 @@ class RecordBatch:
         record = {"_id": oid, "_system_object_id": sysid, "_uuid": uid, "deleted_at": None, "versions": []}
         self.current = (ot, oid)
         record["versions"] = [self.version(item, block, 1, None, record)]
-        sim.records.setdefault(ot, {})[oid] = index_later(sim, record, None, self.params)
-        sim.sysids[sysid] = (ot, oid)
+        if ot not in sim.records:
+            self.journal.set(sim.records, ot, {})
+        self.journal.set(sim.records[ot], oid, index_later(sim, record, None, self.params))
+        self.journal.set(sim.sysids, sysid, (ot, oid))
         self.created.add(sysid)
         self.uuids.add(uid, sysid)
-        resolve_waiting(sim, record, ot)
+        resolve_waiting(sim, record, ot, self.journal)
         self.event("OBJECT_INSERT", sim.records[ot][oid])
         return sim.records[ot][oid]
 
@@ -454,7 +500,7 @@ class RecordBatch:
         record = dict(existing)
         record["versions"] = existing["versions"] + [self.version(item, block, version, existing["versions"][-1],
                                                                   existing)]
-        sim.records[ot][existing["_id"]] = index_later(sim, record, existing, self.params)
+        self.journal.set(sim.records[ot], existing["_id"], index_later(sim, record, existing, self.params))
         self.event("OBJECT_UPDATE", record)
         return record
 
@@ -469,7 +515,7 @@ class RecordBatch:
         if "_create_user" in item:
             if not self.is_root:
                 fail(sim, 403, "SystemRightRequired", "_create_user needs system.root.", rights=["system.root"])
-            create_user = wrapped_ref_id(sim, "user", item["_create_user"], self.found)
+            create_user = self.basetype_ref("user", item["_create_user"])
         else:
             create_user = self.caller_id
         now = now_iso()            # the server's time; a sent _created is ignored (SILENT)
@@ -493,18 +539,33 @@ class RecordBatch:
 
     def owner(self, item, previous, merge):
         if "_owner" in item:
-            return wrapped_ref_id(self.sim, "user", item["_owner"], self.found)
+            return self.basetype_ref("user", item["_owner"])
         # SILENT: no _owner sent -> none (merge keeps the previous one).
         return previous["_owner"] if merge else None
 
     def pool(self, block, previous, merge):
         pool = previous["_pool"] if merge else None
         if block.get("_pool") is not None:
-            pool = wrapped_ref_id(self.sim, "pool", block["_pool"], self.found)
+            pool = self.basetype_ref("pool", block["_pool"])
         if self.table.pool and pool is None and not self.params["skip_constraints"]:
             # OAS skip_constraints "permits objects without a pool"; the code is SILENT
             _schema_error(self.sim, "%s objects need a pool." % self.ot)
         return pool
+
+    def basetype_ref(self, kind, wrapper):
+        """wrapped_ref_id, remembered for the batch: for a wrapper {kind: {"lookup:_id": {key: value}}, ...}
+        its answer depends on nothing but (kind, key, value) - other keys are not read, the lookup's index
+        finds equal values alike, and no basetype changes during the batch.  Every other shape, and every
+        refusal (it ends the batch), goes through wrapped_ref_id as it is."""
+        try:
+            (key, value), = wrapper[kind]["lookup:_id"].items()
+            memo_key = (kind, key, value)
+            hash(memo_key)
+        except (TypeError, KeyError, ValueError, AttributeError):
+            return wrapped_ref_id(self.sim, kind, wrapper, self.found)
+        if memo_key not in self.refs:
+            self.refs[memo_key] = wrapped_ref_id(self.sim, kind, wrapper, self.found)
+        return self.refs[memo_key]
 
     def tags(self, item, previous, merge):
         if "_tags" not in item:
@@ -567,7 +628,7 @@ class RecordBatch:
     def fields(self, block):
         result = {}
         for key, value in block.items():
-            if key.startswith("_") or key.startswith("lookup:"):
+            if key.startswith(("_", "lookup:")):
                 if key.startswith("_nested:"):
                     result[key] = self.nested_rows(key, value)
                 continue            # system keys; _reverse_nested:* objects are saved as their own objects
@@ -576,16 +637,19 @@ class RecordBatch:
 
     def value(self, table, key, value):
         ctype = table.columns[key]
-        if not _type_ok(ctype, value):
-            _schema_error(self.sim, "%s.%s: a %s value was expected, got %s." % (
-                table.name, key, ctype, type(value).__name__))
         if value is None:
             return None
+        check = table.checks[key]
+        if check is not None and not check(value):
+            _schema_error(self.sim, "%s.%s: a %s value was expected, got %s." % (
+                table.name, key, ctype, type(value).__name__))
         if ctype == "link":
             return self.link(table, key, value)
         if ctype == "eas":
             return self.file_entries(value)
-        return copy.deepcopy(value)
+        # stored as sent, no copy: the value comes fresh from this request's decoded body (body()), nothing
+        # else holds it, and stored values are replaced, never mutated (writeutil.rollback)
+        return value
 
     def nested_rows(self, key, rows):
         table = self.tables[key[len("_nested:"):]]
@@ -614,13 +678,13 @@ class RecordBatch:
     def link(self, table, column, value):
         sim = self.sim
         target = value.get("_objecttype")
-        if target != table.targets.get(column) or target not in objecttype_names(sim):
+        if target != table.targets.get(column) or target not in self.objecttypes:
             _schema_error(sim, "%s.%s links %s objects, not %r." % (table.name, column, table.targets.get(column),
                                                                     target))
         inner = value.get(target)
-        unknown = sorted(set(value) - _LINK_KEYS - {target})
-        if unknown or not isinstance(inner, dict) or set(inner) - {"_id", "lookup:_id"} or \
-                ("_id" in inner) == ("lookup:_id" in inner):
+        # (target is a valid objecttype name here: hashable)
+        if any(k not in _LINK_KEYS and k != target for k in value) or not isinstance(inner, dict) or \
+                any(k != "_id" and k != "lookup:_id" for k in inner) or ("_id" in inner) == ("lookup:_id" in inner):
             _schema_error(sim, "A link to %s is {_objecttype, _mask, %s: {_id | lookup:_id}}." % (target, target))
         if "lookup:_id" in inner:
             sysid = lookup_record(sim, target, inner["lookup:_id"], self.uuids, table_index=self.tables)
@@ -692,12 +756,11 @@ class RecordBatch:
             return
         sim = self.sim
         eid = sim.next_id("event")
-        sim.events[eid] = {"_basetype": "event", "user": {"_basetype": "user", "user": {"_id": self.caller_id}},
-                           "event": {"_id": eid, "type": etype, "timestamp": now_iso(), "basetype": "object",
-                                     "objecttype": self.ot, "object_id": record["_id"],
-                                     "system_object_id": record["_system_object_id"],
-                                     "object_version": len(record["versions"]), "info": {}, "pollable": True,
-                                     "schema": "USER"}}
+        self.journal.set(sim.events, eid, {
+            "_basetype": "event", "user": {"_basetype": "user", "user": {"_id": self.caller_id}},
+            "event": {"_id": eid, "type": etype, "timestamp": now_iso(), "basetype": "object", "objecttype": self.ot,
+                      "object_id": record["_id"], "system_object_id": record["_system_object_id"],
+                      "object_version": len(record["versions"]), "info": {}, "pollable": True, "schema": "USER"}})
 
     def response(self, record, fmt):
         version = record["versions"][-1]
@@ -721,7 +784,8 @@ def _write_params(sim, caller):
 
 
 def _objecttype_table(sim, objecttype):
-    if objecttype not in objecttype_names(sim) or objecttype not in tables(sim):
+    if objecttype not in objecttype_names(sim) or objecttype not in {t["name"] for t in (sim.schema or {}).get(
+            "tables") or []}:
         fail(sim, 400, "UnknownObjecttype", "Unknown object type %s." % objecttype, objecttype=objecttype)
 
 
@@ -739,22 +803,24 @@ def route_db_post(sim, objecttype):
     records = body(sim, code="RecordUnmarshalJson", want=list)
     params = _write_params(sim, caller)
     ensure_state(sim)
+    # records, sysids, events and collection entries are journaled, not copied: a copy of all records per
+    # request was O(all records); the uuid index may hold uuids of undone creates, so it is dropped.
+    journal = Journal(on_undo=lambda: setattr(sim, "_uuid_index", None))
     try:
-        with rollback(sim, "_seq", "records", "sysids", "events", "collection_objects", "collection_props",
-                      deep=("deferred_parents", "deferred_uuids")):
-            batch = RecordBatch(sim, objecttype, caller, params)
+        with rollback(sim, "_seq", deep=("deferred_parents", "deferred_uuids"), journal=journal):
+            batch = RecordBatch(sim, objecttype, caller, params, journal)
             saved = [batch.save(item) for item in records]
-            for sysid in batch.deferred:               # 6.32.0: the sequence skips deferred system ids
-                sim.bump_seq("sysid", sysid)
+            if batch.deferred:      # 6.32.0: the sequence skips deferred system ids (all ints; a bump to the
+                sim.bump_seq("sysid", max(batch.deferred))     # highest leaves it where one bump each would)
             latest = {r["_system_object_id"]: sim.record_by_sysid(r["_system_object_id"])[1] for r in saved}
             answer = [batch.response(latest[r["_system_object_id"]], params["format"]) for r in saved]
             if flag("dry_run"):
                 # OAS dry_run: everything validated, nothing written, no ids drawn for objects to create
                 raise _DryRun([_without_new_ids(a, objecttype) if r["_system_object_id"] in batch.created else a
                                for a, r in zip(answer, saved)])
-            return json_answer(answer)
+            return json_answer(answer, compact=True)
     except _DryRun as dry:
-        return json_answer(dry.answer)
+        return json_answer(dry.answer, compact=True)
 
 
 def _without_new_ids(answer, objecttype):
