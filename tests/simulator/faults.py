@@ -25,6 +25,7 @@ Paths in exempt_paths (default: /api/v1/settings, so flavour detection stays rel
 exempts nothing) get none of these; only_prefixes, when set, limits them to paths starting with one of
 them.  The counters record what was injected so tests can assert on them.
 """
+import functools
 import json
 import random
 import re
@@ -115,8 +116,10 @@ class FaultPlan:
 _VARIABLE_SEGMENT = re.compile(r"^(\d+|[0-9a-fA-F]{16,}|[0-9a-fA-F-]{36}|\d+@.+|\d+\.[0-9a-f]+)$")
 
 
+@functools.lru_cache(maxsize=4096)
 def request_kind(method, path):
-    """"GET /api/v1/db/bilder/_all_fields/{}": numbers, hashes, uuids, global object ids replaced by {}."""
+    """"GET /api/v1/db/bilder/_all_fields/{}": numbers, hashes, uuids, global object ids replaced by {}.
+    (A function of its two strings only: remembered, not matched segment by segment for every request.)"""
     segments = ["{}" if _VARIABLE_SEGMENT.match(s) else s for s in path.split("/")]
     return "%s %s" % (method, "/".join(segments))
 

@@ -35,13 +35,14 @@ import bottle
 
 from .auth import require_user
 from .files import file_by_lookup
-from .writeutil import (Journal, body, confirm_tasks, ensure_state, fail, flag, holds_root_right, json_answer,
-                        lookup_basetype, now_iso, options_field, query, resolve_acl, rollback,
+from .writeutil import (Journal, _basetype_values, body, confirm_tasks, ensure_state, fail, flag, holds_root_right,
+                        json_answer, lookup_basetype, now_iso, options_field, query, resolve_acl, rollback,
                         skip_constraints_param, user_id, wrapped_ref_id)
 
 TOP_LEVEL_KEYS = {"_objecttype", "_mask", "_system_object_id", "_uuid", "_owner", "_tags", "_comment",
                   "_create_user", "_created"}
 _LINK_KEYS = {"_objecttype", "_mask"}
+_MISSING = object()
 _FILE_ENTRY_KEYS = {"_id", "lookup:_id", "preferred", "name", "frontend_prefs"}
 
 # ------------------------------------------------------------------------------------------- datamodel
@@ -55,6 +56,10 @@ class Table:
         self.columns = {c["name"]: ("link" if c.get("kind") == "link" else c.get("type"))
                         for c in table.get("columns") or []}
         self.checks = {name: _type_check(ctype) for name, ctype in self.columns.items()}   # _type_ok's test
+        # (test, 0 plain | 1 link | 2 eas) of each column RecordBatch.fields / nested_rows handle inline; a column
+        # whose name starts with "_" or "lookup:" is left out: those keep going through the general code
+        self.kinds = {name: (self.checks[name], 1 if ctype == "link" else 2 if ctype == "eas" else 0)
+                      for name, ctype in self.columns.items() if not name.startswith(("_", "lookup:"))}
         self.targets = {c["name"]: c.get("other_table_name_hint") for c in table.get("columns") or []
                         if c.get("kind") == "link"}
         self.pool, self.tags = bool(table.get("pool_link")), bool(table.get("has_tags"))
@@ -67,6 +72,7 @@ class Table:
                             for key in table.get("unique_keys") or []]
         self.masks = {m.get("name") for m in (sim.mask or {}).get("masks") or []
                       if m.get("table_name_hint") == self.name} | {"_all_fields"}
+        self.row_keys = frozenset(self.columns) | self.nested | {"_uuid"}    # what a nested row may hold
 
     def unique_column(self, name):
         return (name,) in self.unique_keys
@@ -350,8 +356,9 @@ class RecordBatch:
         self.is_root = holds_root_right(sim, caller)
         self.uuids = UuidIndex(sim)
         self.found = {}                             # basetype lookups of this batch (it changes no basetype)
-        self.refs = {}                              # (kind, lookup key, value) -> _id (basetype_ref)
+        self.refs = {}                              # (kind, lookup key) -> {value: _id} (basetype_ref)
         self.deferred = set()
+        self.choice_groups = None                   # [(choice tag group, its tag ids)] (check_choice_tags)
         # the datamodel cannot change during the batch (it runs under sim.lock): read it once, not per record
         self.tables = tables(sim)
         self.table = self.tables.get(objecttype)
@@ -384,9 +391,8 @@ class RecordBatch:
             _schema_error(sim, "_objecttype %r does not match %r." % (item.get("_objecttype"), ot))
         if item.get("_mask") not in self.table.masks:
             _schema_error(sim, "Unknown mask %r for %s." % (item.get("_mask"), ot))
-        unknown = sorted(set(item) - self.top_keys)
-        if unknown:
-            _schema_error(sim, "Unknown or read-only record keys %s." % unknown)
+        if not item.keys() <= self.top_keys:        # (the common case: no unknown key, no list to sort)
+            _schema_error(sim, "Unknown or read-only record keys %s." % sorted(set(item) - self.top_keys))
         if item.get("_tags") and not self.table.tags:
             _schema_error(sim, "%s has no tags." % ot)
 
@@ -403,6 +409,8 @@ class RecordBatch:
 
     def check_block_keys(self, block):
         allowed = self.block_keys
+        if block.keys() <= allowed:                 # the common case, tested in C
+            return
         unknown = sorted(k for k in block if k not in allowed and not k.startswith("_reverse_nested:"))
         if unknown:
             _schema_error(self.sim, "Unknown keys in %s: %s." % (self.ot, unknown))
@@ -509,8 +517,11 @@ class RecordBatch:
         """Stored Version; fields not sent are kept only with _version:auto_increment (merge)."""
         sim = self.sim
         merge = bool(block.get("_version:auto_increment")) and previous is not None
-        fields = dict(previous["fields"]) if merge else {}
-        fields.update(self.fields(block))
+        if merge:
+            fields = dict(previous["fields"])
+            fields.update(self.fields(block))
+        else:
+            fields = self.fields(block)             # a new dict already: no copy into another one
         self.check_unique(fields, record)
         if "_create_user" in item:
             if not self.is_root:
@@ -519,7 +530,7 @@ class RecordBatch:
         else:
             create_user = self.caller_id
         now = now_iso()            # the server's time; a sent _created is ignored (SILENT)
-        return {
+        stored = {
             "_version": number, "_created": now, "_last_modified": now,
             "_comment": item.get("_comment"), "_create_user": create_user,
             "_owner": self.owner(item, previous, merge),
@@ -527,15 +538,13 @@ class RecordBatch:
             "_id_parent": self.parent(block, previous, merge, number, record["_id"]),
             "_tags": self.tags(item, previous, merge),
             "fields": fields,
-        } | self.acl(item, previous, merge)
-
-    def acl(self, item, previous, merge):
-        """Record `_acl` (only acl tables reach here, check_top_level): stored on the version by _id."""
+        }
+        # Record `_acl` (only acl tables reach here, check_top_level): stored on the version by _id, last key
         if "_acl" in item:
-            return {"_acl": resolve_acl(self.sim, item["_acl"])}
-        if merge and "_acl" in previous:
-            return {"_acl": previous["_acl"]}
-        return {}
+            stored["_acl"] = resolve_acl(sim, item["_acl"])
+        elif merge and "_acl" in previous:
+            stored["_acl"] = previous["_acl"]
+        return stored
 
     def owner(self, item, previous, merge):
         if "_owner" in item:
@@ -553,19 +562,39 @@ class RecordBatch:
         return pool
 
     def basetype_ref(self, kind, wrapper):
-        """wrapped_ref_id, remembered for the batch: for a wrapper {kind: {"lookup:_id": {key: value}}, ...}
-        its answer depends on nothing but (kind, key, value) - other keys are not read, the lookup's index
-        finds equal values alike, and no basetype changes during the batch.  Every other shape, and every
-        refusal (it ends the batch), goes through wrapped_ref_id as it is."""
+        """wrapped_ref_id, remembered: for a wrapper {kind: {"lookup:_id": {key: value}}, ...} its answer depends
+        on nothing but (kind, key, value) and the stored `key` values of the basetype's entries - other keys are
+        not read, the lookup's index finds equal values alike, and no basetype changes during the batch.  Every
+        other shape, and every refusal (it ends the batch), goes through wrapped_ref_id as it is."""
         try:
             (key, value), = wrapper[kind]["lookup:_id"].items()
-            memo_key = (kind, key, value)
-            hash(memo_key)
+            answers = self.refs.get((kind, key))
+            if answers is None:
+                answers = self.refs[(kind, key)] = self._ref_answers(kind, key)
+            ref = answers.get(value, _MISSING)       # TypeError: an unhashable value
         except (TypeError, KeyError, ValueError, AttributeError):
             return wrapped_ref_id(self.sim, kind, wrapper, self.found)
-        if memo_key not in self.refs:
-            self.refs[memo_key] = wrapped_ref_id(self.sim, kind, wrapper, self.found)
-        return self.refs[memo_key]
+        if ref is _MISSING:
+            ref = answers[value] = wrapped_ref_id(self.sim, kind, wrapper, self.found)
+        return ref
+
+    def _ref_answers(self, kind, key):
+        """{value: _id} of the lookups by `key` of basetype `kind` answered so far, also by earlier batches: kept
+        on the Instance beside the (_id, stored value) pairs they were answered from, and used while those pairs
+        are still equal to the basetype's now (a user or pool added, removed or changed between two batches,
+        also in place: a new table of answers).  The pairs are what lookup_basetype's index is built of."""
+        if kind not in ("user", "pool", "tag"):
+            return {}                              # (only these reach here; anything else: this batch only)
+        values = _basetype_values(self.sim, kind, key)
+        cache = getattr(self.sim, "_basetype_answers", None)
+        if cache is None:
+            cache = self.sim._basetype_answers = {}
+        kept = cache.get((kind, key))
+        if kept is not None and kept[0] == values:
+            return kept[1]
+        answers = {}
+        cache[(kind, key)] = (values, answers)
+        return answers
 
     def tags(self, item, previous, merge):
         if "_tags" not in item:
@@ -574,7 +603,7 @@ class RecordBatch:
         for entry in item["_tags"] or []:
             inner = entry.get("tag", entry) if isinstance(entry, dict) else {}
             if "lookup:_id" in inner:
-                result.append(lookup_basetype(self.sim, "tag", inner["lookup:_id"], self.found))
+                result.append(self.tag_ref(inner["lookup:_id"]))
             elif inner.get("_id") is not None and self.sim.tag_by_id(inner["_id"]):
                 result.append(inner["_id"])
             else:
@@ -583,21 +612,39 @@ class RecordBatch:
         self.check_choice_tags(result)
         return result
 
+    def tag_ref(self, lookup):
+        """lookup_basetype(sim, "tag", lookup), remembered like basetype_ref's answers (by key and value, beside
+        the tags' stored values they were answered from); refusals and other shapes as they are."""
+        try:
+            (key, value), = lookup.items()
+            answers = self.refs.get(("tag", key))
+            if answers is None:
+                answers = self.refs[("tag", key)] = self._ref_answers("tag", key)
+            ref = answers.get(value, _MISSING)       # TypeError: an unhashable value
+        except (TypeError, ValueError, AttributeError):
+            return lookup_basetype(self.sim, "tag", lookup, self.found)
+        if ref is _MISSING:
+            ref = answers[value] = lookup_basetype(self.sim, "tag", lookup, self.found)
+        return ref
+
     def check_choice_tags(self, tag_ids):
         """One tag per `choice` tag group unless skip_constraints (OAS: it permits "multiple tags from the
         same tag group"); SILENT: the code."""
-        if self.params["skip_constraints"]:
+        if self.params["skip_constraints"] or not tag_ids:
             return
-        for tg in self.sim.taggroups.values():
-            if tg["taggroup"].get("type") == "choice":
-                chosen = [t["tag"]["_id"] for t in tg["_tags"] if t["tag"]["_id"] in tag_ids]
-                if len(chosen) > 1:
-                    _schema_error(self.sim, "Tags %s belong to the choice group %r." % (
-                        chosen, tg["taggroup"].get("reference")))
+        if self.choice_groups is None:              # read once per batch: a batch changes no tag group
+            self.choice_groups = [(tg, [t["tag"]["_id"] for t in tg["_tags"]]) for tg in self.sim.taggroups.values()
+                                  if tg["taggroup"].get("type") == "choice"]
+        for tg, ids in self.choice_groups:
+            chosen = [i for i in ids if i in tag_ids]
+            if len(chosen) > 1:
+                _schema_error(self.sim, "Tags %s belong to the choice group %r." % (
+                    chosen, tg["taggroup"].get("reference")))
 
     def parent(self, block, previous, merge, number, oid):
         parent = self._parent(block, previous, merge, number, oid)
-        refuse_a_loop(self.sim, self.ot, oid, parent)
+        if parent is not None:                      # (no parent: no loop to look for)
+            refuse_a_loop(self.sim, self.ot, oid, parent)
         return parent
 
     def _parent(self, block, previous, merge, number, oid):
@@ -627,12 +674,24 @@ class RecordBatch:
     # -- fields -----------------------------------------------------------------------------------
     def fields(self, block):
         result = {}
+        table = self.table
+        kinds = table.kinds
         for key, value in block.items():
-            if key.startswith(("_", "lookup:")):
-                if key.startswith("_nested:"):
-                    result[key] = self.nested_rows(key, value)
-                continue            # system keys; _reverse_nested:* objects are saved as their own objects
-            result[key] = self.value(self.table, key, value)
+            kind = kinds.get(key)
+            if kind is None:                        # not a plain column name: as value() and before
+                if key.startswith(("_", "lookup:")):
+                    if key.startswith("_nested:"):
+                        result[key] = self.nested_rows(key, value)
+                    continue        # system keys; _reverse_nested:* objects are saved as their own objects
+                result[key] = self.value(table, key, value)
+            elif value is None:
+                result[key] = None
+            else:                                   # value() inline: the same test, the same order
+                check, mode = kind
+                if check is not None and not check(value):
+                    self.value(table, key, value)   # refuses it (nothing was changed yet)
+                result[key] = value if mode == 0 else self.link(table, key, value) if mode == 1 else \
+                    self.file_entries(value)
         return result
 
     def value(self, table, key, value):
@@ -658,9 +717,10 @@ class RecordBatch:
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             _schema_error(self.sim, "%s must be a list of rows." % key)
         result, seen = [], set()
+        allowed, kinds = table.row_keys, table.kinds
         for row in rows:
-            unknown = sorted(k for k in row if k != "_uuid" and k not in table.columns and k not in table.nested)
-            if unknown:
+            if not row.keys() <= allowed:           # (the common case tested in C, no list to sort)
+                unknown = sorted(k for k in row if k != "_uuid" and k not in table.columns and k not in table.nested)
                 _schema_error(self.sim, "Unknown keys in %s: %s." % (table.name, unknown))
             out = {"_uuid": row.get("_uuid") or str(uuid.uuid4())}
             if out["_uuid"] in seen and not self.params["skip_constraints"]:
@@ -668,10 +728,20 @@ class RecordBatch:
                 fail(self.sim, 400, "DatabaseUniqueKeyViolation", "Duplicate nested _uuid.", name="_uuid")
             seen.add(out["_uuid"])
             for name, value in row.items():
-                if name.startswith("_nested:"):
-                    out[name] = self.nested_rows(name, value)
-                elif name != "_uuid":
-                    out[name] = self.value(table, name, value)
+                kind = kinds.get(name)
+                if kind is None:                    # not a plain column name: as before
+                    if name.startswith("_nested:"):
+                        out[name] = self.nested_rows(name, value)
+                    elif name != "_uuid":
+                        out[name] = self.value(table, name, value)
+                elif value is None:
+                    out[name] = None
+                else:                               # value() inline, as in fields()
+                    check, mode = kind
+                    if check is not None and not check(value):
+                        self.value(table, name, value)      # refuses it
+                    out[name] = value if mode == 0 else self.link(table, name, value) if mode == 1 else \
+                        self.file_entries(value)
             result.append(out)
         return result
 
@@ -682,12 +752,30 @@ class RecordBatch:
             _schema_error(sim, "%s.%s links %s objects, not %r." % (table.name, column, table.targets.get(column),
                                                                     target))
         inner = value.get(target)
-        # (target is a valid objecttype name here: hashable)
-        if any(k not in _LINK_KEYS and k != target for k in value) or not isinstance(inner, dict) or \
+        # (target is a valid objecttype name here: hashable).  First the common shape, exactly {_objecttype, _mask,
+        # target: {lookup:_id}} (_objecttype and target are keys: they were read above), then the general test
+        if (len(value) == 3 and "_mask" in value and target != "_mask" and isinstance(inner, dict) and len(inner) == 1
+                and "lookup:_id" in inner):
+            pass
+        elif any(k not in _LINK_KEYS and k != target for k in value) or not isinstance(inner, dict) or \
                 any(k != "_id" and k != "lookup:_id" for k in inner) or ("_id" in inner) == ("lookup:_id" in inner):
             _schema_error(sim, "A link to %s is {_objecttype, _mask, %s: {_id | lookup:_id}}." % (target, target))
         if "lookup:_id" in inner:
-            sysid = lookup_record(sim, target, inner["lookup:_id"], self.uuids, table_index=self.tables)
+            lookup = inner["lookup:_id"]
+            # The common case {"_system_object_id": <int>, "_allow_defer": true} (exactly these two keys): what
+            # lookup_record answers for it, without its general steps - the system id when it names a record of
+            # `target`, a deferral when it names no record.  A record of another objecttype (LookupNotFound)
+            # and every other shape go through lookup_record as before.
+            if type(lookup) is dict and len(lookup) == 2 and lookup.get("_allow_defer") is True:
+                sysid = lookup.get("_system_object_id")
+                if type(sysid) is int:
+                    hit_ot = sim.record_by_sysid(sysid)[0]
+                    if hit_ot is None:
+                        self.deferred.add(sysid)
+                        return {"_objecttype": target, "_system_object_id": sysid}
+                    if hit_ot == target:
+                        return {"_objecttype": target, "_system_object_id": sysid}
+            sysid = lookup_record(sim, target, lookup, self.uuids, table_index=self.tables)
             if isinstance(sysid, Deferred):
                 if sysid.key == "_uuid":
                     defer_uuid(sim, sysid.value, ["link"] + list(self.current))
@@ -732,13 +820,13 @@ class RecordBatch:
         sysid = record["_system_object_id"]
         old = record["versions"][-1]["fields"] if record["versions"] else {}
         for key in self.table.unique_keys:
-            values = tuple(fields.get(c) for c in key)
+            values = tuple(map(fields.get, key))
             holders = index[key].get(values, set()) - {sysid}
             if None not in values and holders and not self.params["skip_constraints"]:
                 fail(self.sim, 400, "DatabaseUniqueKeyViolation",
                      "%s %s=%s is held by object %s." % (self.ot, "+".join(key), list(values), min(holders)),
                      name="%s.%s" % (self.ot, "+".join(key)))
-            index[key].setdefault(tuple(old.get(c) for c in key), set()).discard(sysid)
+            index[key].setdefault(tuple(map(old.get, key)), set()).discard(sysid)
             index[key].setdefault(values, set()).add(sysid)
 
     def unique_index(self):
@@ -746,8 +834,8 @@ class RecordBatch:
             self.unique = {key: {} for key in self.table.unique_keys}
             for rec in (self.sim.records.get(self.ot) or {}).values():
                 latest = rec["versions"][-1]["fields"]
-                for key in self.table.unique_keys:
-                    self.unique[key].setdefault(tuple(latest.get(c) for c in key), set()).add(rec["_system_object_id"])
+                for key in self.table.unique_keys:     # (map: the tuple of latest.get(c) without a generator)
+                    self.unique[key].setdefault(tuple(map(latest.get, key)), set()).add(rec["_system_object_id"])
         return self.unique
 
     # -- side effects -----------------------------------------------------------------------------
