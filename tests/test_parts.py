@@ -212,6 +212,28 @@ def test_groups_take_their_items_from_one_shared_helper_in_order():
     assert list(shared.take(lambda item: True)) == []
 
 
+def _waves(*groups):
+    run = [[f"{n:04d}__{group}__batch_0001.json"] for n, group in enumerate(groups, 1)]
+    return [[fylrmig.payload_group(members[0]) for members in wave] for wave in fylrmig.record_waves(run)]
+
+
+def test_record_groups_go_out_in_waves_of_one_group_per_objecttype_in_each_objecttypes_order():
+    assert _waves("db__a__deleted__v1", "db__b__deleted__v1", "db__a__v1", "db__a__v2", "db__b__step_0001",
+                  "db__b__step_0002", "db__b__step_0003", "db__c") == [
+        ["db__a__deleted__v1"], ["db__b__deleted__v1"],            # posted and trashed before any live record
+        ["db__a__v1", "db__b__step_0001", "db__c"], ["db__a__v2", "db__b__step_0002"], ["db__b__step_0003"]]
+    assert _waves("db__a__level_00", "db__a__level_01", "db__b") == [["db__a__level_00", "db__b"],
+                                                                      ["db__a__level_01"]]
+
+
+def test_a_run_with_an_older_backups_history_or_deleted_records_after_live_ones_keeps_its_order():
+    assert _waves("db__a__v1", "db__b__history_0001", "db__b__history_0002") == [
+        ["db__a__v1"], ["db__b__history_0001"], ["db__b__history_0002"]]
+    assert _waves("db__a__v1", "db__b__deleted__v1", "db__b__v1") == [["db__a__v1"], ["db__b__deleted__v1"],
+                                                                      ["db__b__v1"]]
+    assert _waves("plugin") == [["plugin"]]
+
+
 def test_the_bookkeeper_writes_only_in_the_helpers_turn_flush_waits_for_every_write_and_an_error_reaches_the_job():
     """Bookkeeper: later() only queues (the main thread is not interrupted between two requests); the
     writes run in order in the next turn of the helper that prepares the chunks, before it prepares;
