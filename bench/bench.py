@@ -686,7 +686,7 @@ class Bench:
             def mine(n):
                 self.prepare_target(target, basetypes)
                 return self.fylrmig_restore(target, None, records, parallel=n)
-            self.parallel_pair("restore", target, 1, bare, mine, lambda run: versions)    # ~2 min a round
+            self.parallel_pair("restore", target, self.args.restore_rounds, bare, mine, lambda run: versions)
         finally:
             target.stop()
 
