@@ -567,15 +567,28 @@ class RecordBatch:
         not read, the lookup's index finds equal values alike, and no basetype changes during the batch.  Every
         other shape, and every refusal (it ends the batch), goes through wrapped_ref_id as it is."""
         try:
-            (key, value), = wrapper[kind]["lookup:_id"].items()
+            lookup = wrapper[kind]["lookup:_id"]
+        except (TypeError, KeyError):
+            lookup = None                            # another shape: wrapped_ref_id as it is
+        return self._remembered(kind, lookup, lambda: wrapped_ref_id(self.sim, kind, wrapper, self.found))
+
+    def tag_ref(self, lookup):
+        """lookup_basetype(sim, "tag", lookup), remembered like basetype_ref's answers."""
+        return self._remembered("tag", lookup, lambda: lookup_basetype(self.sim, "tag", lookup, self.found))
+
+    def _remembered(self, kind, lookup, answer):
+        """answer() of a lookup {key: value}, remembered by (kind, key) and value; every other shape, and every
+        refusal (it ends the batch), is answer() as it is."""
+        try:
+            (key, value), = lookup.items()
             answers = self.refs.get((kind, key))
             if answers is None:
                 answers = self.refs[(kind, key)] = self._ref_answers(kind, key)
             ref = answers.get(value, _MISSING)       # TypeError: an unhashable value
-        except (TypeError, KeyError, ValueError, AttributeError):
-            return wrapped_ref_id(self.sim, kind, wrapper, self.found)
+        except (TypeError, ValueError, AttributeError):
+            return answer()
         if ref is _MISSING:
-            ref = answers[value] = wrapped_ref_id(self.sim, kind, wrapper, self.found)
+            ref = answers[value] = answer()
         return ref
 
     def _ref_answers(self, kind, key):
@@ -611,21 +624,6 @@ class RecordBatch:
         result = list(dict.fromkeys(result))
         self.check_choice_tags(result)
         return result
-
-    def tag_ref(self, lookup):
-        """lookup_basetype(sim, "tag", lookup), remembered like basetype_ref's answers (by key and value, beside
-        the tags' stored values they were answered from); refusals and other shapes as they are."""
-        try:
-            (key, value), = lookup.items()
-            answers = self.refs.get(("tag", key))
-            if answers is None:
-                answers = self.refs[("tag", key)] = self._ref_answers("tag", key)
-            ref = answers.get(value, _MISSING)       # TypeError: an unhashable value
-        except (TypeError, ValueError, AttributeError):
-            return lookup_basetype(self.sim, "tag", lookup, self.found)
-        if ref is _MISSING:
-            ref = answers[value] = lookup_basetype(self.sim, "tag", lookup, self.found)
-        return ref
 
     def check_choice_tags(self, tag_ids):
         """One tag per `choice` tag group unless skip_constraints (OAS: it permits "multiple tags from the
@@ -684,15 +682,19 @@ class RecordBatch:
                         result[key] = self.nested_rows(key, value)
                     continue        # system keys; _reverse_nested:* objects are saved as their own objects
                 result[key] = self.value(table, key, value)
-            elif value is None:
-                result[key] = None
-            else:                                   # value() inline: the same test, the same order
-                check, mode = kind
-                if check is not None and not check(value):
-                    self.value(table, key, value)   # refuses it (nothing was changed yet)
-                result[key] = value if mode == 0 else self.link(table, key, value) if mode == 1 else \
-                    self.file_entries(value)
+            else:
+                result[key] = self.column_value(table, key, value, kind)
         return result
+
+    def column_value(self, table, key, value, kind):
+        """value() for a plain column whose (test, 0 plain | 1 link | 2 eas) is `kind` (Table.kinds): the same
+        test in the same order, without value()'s general steps."""
+        if value is None:
+            return None
+        check, mode = kind
+        if check is not None and not check(value):
+            self.value(table, key, value)           # refuses it (nothing was changed yet)
+        return value if mode == 0 else self.link(table, key, value) if mode == 1 else self.file_entries(value)
 
     def value(self, table, key, value):
         ctype = table.columns[key]
@@ -734,14 +736,8 @@ class RecordBatch:
                         out[name] = self.nested_rows(name, value)
                     elif name != "_uuid":
                         out[name] = self.value(table, name, value)
-                elif value is None:
-                    out[name] = None
-                else:                               # value() inline, as in fields()
-                    check, mode = kind
-                    if check is not None and not check(value):
-                        self.value(table, name, value)      # refuses it
-                    out[name] = value if mode == 0 else self.link(table, name, value) if mode == 1 else \
-                        self.file_entries(value)
+                else:
+                    out[name] = self.column_value(table, name, value, kind)
             result.append(out)
         return result
 
