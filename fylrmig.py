@@ -4732,16 +4732,15 @@ class BasetypeWriter(JobPart):
         return out
 
     def _zip_plugin_body(self, plugin):
-        """The PUT body of a zip plugin, its zip uploaded first; None for one the target has installed
-        already (its zip is not sent again) or one whose zip cannot arrive (said by name)."""
+        """The PUT body of a zip plugin, its zip uploaded first; for one the target has installed already a
+        body without zip_file (its zip is not sent again; install_plugin only enables it); None for one
+        whose zip cannot arrive (said by name)."""
         mark = (plugin.get("zip_file") or {}).get(LOOSE_FILE)
         if mark is None:
             self.job.not_restored(f"plugin {plugin.get('name')}", "the backup holds no zip file of it: install it by hand")
             return None
-        installed = {p.get("name") for p in (self.api.get("/plugin/manage") or {}).get("plugins") or []}
-        if plugin.get("name") in installed:
-            self.log.info("plugin %s is installed on the target already", plugin.get("name"))
-            return None
+        if self._installed_plugin(plugin.get("name")) is not None:   # enabled as in the source at install_plugin
+            return {k: plugin[k] for k in ("name", "type", "enabled") if plugin.get(k) is not None}
         mark["keep_bytes"] = True
         self.job.files.put_in_loose_files(plugin)
         if not (plugin.get("zip_file") or {}).get("_id"):
@@ -4751,18 +4750,28 @@ class BasetypeWriter(JobPart):
 
     def install_plugin(self, plugin):
         """PUT creates a plugin disabled (OAS PluginManageApi): one the source had enabled is enabled by an
-        update of the stored plugin."""
-        body = {k: v for k, v in plugin.items() if not (k == "name" and plugin.get("type") == "zip")}
-        try:
-            stored = self.api.put("/plugin/manage", body)
-        except ApiError as exc:
-            if exc.code != "PluginDuplicateName":
-                raise
+        update of the stored plugin. A plugin installed already (by a run killed between the PUT and that
+        update, or by hand) is enabled the same way, so a continued run ends as an uninterrupted one."""
+        stored = None
+        if not (plugin.get("type") == "zip" and "zip_file" not in plugin):   # a zip one without: installed
+            body = {k: v for k, v in plugin.items() if not (k == "name" and plugin.get("type") == "zip")}
+            try:
+                stored = self.api.put("/plugin/manage", body)
+            except ApiError as exc:
+                if exc.code != "PluginDuplicateName":
+                    raise
+            crash_point("plugin-installed")
+        if stored is None:
             self.log.info("plugin %s is installed on the target already", plugin.get("name"))
-            return None
+            stored = self._installed_plugin(plugin.get("name"))
         if plugin.get("enabled") and isinstance(stored, dict) and stored.get("id") and not stored.get("enabled"):
             stored = self.api.post(f"/plugin/manage/{stored['id']}", dict(stored, enabled=True))
         return stored
+
+    def _installed_plugin(self, name):
+        """The target's plugin of this name, or None."""
+        plugins = (self.api.get("/plugin/manage") or {}).get("plugins") or []
+        return next((p for p in plugins if p.get("name") == name), None)
 
     def prepare_objecttype(self, entries, envelope):
         """Objecttype settings go to the target's objecttype of the same name, as its next version; the XML

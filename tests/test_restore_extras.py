@@ -10,7 +10,7 @@ import json
 import pytest
 
 from tests.helpers import PAGE, Web, full_backup, manifest, restore, restore_argv, run_cli_env, run_main
-from tests.simulator.dump import extras_dump
+from tests.simulator.dump import canonical_dump, extras_dump
 
 
 def read_json(path):
@@ -87,6 +87,22 @@ def test_publish_records_of_objects_or_collectors_the_target_lacks_are_named(cap
     for entry in extras_dump(source.sim)["publish"]:
         assert (f"not restored: publish record of object {entry['system_object_id']} ({entry['collector']}): "
                 "the target's base config has no such collector") in text
+
+
+@pytest.mark.parametrize("plugin", [1, 2])
+def test_a_plugin_installed_by_a_killed_run_is_enabled_by_the_continued_run(capsys, make_sim, tmp_path, plugin):
+    """fylr creates a plugin disabled and enables it on an update: a kill between the two must not leave it
+    disabled (a continued run found it installed and went on). Both plugins: a url one and a zip one."""
+    source, target = make_sim("fylr"), make_sim("fylr", size="empty")
+    assert sorted(p["type"] for p in source.sim.plugins if p.get("enabled")) == ["url", "zip"]
+    folder = full_backup(capsys, source, tmp_path)
+    argv = restore_argv(folder, target, tmp_path, "--file-api", "rput")
+    killed = run_cli_env({"FYLRMIG_CRASH_AT": f"plugin-installed:{plugin}"}, *argv, "--purge")
+    assert killed.returncode == -9, killed.stderr
+    assert len([p for p in target.sim.plugins if not p["enabled"]]) == 1
+    code, _, err = run_main(capsys, *argv, "--continue")
+    assert code == 0, err
+    assert canonical_dump(target.sim)["plugins"] == canonical_dump(source.sim)["plugins"]
 
 
 def test_a_restore_run_again_or_continued_after_a_kill_creates_nothing_twice(capsys, make_sim, tmp_path):
