@@ -4696,6 +4696,10 @@ class BasetypeWriter(JobPart):
     from their bytes), objecttype settings onto the target's objecttypes, users without the e-mail another
     user holds, collection object lists by the target's collection ids."""
 
+    def __init__(self, job):
+        super().__init__(job)
+        self._email_holders = {}   # lowercased e-mail -> the first user in the backup's order that has it
+
     def prepare_tags(self, entries, envelope):
         """Tags keep their ids, and a tag the target holds already (a resent chunk, a target that was not
         purged) is saved as its next version (POST /tags checks tag versions)."""
@@ -4808,21 +4812,21 @@ class BasetypeWriter(JobPart):
         return [self.job.files.put_in_loose_files(entry) for entry in entries]
 
     def prepare_user(self, entries, envelope):
-        """Password hashes only when asked for; an e-mail address a user earlier in the chunk has is left
-        out (fylr keeps one user per address; the target's own holders are found by _drop_taken_email)."""
-        out, emails = [], set()
+        """Password hashes only when asked for; an e-mail address a user earlier in the backup has is left
+        out (fylr keeps one user per address). Chunks are prepared in the backup's order, so the first user
+        keeps it even when --max-parallel sends a later chunk first; holders from an earlier run or the
+        target's own users are found by drop_taken_email."""
+        out = []
         for entry in entries:
             entry = dict(entry)
             if not self.args.include_password or entry["user"].get("type") in PASSWORDLESS_USER_TYPES:
                 entry.pop("_password_hash", None)
             email = str(entry["user"].get("email") or "").lower()
-            if email in emails:
-                self.log.warning("user %s restored without its e-mail %s: an earlier user holds it",
-                                 entry["user"].get("login") or entry["user"].get("reference"), email)
+            name = entry["user"].get("login") or entry["user"].get("reference")
+            if email and self._email_holders.setdefault(email, name) != name:
+                self.log.warning("user %s restored without its e-mail %s: an earlier user holds it", name, email)
                 entry["user"] = {k: v for k, v in entry["user"].items() if k != "email"}
                 self.job.count("emails_dropped")
-            elif email:
-                emails.add(email)
             out.append(entry)
         return out
 
