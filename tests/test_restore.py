@@ -157,8 +157,8 @@ def test_a_shared_e_mail_stays_with_the_first_user_whatever_order_parallel_chunk
     reaches the target first: the address must still go to user 3, the earlier in the backup, as in a
     restore with one worker."""
     source = make_sim("easydb5")
-    emails = [str(u["user"].get("email") or "").lower() for u in source.sim.users.values()]
-    assert len(emails) - len(set(emails) - {""}) > emails.count("")   # some address is shared
+    addresses = [str(u["user"]["email"]).lower() for u in source.sim.users.values() if u["user"].get("email")]
+    assert len(addresses) > len(set(addresses))   # some address is shared
     folder = full_backup(capsys, source, tmp_path)
     for run in range(3):
         target = make_sim("fylr", size="empty", faults=FaultPlan(seed=run, latency=0.01, fail_first=1))
