@@ -4757,7 +4757,8 @@ class BasetypeWriter(JobPart):
         update of the stored plugin. A plugin installed already (by a run killed between the PUT and that
         update, or by hand) is enabled the same way, so a continued run ends as an uninterrupted one."""
         stored = None
-        if not (plugin.get("type") == "zip" and "zip_file" not in plugin):   # a zip one without: installed
+        installed_zip = plugin.get("type") == "zip" and "zip_file" not in plugin   # see _zip_plugin_body
+        if not installed_zip:
             body = {k: v for k, v in plugin.items() if not (k == "name" and plugin.get("type") == "zip")}
             try:
                 stored = self.api.put("/plugin/manage", body)
